@@ -1,0 +1,84 @@
+"""The unit of work: one `Case` (what to measure) and the `Measure` settings (how).
+
+Both are frozen and plain, so a case can be hashed, pickled to a worker process or a Ray task,
+written to a record, and compared across runs. Nothing here imports torch or numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+IMPLS = ("numpy", "torch", "torch-sdpa", "torch-nn", "hf-bert")
+BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
+PRECISIONS = ("fp64", "fp32", "bf16", "fp16", "amp-bf16", "amp-fp16")
+DEVICES = ("cpu", "cuda")
+MODES = ("forward", "forward+backward")
+ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured point of a sweep. Field names are the record's column names."""
+
+    impl: str = "torch"
+    block: str = "attention"
+    batch: int = 1
+    seq_len: int = 128
+    d_model: int = 768
+    n_heads: int = 12
+    d_ff: int = 3072
+    layers: int = 1
+    precision: str = "fp32"
+    device: str = "cpu"
+    threads: int = 2
+    mode: str = "forward"
+    activation: str = "gelu"
+    norm_first: bool = False
+    causal: bool = False
+    vocab_size: int = 30522
+    seed: int = 0
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def case_id(self) -> str:
+        """Stable short id of the case's parameters (same case -> same id, across runs)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:12]
+
+    def label(self) -> str:
+        return (f"{self.impl}/{self.block} B={self.batch} T={self.seq_len} d={self.d_model} "
+                f"h={self.n_heads} {self.precision} {self.mode}")
+
+
+CASE_FIELDS = tuple(f.name for f in dataclasses.fields(Case))
+
+
+@dataclass(frozen=True)
+class Measure:
+    """How each case is measured (the config's `measure:` section)."""
+
+    warmup: int = 2                 # untimed calls before timing (at least 1: first-call costs)
+    min_repeats: int = 5            # at least this many timed samples ...
+    min_time_s: float = 0.2         # ... and at least this much total timed time
+    max_repeats: int = 1000         # never more samples than this
+    max_time_s: float = 10.0        # stop adding samples after this much timed time
+    spread_warn: float = 0.10       # IQR/median above this flags the case `unstable`
+    count_flops: bool = True        # run FlopCounterMode once (torch impls)
+    measure_memory: bool = True     # one extra forward under the memory tracker
+    accuracy: bool = True           # compare against a float64 run of the same weights/inputs
+    budget_s: float = 60.0          # a case estimated (by a probe) to take longer is skipped
+    timeout_s: float = 600.0        # process isolation: a case running longer is killed
+    isolation: str = "inline"       # inline | process (a fresh process per case)
+    max_memory: str | None = None   # e.g. "8GiB": guard limit below what is available
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,83 @@
+"""`python -m bench <command>`: one sub-command per module under `bench/commands/`.
+
+Each command module defines `HELP` (one line), `add_arguments(parser)` and `main(args) -> int`.
+Modules are imported only when their command runs, so `--help` stays fast and an optional
+dependency (ray, transformers) is needed only by the command that uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Order is the order `--help` shows.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("bench.commands.run", "measure every case of a YAML sweep into results/<run-id>/"),
+    "validate": ("bench.commands.validate", "check a config and list its cases; measures nothing"),
+    "report": ("bench.commands.report", "rebuild report.md, summary.json and plots of a run folder"),
+    "compare": ("bench.commands.compare", "compare two runs case by case; exit 1 on a regression"),
+    "peak": ("bench.commands.peak", "measure this machine's matmul peak (GFLOP/s) per dtype"),
+    "params": ("bench.commands.params", "parameter breakdown of a model preset or explicit size"),
+    "flops": ("bench.commands.flops", "forward/backward FLOPs per component of a model"),
+    "figures": ("bench.commands.figures", "draw positional-encoding and attention-pattern figures"),
+    "explain": ("bench.commands.explain", "worked examples, step by step, beside the library call"),
+}
+
+EPILOG = """examples:
+  python -m bench run configs/seq_sweep.yaml
+  python -m bench run configs/smoke.yaml --out /tmp/smoke --set threads=1
+  python -m bench run configs/seq_sweep.yaml --dry-run
+  python -m bench report results/seq_sweep-20261126-120000
+  python -m bench compare results/A results/B
+  python -m bench params bert-base
+  python -m bench flops bert-base --seq-len 512
+  python -m bench explain attention
+
+`python -m bench COMMAND --help` documents each command."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="tfbench: measure what happens inside a Transformer and check it against theory.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_line) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_line, description=help_line,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(_module=module_name)
+        module = _import_command(module_name)
+        if module is not None:
+            module.add_arguments(p)
+            if getattr(module, "EPILOG", None):
+                p.epilog = module.EPILOG
+    return parser
+
+
+def _import_command(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    module = _import_command(args._module)
+    if module is None:
+        print(f"error: command {args.command!r} is not available in this build", file=sys.stderr)
+        return 2
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

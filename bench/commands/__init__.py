@@ -1,0 +1,1 @@
+"""One module per `python -m bench` sub-command (see bench/cli.py)."""
