@@ -1,0 +1,69 @@
+"""Fix the number of compute threads for a measurement, and report what is in effect.
+
+Two thread pools matter on a CPU: torch's intra-op pool (`torch.set_num_threads`, which also sets
+its OpenMP and its statically linked MKL) and the pools of the shared BLAS / OpenMP libraries
+NumPy and SciPy load (OpenBLAS, MKL, libgomp), which only `threadpoolctl` can reach at run time.
+`fixed_threads(n)` sets both and restores both on exit. Environment variables such as
+OPENBLAS_CORETYPE are recorded elsewhere (bench.environment), never changed here.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+
+def _check_threads(n) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads: expected an integer >= 1, got {n!r}")
+    return n
+
+
+@contextmanager
+def fixed_threads(n: int) -> Iterator[dict]:
+    """Run the body with `n` threads in torch and in every BLAS/OpenMP pool; yields thread_info().
+
+    The previous settings come back on exit, even when the body raises.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    n = _check_threads(n)
+    previous_torch = torch.get_num_threads()
+    with threadpool_limits(limits=n):
+        torch.set_num_threads(n)
+        try:
+            yield thread_info()
+        finally:
+            torch.set_num_threads(previous_torch)
+
+
+def thread_info() -> dict:
+    """Threads in effect now: torch's pools and one entry per library threadpoolctl sees.
+
+    {"torch_num_threads": int, "torch_num_interop_threads": int, "cpu_count": int,
+     "libraries": [{"user_api", "internal_api", "version", "num_threads", "filename",
+                    "threading_layer", "architecture"}, ...]}
+    """
+    import torch
+    from threadpoolctl import threadpool_info
+
+    libraries = [
+        {
+            "user_api": lib.get("user_api"),
+            "internal_api": lib.get("internal_api"),
+            "version": lib.get("version"),
+            "num_threads": lib.get("num_threads"),
+            "filename": os.path.basename(lib.get("filepath") or "") or None,
+            "threading_layer": lib.get("threading_layer"),
+            "architecture": lib.get("architecture"),
+        }
+        for lib in threadpool_info()
+    ]
+    return {
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+        "cpu_count": os.cpu_count(),
+        "libraries": libraries,
+    }
