@@ -1,0 +1,104 @@
+"""Peak memory of one call, in bytes above what was allocated before it.
+
+Each backend has one tool that sees its allocations exactly:
+
+- NumPy: `tracemalloc` (NumPy reports its data buffers to it; so do Python objects).
+  peak = traced peak during the call - traced current before it.
+- torch on CPU: the profiler's `[memory]` events (one per allocation, `nbytes() < 0` for a free).
+  Sorted by start time, their running sum is the live memory above the start; peak = its max.
+  (tracemalloc does not see torch's allocator.)
+- torch on CUDA: `max_memory_allocated()` after `reset_peak_memory_stats()`, minus
+  `memory_allocated()` before.
+
+`rss_peak` (memory-profiler polling the process RSS) is a coarse cross-check: it sees everything,
+including allocator caching and page reuse, so it rarely matches the exact numbers.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Callable
+
+METHODS = {"numpy": "tracemalloc", "torch-cpu": "torch-profiler", "cuda": "cuda-max-allocated"}
+
+
+def peak_numpy(fn: Callable[[], object]) -> int:
+    """Peak bytes traced by tracemalloc during `fn()`, above the traced bytes before it."""
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return max(0, peak - before)
+
+
+def running_peak(deltas: list[int]) -> int:
+    """max over k of sum(deltas[:k+1]), floored at 0: the highest live total above the start."""
+    live = peak = 0
+    for delta in deltas:
+        live += delta
+        peak = max(peak, live)
+    return peak
+
+
+def peak_torch_cpu(fn: Callable[[], object]) -> int:
+    """Peak CPU bytes allocated by torch during `fn()`, from the profiler's memory events."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == DeviceType.CPU]
+    events.sort(key=lambda e: e.start_ns())
+    return running_peak([e.nbytes() for e in events])
+
+
+def peak_cuda(fn: Callable[[], object], device=None) -> int:
+    """Peak CUDA bytes allocated during `fn()` above those allocated before it."""
+    import torch
+
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return max(0, torch.cuda.max_memory_allocated(device) - before)
+
+
+def rss_peak(fn: Callable[[], object], interval_s: float = 0.005) -> int:
+    """Peak process RSS while `fn()` runs minus the RSS just before it (memory-profiler polling).
+
+    memory-profiler samples every `interval_s` from a helper process, so a short spike can be
+    missed, and it reports MiB (2**20 bytes).
+    """
+    import psutil
+    from memory_profiler import memory_usage
+
+    before = psutil.Process().memory_info().rss
+    peak_mib = memory_usage((fn, (), {}), interval=interval_s, max_usage=True,
+                            include_children=False)
+    if isinstance(peak_mib, (list, tuple)):   # older memory-profiler returns a list
+        peak_mib = max(peak_mib)
+    return max(0, int(peak_mib * 2**20) - before)
+
+
+def measure_peak(fn: Callable[[], object], backend: str, device: str = "cpu") -> tuple[int, str]:
+    """(peak bytes above baseline, method) with the exact tool for `backend` on `device`."""
+    if backend == "numpy":
+        if device != "cpu":
+            raise ValueError(f"device: NumPy runs on 'cpu' only, got {device!r}")
+        return peak_numpy(fn), METHODS["numpy"]
+    if backend == "torch":
+        if device == "cpu":
+            return peak_torch_cpu(fn), METHODS["torch-cpu"]
+        if device == "cuda":
+            return peak_cuda(fn), METHODS["cuda"]
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
