@@ -99,8 +99,9 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> SweepConfig:
     except OSError as exc:
         raise ConfigError(file, "", f"cannot read the config: {exc.strerror or exc}") from None
     raw = parse_yaml(text, file)
-    raw = apply_overrides(raw, parse_overrides(overrides))
-    return build_config(raw, file)
+    parsed = parse_overrides(overrides)
+    raw = apply_overrides(raw, parsed)
+    return build_config(raw, file, overridden=[key for key, _ in parsed])
 
 
 def parse_yaml(text: str, file: str) -> dict:
@@ -165,10 +166,13 @@ def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
     return raw
 
 
-def build_config(raw: dict, file: str) -> SweepConfig:
-    """Validate `raw` (a parsed config) and expand it into a SweepConfig."""
+def build_config(raw: dict, file: str, overridden: Iterable[str] = ()) -> SweepConfig:
+    """Validate `raw` (a parsed config) and expand it into a SweepConfig.
+
+    `overridden` names the Case fields set by --set, so an error about one says so.
+    """
     try:
-        return _build(raw, file)
+        return _build(raw, file, tuple(overridden))
     except SweepError as exc:
         raise ConfigError(file, exc.key, exc.message) from None
 
@@ -191,7 +195,7 @@ def config_hash(raw: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 # Building
 
-def _build(raw: dict, file: str) -> SweepConfig:
+def _build(raw: dict, file: str, overridden: tuple[str, ...]) -> SweepConfig:
     _unknown_keys(raw, TOP_KEYS, "")
     name = raw.get("name", Path(file).stem)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -210,6 +214,8 @@ def _build(raw: dict, file: str) -> SweepConfig:
         provenance = {key: f"defaults.{key}" for key in defaults}
         for params, origin in _expand_section(section, where):
             provenance.update(origin)
+            provenance.update({k: f"{v} (from --set)" for k, v in provenance.items()
+                               if k in overridden and not v.endswith("(from --set)")})
             case = Case(**{**defaults, **params})
             _check_case(case, provenance)
             cases.setdefault(case, section_name)
