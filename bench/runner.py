@@ -1,0 +1,230 @@
+"""`run_case(case, measure) -> record`: the unit of work, wherever an executor runs it.
+
+Steps (only step 4 is timed):
+  1. memory guard (bench.guard): a case predicted not to fit is `skipped: needs X GiB, ...`
+  2. threads fixed for the whole case (bench.threads.fixed_threads(case.threads))
+  3. prepare (bench.registry): seeded weights and inputs, the callable `fn`
+  4. budget probe (bench.budget): over Measure.budget_s -> `skipped: estimated N s > budget M s`;
+     time it (bench.timer.measure_time; CUDA: synchronize around each sample)
+  5. FLOPs counted once (torch; bench.flops.count_flops) vs analytic (tfimpl.costs)
+  6. peak memory once (tracemalloc for NumPy, the profiler's memory events for torch on CPU,
+     max_memory_allocated on CUDA) vs predicted (tfimpl.costs.predicted_peak_bytes); RSS peak
+  7. accuracy: the same impl at fp64 on the same weights and inputs, outputs compared
+     (bench.accuracy.errors); at fp64 the case is its own reference and the errors are 0.
+
+It never raises: an exception becomes `failed: ExcType: message` with every measurement null.
+(KeyboardInterrupt is not an Exception and goes through: the driver decides about Ctrl-C.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from typing import Callable
+
+from bench.case import CASE_FIELDS, Case, Measure
+
+RESULT_KEYS = (
+    "case_id", "status",
+    "samples_s", "n_samples", "warmup", "number_per_sample", "stop_reason",
+    "median_s", "iqr_s", "min_s", "mean_s", "std_s", "spread", "unstable", "probe_s",
+    "flops_analytic", "flops_counted", "flops_match", "gflops_per_s", "fastpath",
+    "peak_bytes", "peak_method", "peak_bytes_predicted", "rss_peak_bytes",
+    "max_abs_err", "max_rel_err", "rel_l2_err",
+    "attn_max_abs_err", "attn_max_rel_err", "attn_rel_l2_err",
+    "hostname", "pid", "node_id", "gpu_name", "start_time", "end_time", "elapsed_s", "executor",
+)
+RECORD_KEYS = CASE_FIELDS + RESULT_KEYS
+# Filled from where the case ran, kept even when it failed.
+_PLACE_KEYS = ("case_id", "status", "hostname", "pid", "node_id", "gpu_name", "start_time",
+               "end_time", "elapsed_s", "executor")
+
+
+class Skip(Exception):
+    """Raised inside run_case to record `skipped: <reason>`."""
+
+
+def empty_record(case: Case) -> dict:
+    """Every record key present: the case's fields, everything else None."""
+    record = dict.fromkeys(RECORD_KEYS)
+    record.update(case.to_dict())
+    record["case_id"] = case.case_id
+    return record
+
+
+def failed_record(case: Case, reason: str, start_time: float, pid: int | None = None,
+                  executor: str | None = None, hostname: str | None = None) -> dict:
+    """A `failed: <reason>` record for a case whose worker never reported (crash, timeout)."""
+    record = empty_record(case)
+    end = time.time()
+    record.update(status=f"failed: {reason}", hostname=hostname or socket.gethostname(),
+                  pid=pid, start_time=start_time, end_time=end, elapsed_s=end - start_time,
+                  executor=executor)
+    return record
+
+
+def _gpu_name(case: Case) -> str | None:
+    if case.device != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else None
+
+
+def run_case(case: Case, measure: Measure, prepare: Callable | None = None) -> dict:
+    """Measure one case; return its record (see docs/INTERFACES.md "The record")."""
+    start = time.time()
+    record = empty_record(case)
+    record.update(hostname=socket.gethostname(), pid=os.getpid(), start_time=start,
+                  executor="inline")
+    try:
+        record["gpu_name"] = _gpu_name(case)
+        if prepare is None:
+            from bench.registry import prepare
+        _measure_into(record, case, measure, prepare)
+        record["status"] = "ok"
+    except Skip as reason:
+        _clear(record)
+        record["status"] = f"skipped: {reason}"
+    except Exception as exc:           # MemoryError included; KeyboardInterrupt is not
+        from bench.registry import Unsupported
+
+        _clear(record)
+        if isinstance(exc, Unsupported):
+            record["status"] = f"skipped: {exc}"
+        else:
+            message = " ".join(str(exc).split())[:500]
+            record["status"] = f"failed: {type(exc).__name__}: {message}"
+    end = time.time()
+    record.update(end_time=end, elapsed_s=end - start)
+    return record
+
+
+def _clear(record: dict) -> None:
+    for key in RESULT_KEYS:
+        if key not in _PLACE_KEYS:
+            record[key] = None
+
+
+def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable) -> None:
+    from bench import guard
+    from bench.threads import fixed_threads
+
+    reason = guard.check(case, measure)
+    if reason:
+        raise Skip(reason)
+    with fixed_threads(case.threads):
+        _analytic_into(record, case)
+        prepared = prepare(case)
+        try:
+            sync = _sync_for(prepared.device)
+            _check_budget(record, case, prepared, measure, sync)
+            _time_into(record, prepared.fn, measure, sync)
+            if record["median_s"]:
+                record["gflops_per_s"] = record["flops_analytic"] / record["median_s"] / 1e9
+            if measure.count_flops and prepared.backend == "torch":
+                _flops_into(record, prepared)
+            if measure.measure_memory:
+                _memory_into(record, prepared)
+            record["fastpath"] = prepared.fastpath
+            if measure.accuracy:
+                output = prepared.output()
+                weights = prepared.attention_weights()
+        finally:
+            prepared.teardown()
+            del prepared                      # free the case before the fp64 reference runs
+        if measure.accuracy:
+            _accuracy_into(record, case, output, weights, prepare)
+
+
+def _sync_for(device: str):
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.synchronize
+    return None
+
+
+def _check_budget(record: dict, case: Case, prepared, measure: Measure, sync) -> None:
+    """Skip a case the analytic gate or one probe call says would exceed Measure.budget_s."""
+    from bench import budget
+
+    probe_s, reason = budget.probe(prepared.fn, measure.budget_s, measure=measure,
+                                   flops=record["flops_analytic"], device=case.device,
+                                   precision=case.precision,
+                                   counts_flops=prepared.backend == "torch", sync=sync)
+    if reason:
+        raise Skip(reason.removeprefix("skipped: "))
+    record["probe_s"] = probe_s
+
+
+def _time_into(record: dict, fn: Callable, measure: Measure, sync) -> None:
+    from bench.timer import measure_time
+
+    stats = measure_time(fn, measure, sync=sync)
+    record.update(stats.to_record())
+
+
+def predict(case: Case) -> dict:
+    """The analytic side of a record: FLOPs (forward, + backward in forward+backward mode) and
+    the predicted peak bytes above baseline, both from tfimpl.costs."""
+    from bench.guard import bytes_per_element
+    from bench.registry import attn_impl_of, model_config
+    from tfimpl import costs
+
+    cfg = model_config(case)
+    flops = costs.forward_flops(case.block, cfg, case.batch, case.seq_len,
+                                causal=case.causal)["total"]
+    if case.mode == "forward+backward":
+        flops += costs.backward_flops(case.block, cfg, case.batch, case.seq_len,
+                                      causal=case.causal)["total"]
+    peak = costs.predicted_peak_bytes(case.block, cfg, case.batch, case.seq_len,
+                                      bytes_per_element(case.precision), attn_impl_of(case.impl),
+                                      case.mode, causal=case.causal, threads=case.threads)
+    return {"flops_analytic": int(flops), "peak_bytes_predicted": int(peak)}
+
+
+def _analytic_into(record: dict, case: Case) -> None:
+    record.update(predict(case))
+
+
+def _flops_into(record: dict, prepared) -> None:
+    """FlopCounterMode once (torch.nn's fast path off: the counter sees 0 inside it)."""
+    from bench.flops import count_flops
+
+    counted = int(count_flops(prepared.flops_fn))
+    record["flops_counted"] = counted
+    record["flops_match"] = counted == record["flops_analytic"]
+
+
+def _memory_into(record: dict, prepared) -> None:
+    from bench import memory
+
+    peak, method = memory.measure_peak(prepared.fn, prepared.backend, prepared.device)
+    record.update(peak_bytes=int(peak), peak_method=method,
+                  rss_peak_bytes=int(memory.rss_peak(prepared.fn)))
+
+
+def _accuracy_into(record: dict, case: Case, output, weights, prepare: Callable) -> None:
+    """Errors of the case's output against the same impl at fp64 (same weights and inputs)."""
+    from bench.accuracy import attention_errors, errors
+
+    from bench.registry import Unsupported
+
+    if case.precision == "fp64":
+        ref_output, ref_weights = output, weights
+    else:
+        try:
+            reference = prepare(dataclasses.replace(case, precision="fp64", mode="forward"))
+        except Unsupported:
+            return                            # no fp64 of this impl/device: errors stay null
+        try:
+            reference.fn()
+            ref_output, ref_weights = reference.output(), reference.attention_weights()
+        finally:
+            reference.teardown()
+    record.update(errors(output, ref_output))
+    if weights is not None and ref_weights is not None:
+        record.update(attention_errors(weights, ref_weights))

@@ -1,0 +1,208 @@
+"""The run folder and its one writer: `results/<run-id>/{config.yaml, meta.json, records.jsonl}`.
+
+Only the driver process writes here; executors hand records back to it. Each record is one JSON
+line written with a single `write()` and made durable with `fsync`, so a kill at any moment leaves
+either the whole line or a torn tail. A torn tail (no final newline, or an unparsable last line)
+is dropped when reading and truncated away before appending, never parsed as data.
+
+Resume keeps the records whose status is `ok` or `skipped: ...` and rewrites the file without
+the `failed: ...` ones (atomically: temporary file + `os.replace`), so after a resumed run every
+case appears exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+CONFIG_FILE = "config.yaml"
+META_FILE = "meta.json"
+RECORDS_FILE = "records.jsonl"
+CSV_FILE = "results.csv"
+
+
+class RunDirError(RuntimeError):
+    """A run folder that cannot be used as asked (other config, other machine, corrupt file)."""
+
+
+def run_dir_name(config_name: str, when: float | None = None) -> str:
+    """`<config-name>-<YYYYmmdd-HHMMSS>` in local time."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
+    return f"{config_name}-{stamp}"
+
+
+def new_run_dir(results_root: str | os.PathLike, config_name: str) -> Path:
+    """A fresh folder name under `results_root` (suffix `-2`, `-3`, ... if the second is taken)."""
+    root = Path(results_root)
+    base = run_dir_name(config_name)
+    candidate, n = root / base, 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{base}-{n}"
+    return candidate
+
+
+def _valid_lines(data: bytes) -> tuple[list[dict], int, str | None]:
+    """Parse JSON lines; return (records, byte length of the valid prefix, torn-tail reason).
+
+    Only the last line may be torn; a bad line in the middle is corruption and raises.
+    """
+    records: list[dict] = []
+    good_end = 0
+    lines = data.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]      # `tail` is b"" when the file ends with "\n"
+    for index, raw in enumerate(complete):
+        end = good_end + len(raw) + 1
+        if not raw.strip():
+            good_end = end
+            continue
+        try:
+            records.append(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            if index == len(complete) - 1 and not tail:
+                return records, good_end, f"unparsable last line ({exc.msg})"
+            raise RunDirError(f"{RECORDS_FILE}: line {index + 1} is not valid JSON ({exc.msg}); "
+                              "only a torn last line can be repaired") from None
+        good_end = end
+    if tail:
+        return records, good_end, f"last line has no newline ({len(tail)} bytes torn)"
+    return records, good_end, None
+
+
+def read_records(run_dir: str | os.PathLike) -> list[dict]:
+    """All complete records of a run, in file order; a torn last line is dropped with a warning."""
+    path = Path(run_dir) / RECORDS_FILE
+    if not path.exists():
+        return []
+    records, _, torn = _valid_lines(path.read_bytes())
+    if torn:
+        warnings.warn(f"{path}: dropped a torn last line: {torn}", stacklevel=2)
+    return records
+
+
+def read_meta(run_dir: str | os.PathLike) -> dict:
+    path = Path(run_dir) / META_FILE
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def is_done(record: dict) -> bool:
+    """A case that resume keeps: measured (`ok`) or deliberately skipped; failures are rerun."""
+    status = str(record.get("status", ""))
+    return status == "ok" or status.startswith("skipped")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RunWriter:
+    """Appends records to `run_dir/records.jsonl` and keeps `meta.json` current.
+
+    Use `RunWriter.create(...)` for a new folder or `RunWriter.reopen(...)` to resume one.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+        self.records_path = self.run_dir / RECORDS_FILE
+        self.meta_path = self.run_dir / META_FILE
+
+    # -- creating and reopening -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, run_dir: str | os.PathLike, config_text: str, meta: dict) -> "RunWriter":
+        """Make the folder and write `config.yaml` and `meta.json`; an empty `records.jsonl`."""
+        writer = cls(run_dir)
+        writer.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(writer.run_dir / CONFIG_FILE, config_text)
+        writer.write_meta(meta)
+        writer.records_path.touch()
+        return writer
+
+    @classmethod
+    def reopen(cls, run_dir: str | os.PathLike) -> tuple["RunWriter", list[dict]]:
+        """Reopen an existing run for resuming: repair a torn tail, drop failed records.
+
+        Returns the writer and the records kept (status ok or skipped, first one per case_id).
+        """
+        writer = cls(run_dir)
+        if not writer.meta_path.exists():
+            raise RunDirError(f"{writer.run_dir}: no {META_FILE}; not a tfbench run folder")
+        kept = writer.compact()
+        return writer, kept
+
+    def compact(self) -> list[dict]:
+        """Rewrite records.jsonl with only the done records (one per case), torn tail removed."""
+        if not self.records_path.exists():
+            self.records_path.touch()
+            return []
+        data = self.records_path.read_bytes()
+        records, _, torn = _valid_lines(data)
+        seen: set[str] = set()
+        kept = []
+        for record in records:
+            case_id = record.get("case_id")
+            if is_done(record) and case_id not in seen:
+                seen.add(case_id)
+                kept.append(record)
+        if torn or len(kept) != len(records):
+            _write_atomic(self.records_path, "".join(_line(r) for r in kept))
+        return kept
+
+    # -- records -----------------------------------------------------------------------------
+
+    def append(self, record: dict) -> None:
+        """One `write()` of one full line, then `fsync`: a kill leaves at most a torn tail."""
+        payload = _line(record).encode()
+        fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, payload)
+            while written < len(payload):       # regular files write fully; be safe anyway
+                written += os.write(fd, payload[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def records(self) -> list[dict]:
+        return read_records(self.run_dir)
+
+    # -- meta and tables ---------------------------------------------------------------------
+
+    def read_meta(self) -> dict:
+        return read_meta(self.run_dir)
+
+    def write_meta(self, meta: dict) -> None:
+        _write_atomic(self.meta_path, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+
+    def update_meta(self, **changes) -> dict:
+        meta = self.read_meta()
+        meta.update(changes)
+        self.write_meta(meta)
+        return meta
+
+    def write_csv(self) -> Path:
+        """`results.csv`: one row per record; list columns (samples_s) as JSON text."""
+        import pandas as pd
+
+        rows = []
+        for record in self.records():
+            rows.append({k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                         for k, v in record.items()})
+        path = self.run_dir / CSV_FILE
+        pd.DataFrame(rows).to_csv(path, index=False)
+        return path
+
+
+def _line(record: dict) -> str:
+    text = json.dumps(record, default=str)
+    assert "\n" not in text
+    return text + "\n"
