@@ -1,0 +1,439 @@
+"""The claims under test: which exponent the theory predicts, which points may test it, verdicts.
+
+Theory (per forward; backward is 2x the same matmuls, so the same exponents):
+
+    block      variable  metric  exponent  why
+    attention  seq_len   time    2         Q·Kᵀ and P·V: 4·B·T²·D FLOPs
+    attention  seq_len   flops   2
+    attention  seq_len   memory  2         materialised path: the (B, H, T, T) matrix
+                                 1         fused SDPA: never holds it; q, k, v, out are B·T·D
+    attention  d_model   time    1         4·B·T²·D (H grows with D, d_k fixed)
+    attention  d_model   flops   1
+    ffn        seq_len   time    1         2 matmuls of 2·B·T·D·d_ff
+    ffn        seq_len   flops   1
+    ffn        seq_len   memory  1         the (B, T, d_ff) hidden
+    ffn        d_model   time    2         d_ff = 4·D: 4·B·T·D·d_ff = 16·B·T·D²
+    ffn        d_model   flops   2
+    layer      d_model   params  2         4·D² + 2·D·d_ff = 12·D² weights (+ 13·D biases/norms)
+
+Blocks mixing both (mha, encoder_layer, encoder, model) have no single exponent in T; the
+two-term model (fits.fit_two_term) describes them instead.
+
+Asymptotic range (the rule, stated in the report): a point tests an asymptotic claim when its
+working set is at least `ws_factor` x the last-level cache (it no longer fits; the cache
+transition, where time jumps 3-5x, lies below) and its median time is at least `min_time_s`
+(above that, fixed per-call overheads no longer dominate). Fewer than `min_points` such points:
+"not enough data", never a fit of what is left. When the cache size is unknown, only the time
+floor applies (and the report says so).
+
+Verdict (an equivalence test against the theory, at the CI's confidence):
+    held             the whole CI lies within theory ± tolerance
+    did not hold     the whole CI lies outside theory ± tolerance
+    not enough data  fewer than min_points asymptotic points, or the CI straddles a band edge
+Tolerance: 0.3 for measured time and memory, 0.05 for FLOPs (exact counts: the exponent is
+exact unless the count is not a pure power law).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from bench.analysis import fits
+
+HELD = "held"
+NOT_HELD = "did not hold"
+NOT_ENOUGH = fits.NOT_ENOUGH
+
+METRICS = {"time": "median_s", "flops": "flops", "memory": "peak_bytes"}
+METRIC_UNITS = {"time": "s", "flops": "FLOP", "memory": "bytes", "params": "parameters"}
+# Case fields that are not held fixed when sweeping a variable (co-varying by design).
+CO_VARYING = {"seq_len": ("seq_len",), "d_model": ("d_model", "n_heads", "d_ff")}
+GROUP_FIELDS = ("impl", "block", "batch", "seq_len", "d_model", "n_heads", "d_ff", "layers",
+                "precision", "device", "threads", "mode", "activation", "norm_first", "causal",
+                "vocab_size")
+
+
+@dataclass(frozen=True)
+class FitRule:
+    """How fits choose their points and how verdicts are reached (see module docstring)."""
+
+    ws_factor: float = 2.0
+    min_time_s: float = 1e-3
+    min_points: int = 4
+    tolerance: float = 0.3
+    flops_tolerance: float = 0.05
+    ci: float = 0.95
+    n_boot: int = 2000
+    seed: int = 0
+
+    def tolerance_for(self, metric: str) -> float:
+        return self.flops_tolerance if metric in ("flops", "params") else self.tolerance
+
+    def describe(self, llc_bytes: float) -> str:
+        cache = (f"working set ≥ {self.ws_factor:g}× the last-level cache "
+                 f"({fmt_bytes(self.ws_factor * llc_bytes)})" if math.isfinite(llc_bytes)
+                 else "cache size unknown, so no cache condition")
+        return (f"a point is asymptotic when its {cache} and its median time ≥ "
+                f"{self.min_time_s * 1e3:g} ms; a fit needs ≥ {self.min_points} such points "
+                f"(distinct sizes), else 'not enough data'. Exponent: Theil–Sen slope of "
+                f"log y on log x, {self.ci:.0%} CI by bootstrap over points ({self.n_boot} "
+                f"resamples, seed {self.seed}).")
+
+    def describe_verdict(self) -> str:
+        return (f"held: the whole {self.ci:.0%} CI lies within theory ± {self.tolerance:g} "
+                f"(± {self.flops_tolerance:g} for FLOPs and parameter counts, which are exact); "
+                f"did not hold: the whole CI lies outside that band; not enough data: too few "
+                f"asymptotic points, or the CI straddles the band's edge.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fmt_bytes(n: float) -> str:
+    if not math.isfinite(n):
+        return "?"
+    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def theory_exponent(block: str, metric: str, variable: str, attention_path: str | None = None,
+                    ffn_ratio_fixed: bool = True) -> float | None:
+    """The exponent the theory predicts, or None when it makes no single-power claim."""
+    if block == "attention":
+        if variable == "seq_len":
+            if metric in ("time", "flops"):
+                return 2.0
+            if metric == "memory":
+                return {"materialised": 2.0, "fused": 1.0}.get(attention_path)
+        if variable == "d_model" and metric in ("time", "flops"):
+            return 1.0
+    if block == "ffn":
+        if variable == "seq_len" and metric in ("time", "flops", "memory"):
+            return 1.0
+        if variable == "d_model" and metric in ("time", "flops") and ffn_ratio_fixed:
+            return 2.0
+    if metric == "params" and variable == "d_model":
+        return 2.0
+    return None
+
+
+def verdict(fit: fits.PowerFit, theory: float | None, tolerance: float) -> str | None:
+    """held / did not hold / not enough data (see module docstring); None without a theory."""
+    if theory is None:
+        return None
+    if not fit.ok:
+        return NOT_ENOUGH
+    lo, hi = theory - tolerance, theory + tolerance
+    if fit.ci_low >= lo and fit.ci_high <= hi:
+        return HELD
+    if fit.ci_high < lo or fit.ci_low > hi:
+        return NOT_HELD
+    return NOT_ENOUGH
+
+
+def asymptotic_mask(group, rule: FitRule):
+    """Boolean Series: rows of an ok-only group that satisfy the asymptotic-range rule."""
+    import numpy as np
+
+    mask = group["median_s"].to_numpy(float) >= rule.min_time_s
+    ratio = group["ws_over_llc"].to_numpy(float)
+    if np.isfinite(ratio).any():
+        mask &= np.nan_to_num(ratio, nan=0.0) >= rule.ws_factor
+    return mask
+
+
+def sweep_groups(df, variable: str, min_distinct: int = 2):
+    """Yield (fixed: dict, group frame sorted by variable) for each sweep of `variable`.
+
+    Rows are grouped by every case field except the co-varying ones (and seed); a group is a
+    sweep when it holds at least `min_distinct` distinct values of the variable.
+    """
+    ok = df[df["ok"]]
+    keys = [f for f in GROUP_FIELDS if f not in CO_VARYING[variable] and f in ok.columns]
+    if ok.empty:
+        return
+    filled = ok.assign(**{k: ok[k].astype(str) for k in keys})
+    for values, idx in filled.groupby(keys, dropna=False, sort=True).groups.items():
+        group = ok.loc[idx].sort_values(variable)
+        if group[variable].nunique() >= min_distinct:
+            yield dict(zip(keys, values)), group
+
+
+def _local(group, variable: str, column: str) -> list[dict]:
+    return fits.local_slopes(group[variable].to_numpy(float), group[column].to_numpy(float))
+
+
+def fit_group(group, fixed: dict, variable: str, metric: str, rule: FitRule) -> dict:
+    """One summary entry: the asymptotic fit of `metric` against `variable` in one sweep."""
+    import numpy as np
+
+    column = METRICS[metric]
+    block, impl = fixed["block"], fixed["impl"]
+    path = group["attention_path"].iloc[0]
+    ratio_fixed = bool((group["d_ff"] / group["d_model"]).nunique() == 1)
+    theory = theory_exponent(block, metric, variable, path, ratio_fixed)
+    mask = asymptotic_mask(group, rule)
+    x = group[variable].to_numpy(float)
+    y = group[column].to_numpy(float)
+    fit = fits.fit_power_law(x[mask], y[mask], min_points=rule.min_points, n_boot=rule.n_boot,
+                             ci=rule.ci, seed=rule.seed)
+    floor = group["median_s"].to_numpy(float) >= rule.min_time_s
+    full = fits.fit_power_law(x[floor], y[floor], min_points=3, n_boot=200, ci=rule.ci,
+                              seed=rule.seed)
+    method = "theil-sen, bootstrap over points"
+    if metric == "flops":
+        sources = sorted(set(group["flops_source"].dropna()))
+        method += f"; flops {'+'.join(sources) or 'none'}"
+    entry = {
+        "impl": impl, "block": block, "precision": fixed["precision"], "metric": metric,
+        "variable": variable, "exponent": _num(fit.exponent), "ci_low": _num(fit.ci_low),
+        "ci_high": _num(fit.ci_high), "theory": theory,
+        "verdict": verdict(fit, theory, rule.tolerance_for(metric)),
+        "r2": _num(fit.r2), "n_points": fit.n_points,
+        "range": [_num(fit.x_min), _num(fit.x_max)] if fit.ok else None,
+        "method": method, "status": fit.status, "reason": fit.reason,
+        "theory_in_ci": (bool(fit.ci_low <= theory <= fit.ci_high)
+                         if theory is not None and fit.ok else None),
+        "tolerance": rule.tolerance_for(metric) if theory is not None else None,
+        "mode": fixed.get("mode"), "attention_path": path,
+        "fixed": {k: _plain(v) for k, v in fixed.items()
+                  if k not in ("impl", "block", "precision")},
+        "points_total": int(np.isfinite(y).sum()), "points_asymptotic": int(mask.sum()),
+        "points_under_time_floor": int((~floor).sum()),
+        "full_range_exponent": _num(full.exponent),
+        "full_range": [_num(full.x_min), _num(full.x_max)] if full.ok else None,
+        "local_slopes": _local(group, variable, column),
+    }
+    return entry
+
+
+def _num(v) -> float | None:
+    return None if v is None or not math.isfinite(float(v)) else float(v)
+
+
+def _plain(v):
+    """Group keys come back as strings; turn numbers and booleans back."""
+    if isinstance(v, str):
+        if v in ("True", "False"):
+            return v == "True"
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                return v
+    return v
+
+
+def fit_all(df, rule: FitRule = FitRule()) -> list[dict]:
+    """Every fit of the run: per sweep (seq_len, d_model) and metric with data."""
+    entries = []
+    for variable in ("seq_len", "d_model"):
+        for fixed, group in sweep_groups(df, variable):
+            for metric, column in METRICS.items():
+                if group[column].notna().sum() == 0:
+                    continue
+                entries.append(fit_group(group, fixed, variable, metric, rule))
+    entries.extend(params_fits(df, rule))
+    return entries
+
+
+def layer_params(d_model: int, n_heads: int, d_ff: int) -> tuple[int, int]:
+    """(parameters of our encoder layer as laid out by tfimpl.params, costs.param_counts total)."""
+    from tfimpl import costs, params
+    from tfimpl.config import ModelConfig
+
+    cfg = ModelConfig(d_model=int(d_model), n_heads=int(n_heads), d_ff=int(d_ff))
+    laid_out = sum(math.prod(shape) for shape in params.param_shapes("encoder_layer", cfg).values())
+    return laid_out, int(costs.param_counts("encoder_layer", cfg)["total"])
+
+
+def params_fits(df, rule: FitRule) -> list[dict]:
+    """Parameters per encoder layer vs d_model, over the widths the run measured (any block).
+
+    Counted from tfimpl.params' layout (the arrays our implementations hold), cross-checked
+    against tfimpl.costs; fitted over all widths (a count has no cache regime or overhead).
+    """
+    ok = df[df["ok"]]
+    if ok.empty:
+        return []
+    widths = ok[["d_model", "n_heads", "d_ff"]].drop_duplicates().sort_values("d_model")
+    widths = widths[(widths["d_ff"] / widths["d_model"]) == 4]   # the d_ff = 4·D family
+    widths = widths.drop_duplicates("d_model")
+    if len(widths) < 2:
+        return []
+    counts = [layer_params(*row) for row in widths.itertuples(index=False)]
+    x = widths["d_model"].to_numpy(float)
+    y = [laid for laid, _ in counts]
+    fit = fits.fit_power_law(x, y, min_points=rule.min_points, n_boot=rule.n_boot, ci=rule.ci,
+                             seed=rule.seed)
+    return [{
+        "impl": "tfimpl", "block": "encoder_layer", "precision": None, "metric": "params",
+        "variable": "d_model", "exponent": _num(fit.exponent), "ci_low": _num(fit.ci_low),
+        "ci_high": _num(fit.ci_high), "theory": 2.0,
+        "verdict": verdict(fit, 2.0, rule.tolerance_for("params")), "r2": _num(fit.r2),
+        "n_points": fit.n_points, "range": [_num(fit.x_min), _num(fit.x_max)] if fit.ok else None,
+        "method": "theil-sen over all widths; counts from tfimpl.params layout (d_ff = 4·D)",
+        "status": fit.status, "reason": fit.reason,
+        "theory_in_ci": bool(fit.ci_low <= 2.0 <= fit.ci_high) if fit.ok else None,
+        "tolerance": rule.tolerance_for("params"), "mode": None, "attention_path": None,
+        "fixed": {"d_ff/d_model": 4},
+        "counts": [{"d_model": int(d), "params": laid, "costs_total": total}
+                   for d, (laid, total) in zip(x, counts)],
+        "counts_match_costs": all(laid == total for laid, total in counts),
+        "points_total": int(len(x)), "points_asymptotic": int(len(x)),
+        "points_under_time_floor": 0,
+        "full_range_exponent": _num(fit.exponent),
+        "full_range": [_num(fit.x_min), _num(fit.x_max)] if fit.ok else None,
+        "local_slopes": fits.local_slopes(x, y),
+    }]
+
+
+# ---- the two-term model and the crossover ------------------------------------------------
+
+TWO_TERM_BLOCKS = ("mha", "encoder_layer", "encoder", "model")
+
+
+def analytic_crossover(block: str, d_model: int, n_heads: int, d_ff: int, layers: int = 1,
+                       batch: int = 1) -> float:
+    """T where the T²-terms of tfimpl.costs.forward_flops equal the rest of the matmul work.
+
+    With matmul(T) = α·T² + β·T + γ (γ: T-independent work such as BERT's pooler), α comes
+    from the attention keys, β from the rest at two lengths; T* = β / α.
+    """
+    from tfimpl.config import ModelConfig
+    from tfimpl.costs import flops
+
+    cfg = ModelConfig(d_model=int(d_model), n_heads=int(n_heads), d_ff=int(d_ff),
+                      n_layers=int(layers))
+    block = "encoder_layer" if block == "mha+ffn" else block
+
+    def split(t):
+        parts = flops.forward_flops(block, cfg, int(batch), t)
+        quad = sum(parts.get(k, 0) for k in flops.ATTENTION_KEYS)
+        return quad, parts["matmul"] - quad
+
+    q1, l1 = split(256)
+    _, l2 = split(512)
+    alpha, beta = q1 / 256 ** 2, (l2 - l1) / 256
+    return beta / alpha if alpha > 0 else math.inf
+
+
+def two_term_fits(df, rule: FitRule = FitRule()) -> list[dict]:
+    """t = a n² d + b n d² + c per (impl, block, precision, ...) over all ok points.
+
+    Also a composed series "mha+ffn" (t_mha + t_ffn at the same case fields) when both exist.
+    The crossover is reported at the group's most common width.
+    """
+    import pandas as pd
+
+    ok = df[df["ok"] & df["median_s"].notna()]
+    series = [ok[ok["block"].isin(TWO_TERM_BLOCKS)]]
+    composed = composed_layer_times(ok)
+    if composed is not None:
+        series.append(composed)
+    frame = pd.concat(series, ignore_index=True) if series else ok.iloc[:0]
+    keys = [f for f in GROUP_FIELDS if f not in ("seq_len", "d_model", "n_heads", "d_ff")]
+    out = []
+    if frame.empty:
+        return out
+    filled = frame.assign(**{k: frame[k].astype(str) for k in keys})
+    for values, idx in filled.groupby(keys, sort=True).groups.items():
+        group = frame.loc[idx]
+        fixed = dict(zip(keys, values))
+        fit = fits.fit_two_term(group["seq_len"], group["d_model"], group["median_s"],
+                                min_points=rule.min_points)
+        width = group[["d_model", "n_heads", "d_ff"]].value_counts().idxmax()
+        analytic = analytic_crossover(fixed["block"], *width, layers=int(group["layers"].iloc[0]),
+                                      batch=int(group["batch"].iloc[0]))
+        fitted = fit.crossover(width[0])
+        out.append({
+            "impl": fixed["impl"], "block": fixed["block"], "precision": fixed["precision"],
+            "mode": fixed["mode"], "status": fit.status, "reason": fit.reason,
+            "a": _num(fit.a), "b": _num(fit.b), "c": _num(fit.c), "n_points": fit.n_points,
+            "max_abs_rel_residual": _num(fit.max_abs_rel_residual),
+            "residuals": [{"seq_len": int(n), "d_model": int(d), "rel": r}
+                          for n, d, r in zip(group["seq_len"], group["d_model"], fit.residuals)]
+            if fit.ok else [],
+            "d_model": int(width[0]), "crossover_fitted": _num(fitted) if fit.ok else None,
+            "crossover_analytic": _num(analytic),
+            "seq_len_range": [int(group["seq_len"].min()), int(group["seq_len"].max())],
+        })
+    return out
+
+
+def composed_layer_times(ok):
+    """Rows of block "mha+ffn": median_s = t_mha + t_ffn for matching case fields (or None)."""
+    keys = [f for f in GROUP_FIELDS if f != "block"]
+    mha = ok[ok["block"] == "mha"]
+    ffn = ok[ok["block"] == "ffn"]
+    if mha.empty or ffn.empty:
+        return None
+    merged = mha.merge(ffn[keys + ["median_s"]], on=keys, suffixes=("", "_ffn"))
+    if merged.empty:
+        return None
+    merged = merged.assign(block="mha+ffn", median_s=merged["median_s"] + merged["median_s_ffn"])
+    return merged.drop(columns=["median_s_ffn"])
+
+
+def attention_share(ok):
+    """Measured share of the layer's time spent in attention, per matching (impl, precision, ...).
+
+    Preferred source: encoder_layer cases with mha cases at the same fields,
+    share = t_mha / t_encoder_layer. Otherwise share = t_attn / (t_attn + t_ffn) with t_attn
+    from mha cases (else core attention cases). Returns (frame with columns seq_len, share,
+    impl, precision, mode, d_model, n_heads, d_ff, source, blocks) or None.
+    """
+    import pandas as pd
+
+    keys = [f for f in GROUP_FIELDS if f != "block"]
+    ok = ok[ok["median_s"].notna()]
+    by_block = {b: ok[ok["block"] == b][keys + ["median_s"]] for b in
+                ("attention", "mha", "ffn", "encoder_layer")}
+    frames = []
+    if not by_block["mha"].empty and not by_block["encoder_layer"].empty:
+        m = by_block["mha"].merge(by_block["encoder_layer"], on=keys, suffixes=("_a", "_l"))
+        if not m.empty:
+            frames.append(m.assign(share=m["median_s_a"] / m["median_s_l"],
+                                   source="encoder_layer", blocks="mha / encoder_layer"))
+    attn = "mha" if not by_block["mha"].empty else "attention"
+    if not frames and not by_block[attn].empty and not by_block["ffn"].empty:
+        m = by_block[attn].merge(by_block["ffn"], on=keys, suffixes=("_a", "_f"))
+        if not m.empty:
+            frames.append(m.assign(share=m["median_s_a"] / (m["median_s_a"] + m["median_s_f"]),
+                                   source="attention+ffn", blocks=f"{attn} / ({attn} + ffn)"))
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True).sort_values("seq_len")
+
+
+def share_crossover_analytic(blocks: str, d_model: int, n_heads: int, d_ff: int,
+                             batch: int = 1) -> float:
+    """T where the attention block's matmul FLOPs equal the feed-forward's (share = ½).
+
+    In all three share definitions the other part is the FFN (an encoder layer's matmuls are
+    its mha's plus its ffn's): mha vs ffn gives 4T²D + 8TD² = 4TD·d_ff, T* = d_ff - 2D;
+    core attention vs ffn gives 4T²D = 4TD·d_ff, T* = d_ff.
+    """
+    from tfimpl.config import ModelConfig
+    from tfimpl.costs import flops
+
+    cfg = ModelConfig(d_model=int(d_model), n_heads=int(n_heads), d_ff=int(d_ff), n_layers=1)
+    attn_block = "attention" if blocks.startswith("attention") else "mha"
+
+    def diff(t):       # attention-block work minus the feed-forward's
+        return (flops.forward_flops(attn_block, cfg, batch, t)["matmul"]
+                - flops.forward_flops("ffn", cfg, batch, t)["matmul"])
+
+    # diff(t) = α t² + β t  ->  t* = -β / α (NaN when it never crosses)
+    d1, d2 = diff(256), diff(512)
+    alpha = (d2 - 2 * d1) / (512 ** 2 - 2 * 256 ** 2)
+    beta = (d1 - alpha * 256 ** 2) / 256
+    if alpha <= 0:
+        return math.nan
+    t = -beta / alpha
+    return t if t > 0 else 0.0

@@ -1,0 +1,159 @@
+"""A run folder as a pandas DataFrame: one row per record, plus derived columns.
+
+Derived columns (all computed from the record and meta.json, nothing measured here):
+
+    ok                 status == "ok"
+    bytes_per_element  activation width of the precision (bench.precision; 2 for amp-*)
+    attention_path     "materialised" (the (B, H, T, T) matrix exists: numpy, torch, torch-nn's
+                       MATH sdpa), "fused" (torch-sdpa), None when the block has no attention
+                       or the path is not known (hf-bert, torch-nn's mha)
+    working_set_bytes  the bytes a block streams through at once, to place a point relative to
+                       the caches (an estimate, not a measurement):
+                         attention (materialised)  B·H·T²·e       the score matrix
+                         attention (fused)         4·B·T·D·e      q, k, v, out
+                         mha                       attention + 4·B·T·D·e + 4·D²·e (weights)
+                         ffn                       B·T·(D + d_ff)·e + 2·D·d_ff·e (weights)
+                         encoder_layer, encoder, model   max(mha, ffn): sublayers run in turn
+    llc_bytes          last-level cache from meta.json (cache_bytes.L3, else L2); NaN if unknown
+    ws_over_llc        working_set_bytes / llc_bytes
+    flops              flops_counted where counted, else flops_analytic; flops_source says which
+    gflops             flops / median_s / 1e9 (the record's gflops_per_s when it has one)
+    peak_gflops        the machine's matmul peak for the backend and precision (meta.json "peak")
+    peak_fraction      gflops / peak_gflops
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench.case import CASE_FIELDS
+
+FUSED_IMPLS = ("torch-sdpa",)
+MATERIALISED_IMPLS = ("numpy", "torch")
+MIXED_BLOCKS = ("encoder_layer", "encoder", "model")
+_AMP_BYTES = 2  # autocast activations land in the low dtype (see bench.precision)
+
+NUMERIC_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "std_s", "spread", "flops_analytic",
+                   "flops_counted", "gflops_per_s", "peak_bytes", "peak_bytes_predicted",
+                   "rss_peak_bytes", "max_abs_err", "max_rel_err", "rel_l2_err",
+                   "attn_max_abs_err")
+
+
+def cache_sizes(meta: dict) -> dict[str, float]:
+    """{"L1d", "L2", "L3"} in bytes from meta.json (top level or under "cpu"); missing -> absent."""
+    for holder in (meta, meta.get("cpu") if isinstance(meta.get("cpu"), dict) else {}):
+        sizes = holder.get("cache_bytes") if isinstance(holder, dict) else None
+        if isinstance(sizes, dict):
+            return {k: float(v) for k, v in sizes.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0}
+    return {}
+
+
+def last_level_cache(meta: dict) -> float:
+    sizes = cache_sizes(meta)
+    for key in ("L3", "L2"):
+        if key in sizes:
+            return sizes[key]
+    return math.nan
+
+
+def machine_peak(meta: dict, backend: str, precision: str) -> float:
+    """meta["peak"][backend][precision] in GFLOP/s (NaN when not measured)."""
+    peak = meta.get("peak")
+    if not isinstance(peak, dict):
+        return math.nan
+    table = peak.get(backend)
+    value = table.get(precision) if isinstance(table, dict) else None
+    if isinstance(value, dict):                    # {"gflops": ...} style entry
+        value = value.get("gflops", value.get("gflops_per_s"))
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else math.nan
+
+
+def bytes_per_element(precision: str) -> float:
+    from bench import precision as prec
+
+    try:
+        return float(prec.get(precision).bytes_per_element)
+    except (KeyError, ValueError):
+        return math.nan
+
+
+def attention_path(impl: str, block: str) -> str | None:
+    if block == "ffn":
+        return None
+    if impl in FUSED_IMPLS:
+        return "fused"
+    if impl in MATERIALISED_IMPLS or (impl == "torch-nn" and block == "attention"):
+        return "materialised"
+    return None
+
+
+def working_set_bytes(row: dict) -> float:
+    """See the module docstring; NaN when a needed field is missing."""
+    try:
+        b, t, d = float(row["batch"]), float(row["seq_len"]), float(row["d_model"])
+        h, f = float(row["n_heads"]), float(row["d_ff"])
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+    e = row.get("bytes_per_element", math.nan)
+    path = attention_path(str(row.get("impl")), str(row.get("block")))
+    attn = 4 * b * t * d * e if path == "fused" else b * h * t * t * e
+    mha = attn + 4 * b * t * d * e + 4 * d * d * e
+    ffn = b * t * (d + f) * e + 2 * d * f * e
+    block = row.get("block")
+    if block == "attention":
+        return attn
+    if block == "mha":
+        return mha
+    if block == "ffn":
+        return ffn
+    if block in MIXED_BLOCKS:
+        return max(mha, ffn)
+    return math.nan
+
+
+def records_frame(records: list[dict], meta: dict | None = None):
+    """DataFrame of the records with the derived columns above (empty frame for no records)."""
+    import numpy as np
+    import pandas as pd
+
+    meta = meta or {}
+    df = pd.DataFrame(records)
+    for name in CASE_FIELDS + ("case_id", "status", "samples_s") + NUMERIC_COLUMNS:
+        if name not in df.columns:
+            df[name] = None
+    for name in NUMERIC_COLUMNS:
+        df[name] = pd.to_numeric(df[name], errors="coerce").astype(float)
+    df["status"] = df["status"].fillna("failed: no status").astype(str)
+    df["ok"] = df["status"] == "ok"
+    df["bytes_per_element"] = [bytes_per_element(p) for p in df["precision"]]
+    df["attention_path"] = [attention_path(str(i), str(b)) for i, b in zip(df["impl"], df["block"])]
+    df["working_set_bytes"] = [working_set_bytes(r) for r in df.to_dict("records")]
+    llc = last_level_cache(meta)
+    df["llc_bytes"] = llc
+    df["ws_over_llc"] = df["working_set_bytes"] / llc
+    counted = df["flops_counted"].notna() & (df["flops_counted"] > 0)
+    df["flops"] = df["flops_counted"].where(counted, df["flops_analytic"])
+    df["flops_source"] = np.where(counted, "counted",
+                                  np.where(df["flops_analytic"].notna(), "analytic", None))
+    recomputed = df["flops"] / df["median_s"] / 1e9
+    df["gflops"] = df["gflops_per_s"].where(df["gflops_per_s"].notna(), recomputed)
+    df["peak_gflops"] = [machine_peak(meta, "numpy" if i == "numpy" else "torch", str(p))
+                         for i, p in zip(df["impl"], df["precision"])]
+    df["peak_fraction"] = df["gflops"] / df["peak_gflops"]
+    return df
+
+
+def load_run(run_dir: str | Path):
+    """(frame, meta) of a run folder; raises FileNotFoundError naming what is missing."""
+    from bench.writer import RECORDS_FILE, read_meta, read_records
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    if not (run_dir / RECORDS_FILE).exists():
+        raise FileNotFoundError(f"{run_dir} has no {RECORDS_FILE}: not a tfbench run folder")
+    meta = read_meta(run_dir)
+    return records_frame(read_records(run_dir), meta), meta
