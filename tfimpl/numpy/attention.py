@@ -1,0 +1,135 @@
+"""Scaled dot-product attention and multi-head attention (Vaswani et al. 2017, section 3.2).
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) · V
+    MultiHead(x_q, x_kv) = Concat(head_1 .. head_H) · W_Oᵀ + b_O,
+        head_h = Attention(x_q W_Q,hᵀ, x_kv W_K,hᵀ, x_kv W_V,hᵀ)
+
+Masks are boolean, True = may attend, broadcastable to (B, H, Tq, Tk); a key padding mask is
+(B, Tk) with True = real token. Causal masking lets query i see keys j <= i.
+
+Memory: the (B, H, Tq, Tk) score matrix is the only large array. It is made once (by the
+Q·Kᵀ matmul, with the small Q scaled beforehand) and then masked and soft-maxed in place, so the
+weights reuse its memory; the result of weights·V is small again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfimpl.numpy._checks import (check_heads, check_key_padding_mask, check_mask, check_ndim,
+                                  check_qkv, check_same_batch)
+from tfimpl.numpy.linear import linear
+from tfimpl.numpy.softmax import _BLOCK_ELEMENTS, softmax, softmax_
+
+
+def causal_mask(seq_len_q: int, seq_len_k: int) -> np.ndarray:
+    """(Tq, Tk) boolean, True where query i may see key j, i.e. j <= i (top-left aligned)."""
+    return np.tri(seq_len_q, seq_len_k, dtype=bool)
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weights=False):
+    """softmax(Q Kᵀ / √d_k + mask) · V for q: (B, H, Tq, d_k), k: (B, H, Tk, d_k), v: (B, H, Tk, d_v).
+
+    Returns out (B, H, Tq, d_v), or (out, weights (B, H, Tq, Tk)) when return_weights.
+    A query row with no allowed key gets all-zero weights (and a zero output).
+    """
+    check_qkv(q, k, v)
+    batch, heads, seq_q, d_k = q.shape
+    seq_k = k.shape[2]
+    if mask is not None:
+        check_mask(mask, (batch, heads, seq_q, seq_k))
+    scale = q.dtype.type(1.0 / np.sqrt(d_k))               # scale q (small), not the scores (large)
+    scores = (q * scale) @ k.swapaxes(-1, -2)              # (B, H, Tq, d_k) @ (B, H, d_k, Tk) -> (B, H, Tq, Tk)
+    if mask is not None:
+        np.copyto(scores, -np.inf, where=~mask)            # masked_fill in place (~mask: mask-sized)
+    if causal:
+        weights = _causal_softmax_(scores)                 # (B, H, Tq, Tk)  in place: same memory
+    else:
+        weights = softmax_(scores)                         # (B, H, Tq, Tk)  in place: same memory
+    out = weights @ v                                      # (B, H, Tq, Tk) @ (B, H, Tk, d_v) -> (B, H, Tq, d_v)
+    return (out, weights) if return_weights else out
+
+
+def _causal_softmax_(scores: np.ndarray) -> np.ndarray:
+    """Mask keys j > i with -inf and soft-max, in place, a few query rows at a time.
+
+    Working in row blocks keeps the (rows, Tk) causal pattern small: no (Tq, Tk) mask is made.
+    """
+    batch, heads, seq_q, seq_k = scores.shape
+    rows = max(1, _BLOCK_ELEMENTS // (batch * heads * seq_k))
+    for start in range(0, seq_q, rows):
+        block = scores[:, :, start:start + rows]                               # (B, H, r, Tk) view
+        future = ~np.tri(block.shape[2], seq_k, k=start, dtype=bool)           # (r, Tk)  j > i
+        np.copyto(block, -np.inf, where=future)
+        softmax(block, axis=-1, out=block)
+    return scores
+
+
+def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
+    """(B, T, D) -> (B, H, T, d_k), a view (no copy)."""
+    check_ndim("x", x, 3, "(B, T, D)")
+    check_heads(x.shape[-1], n_heads)
+    batch, seq, d_model = x.shape
+    x = x.reshape(batch, seq, n_heads, d_model // n_heads)  # (B, T, H, d_k)
+    return x.transpose(0, 2, 1, 3)                         # (B, H, T, d_k)
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """(B, H, T, d_k) -> (B, T, H·d_k), the inverse of split_heads (one copy)."""
+    check_ndim("x", x, 4, "(B, H, T, d_k)")
+    batch, heads, seq, d_k = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch, seq, heads * d_k)  # (B, T, H, d_k) -> (B, T, D)
+
+
+def _project_qkv(p, x_q, x_kv, n_heads):
+    """Q, K, V as (B, H, T, d_k) views. Self-attention (x_kv is x_q) uses one fused GEMM."""
+    if x_kv is x_q:
+        w = np.concatenate([p["q.weight"], p["k.weight"], p["v.weight"]])      # (3D, D)
+        b = np.concatenate([p["q.bias"], p["k.bias"], p["v.bias"]])            # (3D,)
+        qkv = linear(x_q, w, b)                                                # (B, T, 3D)
+        batch, seq, three_d = qkv.shape
+        qkv = qkv.reshape(batch, seq, 3, n_heads, three_d // (3 * n_heads))    # (B, T, 3, H, d_k)
+        q, k, v = qkv.transpose(2, 0, 3, 1, 4)                                 # 3 x (B, H, T, d_k)
+        return q, k, v
+    q = split_heads(linear(x_q, p["q.weight"], p["q.bias"]), n_heads)          # (B, H, Tq, d_k)
+    w = np.concatenate([p["k.weight"], p["v.weight"]])                          # (2D, D)
+    b = np.concatenate([p["k.bias"], p["v.bias"]])
+    kv = linear(x_kv, w, b)                                                     # (B, Tk, 2D)
+    batch, seq, two_d = kv.shape
+    kv = kv.reshape(batch, seq, 2, n_heads, two_d // (2 * n_heads))            # (B, Tk, 2, H, d_k)
+    k, v = kv.transpose(2, 0, 3, 1, 4)                                          # 2 x (B, H, Tk, d_k)
+    return q, k, v
+
+
+def combine_masks(mask, key_padding_mask, batch, heads, seq_q, seq_k):
+    """One boolean mask (or None) from an attention mask and a (B, Tk) key padding mask."""
+    if mask is not None:
+        check_mask(mask, (batch, heads, seq_q, seq_k))
+    if key_padding_mask is None:
+        return mask
+    check_key_padding_mask("key_padding_mask", key_padding_mask, batch, seq_k)
+    padding = key_padding_mask[:, None, None, :]                               # (B, 1, 1, Tk)
+    return padding if mask is None else mask & padding
+
+
+def multi_head_attention(p, x_q, x_kv, n_heads, mask=None, key_padding_mask=None, causal=False,
+                         return_weights=False):
+    """MultiHead(x_q, x_kv): x_q (B, Tq, D) attends over x_kv (B, Tk, D) -> (B, Tq, D).
+
+    Pass the same array as x_q and x_kv for self-attention; a different one for cross-attention.
+    With return_weights, also the (B, H, Tq, Tk) attention weights.
+    """
+    check_ndim("x_q", x_q, 3, "(B, T, D)")
+    d_model = p["q.weight"].shape[1]
+    if x_q.shape[-1] != d_model:
+        raise ValueError(f"x_q must have last dimension d_model={d_model}, got shape {x_q.shape}")
+    check_same_batch("x_kv", x_kv, x_q.shape[0], d_model)
+    check_heads(d_model, n_heads)
+    batch, seq_q, _ = x_q.shape
+    mask = combine_masks(mask, key_padding_mask, batch, n_heads, seq_q, x_kv.shape[1])
+    q, k, v = _project_qkv(p, x_q, x_kv, n_heads)                              # (B, H, T, d_k)
+    result = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal,
+                                          return_weights=return_weights)
+    context, weights = result if return_weights else (result, None)           # (B, H, Tq, d_k)
+    out = linear(merge_heads(context), p["o.weight"], p["o.bias"])             # (B, Tq, D)
+    return (out, weights) if return_weights else out

@@ -1,0 +1,44 @@
+"""Numerically stable softmax.
+
+    softmax(x)_i = exp(x_i) / Σ_j exp(x_j) = exp(x_i - m) / Σ_j exp(x_j - m),   m = max_j x_j
+
+Subtracting the row maximum changes nothing mathematically but keeps exp() from overflowing:
+every exponent is <= 0, so every term is in (0, 1] and the sum is in [1, n].
+A row that is entirely -inf (a query allowed to attend to nothing) gives all zeros, not NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Rows per block of `softmax_`: about 256 KiB of float32, so a block stays in L2 cache while its
+# four passes (max, subtract+exp, sum, divide) run over it.
+_BLOCK_ELEMENTS = 1 << 16
+
+
+def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
+    """softmax along `axis`; `out` may be `x` itself (then x is overwritten, no new array)."""
+    row_max = np.max(x, axis=axis, keepdims=True)          # (..., 1, ...)
+    np.copyto(row_max, 0, where=np.isneginf(row_max))      # all -inf row: exp(-inf - 0) = 0
+    out = np.subtract(x, row_max, out=out)                 # x - m  <= 0
+    np.exp(out, out=out)                                   # in (0, 1]
+    total = np.sum(out, axis=axis, keepdims=True)          # (..., 1, ...)
+    np.copyto(total, 1, where=total == 0)                  # all -inf row: 0 / 1 = 0
+    np.divide(out, total, out=out)
+    return out
+
+
+def softmax_(x: np.ndarray) -> np.ndarray:
+    """In-place softmax over the last axis of a C-contiguous `x`, in cache-sized row blocks.
+
+    Same result as softmax(x, -1, out=x); the blocking only changes the order of the work,
+    so each block is read from memory once instead of four times.
+    """
+    if not x.flags.c_contiguous:
+        return softmax(x, axis=-1, out=x)
+    rows = x.reshape(-1, x.shape[-1])                      # (N, n) view of x
+    step = max(1, _BLOCK_ELEMENTS // max(1, rows.shape[1]))
+    for start in range(0, rows.shape[0], step):
+        block = rows[start:start + step]                   # (step, n) view
+        softmax(block, axis=-1, out=block)
+    return x
