@@ -202,3 +202,19 @@ def test_perturbed_output_fails(name, noise, data):
     one_bad = out.clone()
     one_bad.view(-1)[7] += 1e3 * out.abs().max()          # a single wrong element
     assert not A.within_tolerance(A.errors(one_bad, ref), name, D)[0]
+
+
+@pytest.mark.parametrize("name", PRECISIONS)
+@pytest.mark.parametrize("attn_impl", ["explicit", "sdpa"])
+def test_torch_encoder_layer(name, attn_impl, data):
+    from tfimpl.torch.layers import encoder_layer
+
+    names = list(data["layer"])
+
+    def run(x, *weights):
+        return encoder_layer(dict(zip(names, weights)), x, data["cfg"], attn_impl=attn_impl)
+
+    weights = list(data["layer"].values())
+    errs = A.errors(_torch_run(name, run, data["x"], *weights),
+                    _torch_run("fp64", run, data["x"], *weights))
+    _assert_precision_behaves(name, errs, reduction=4 * D, depth=10)
