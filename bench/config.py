@@ -429,8 +429,8 @@ def _override_field(raw: dict, key: str, value: Any) -> None:
         if not isinstance(section, dict):
             continue                             # reported by validation later
         for name in ("fixed", "grid"):
-            if isinstance(section.get(name), dict):
-                section[name].pop(key, None)
+            if isinstance(section.get(name), dict) and not (is_axis and name == "grid"):
+                section[name].pop(key, None)     # an axis replaced in the grid keeps its place
         groups = section.get("zip")
         if isinstance(groups, (list, dict)):
             groups = [groups] if isinstance(groups, dict) else groups

@@ -116,7 +116,8 @@ def geometric(spec: dict, where: str = "geometric") -> list[int]:
     if _is_int(ratio) and round_to == 1:
         points = [start * ratio ** k for k in range(n_points)]          # exact integers
     else:
-        points = [round_to * round(start * ratio ** k / round_to) for k in range(n_points)]
+        points = [round_to * math.floor(start * ratio ** k / round_to + 0.5)    # half rounds up
+                  for k in range(n_points)]
         points = [p for p in points if 0 < p <= stop]
     return sorted(set(points) | set(extra))
 
