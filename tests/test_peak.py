@@ -1,0 +1,147 @@
+"""bench.peak: GFLOP/s arithmetic under a fake clock, the cache with tmp_path, a tiny real run."""
+
+import json
+
+import pytest
+
+from bench import peak
+from bench.cli import main as cli_main
+
+
+class StepClock:
+    """Each read advances by `step`: every timed block lasts exactly one step."""
+
+    def __init__(self, step):
+        self.step, self.now = step, 0.0
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+def test_gflops_arithmetic():
+    assert peak.matmul_gflops(1000, 2.0) == pytest.approx(1.0)        # 2e9 FLOPs in 2 s
+    assert peak.matmul_gflops(2048, 0.1) == pytest.approx(2 * 2048 ** 3 / 0.1 / 1e9)
+
+
+@pytest.mark.parametrize("n, seconds, key", [(0, 1.0, "n"), (8, 0.0, "seconds")])
+def test_gflops_bad_input(n, seconds, key):
+    with pytest.raises(ValueError, match=key):
+        peak.matmul_gflops(n, seconds)
+
+
+def test_measure_peak_with_fake_clock():
+    # 5 runnable (library, dtype) points x 2 sizes share 15 s: 1.5 s each = 3 samples of 0.5 s
+    result = peak.measure_peak(threads=1, sizes=(4, 8), time_budget_s=15.0, clock=StepClock(0.5))
+    assert result["numpy"]["fp64"] == pytest.approx(2 * 8 ** 3 / 0.5 / 1e9)   # best size wins
+    assert result["torch"]["bf16"] == pytest.approx(2 * 8 ** 3 / 0.5 / 1e9)
+    small, large = result["details"]["torch.fp32"]
+    assert small["n"] == 4 and small["gflops"] == pytest.approx(2 * 4 ** 3 / 0.5 / 1e9)
+    assert small["n_samples"] == 3 and small["min_s"] == pytest.approx(0.5)
+    assert set(result["details"]) == {"numpy.fp64", "numpy.fp32", "torch.fp64", "torch.fp32",
+                                      "torch.bf16"}
+
+
+def test_fp16_and_numpy_bf16_are_null_with_reasons():
+    result = peak.measure_peak(threads=1, sizes=(4,), time_budget_s=1.0, clock=StepClock(0.5))
+    assert result["torch"]["fp16"] is None and "emulated" in result["notes"]["torch.fp16"]
+    assert result["numpy"]["bf16"] is None and "bfloat16" in result["notes"]["numpy.bf16"]
+    assert result["numpy"]["fp16"] is None
+    assert "tf32" not in result["torch"]                      # a CUDA-only mode
+    assert json.loads(json.dumps(result)) == result
+
+
+def test_tiny_real_measurement():
+    result = peak.measure_peak(threads=1, sizes=(64,), time_budget_s=0.05)
+    for lib, dt in [("numpy", "fp64"), ("numpy", "fp32"), ("torch", "fp32"), ("torch", "bf16")]:
+        assert result[lib][dt] > 0
+    assert result["threads"] == 1
+
+
+@pytest.mark.parametrize("kwargs, key", [(dict(device="tpu"), "device"),
+                                         (dict(sizes=(0,)), "sizes"),
+                                         (dict(sizes=()), "sizes"),
+                                         (dict(time_budget_s=0), "time_budget_s")])
+def test_measure_peak_bad_input(kwargs, key):
+    with pytest.raises(ValueError, match=key):
+        peak.measure_peak(threads=1, **kwargs)
+
+
+class FakeMeasure:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, threads, device, **kwargs):
+        self.calls += 1
+        return {"numpy": {"fp64": 100.0 + self.calls}, "torch": {}, "threads": threads,
+                "device": device, "key": peak.cache_key(threads, device)}
+
+
+def test_cache_roundtrip(tmp_path):
+    fake = FakeMeasure()
+    first = peak.load_or_measure_peak(threads=2, directory=tmp_path, measure_fn=fake)
+    second = peak.load_or_measure_peak(threads=2, directory=tmp_path, measure_fn=fake)
+    assert fake.calls == 1
+    assert (first["source"], second["source"]) == ("measured", "cache")
+    assert second["numpy"]["fp64"] == first["numpy"]["fp64"] == 101.0
+    assert second["cache_path"] == str(peak.cache_path(2, "cpu", tmp_path))
+    assert peak.cache_path(2, "cpu", tmp_path).name.startswith("peak-")
+
+
+def test_no_cache_remeasures_and_replaces(tmp_path):
+    fake = FakeMeasure()
+    peak.load_or_measure_peak(threads=2, directory=tmp_path, measure_fn=fake)
+    fresh = peak.load_or_measure_peak(threads=2, cache=False, directory=tmp_path, measure_fn=fake)
+    assert fake.calls == 2 and fresh["source"] == "measured"
+    assert peak.load_cached(2, "cpu", tmp_path)["numpy"]["fp64"] == 102.0
+
+
+def test_threads_are_part_of_the_key(tmp_path):
+    fake = FakeMeasure()
+    peak.load_or_measure_peak(threads=2, directory=tmp_path, measure_fn=fake)
+    peak.load_or_measure_peak(threads=1, directory=tmp_path, measure_fn=fake)
+    assert fake.calls == 2
+
+
+def test_stale_or_corrupt_cache_is_ignored(tmp_path):
+    fake = FakeMeasure()
+    peak.load_or_measure_peak(threads=2, directory=tmp_path, measure_fn=fake)
+    path = peak.cache_path(2, "cpu", tmp_path)
+    stale = json.loads(path.read_text())
+    stale["key"]["torch"] = "0.0.1"                         # another torch measured this
+    path.write_text(json.dumps(stale))
+    assert peak.load_cached(2, "cpu", tmp_path) is None
+    path.write_text("{ torn")
+    assert peak.load_cached(2, "cpu", tmp_path) is None
+    peak.load_or_measure_peak(threads=2, directory=tmp_path, measure_fn=fake)
+    assert fake.calls == 2
+
+
+def test_measure_false_never_measures(tmp_path):
+    fake = FakeMeasure()
+    assert peak.load_or_measure_peak(threads=2, measure=False, directory=tmp_path,
+                                     measure_fn=fake) is None
+    assert fake.calls == 0
+
+
+def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert peak.cache_dir() == tmp_path / "tfbench"
+
+
+def test_command_json_end_to_end(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rc = cli_main(["peak", "--threads", "1", "--sizes", "64", "--time-budget", "0.05", "--json"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["threads"] == 1 and printed["numpy"]["fp32"] > 0
+    assert printed["source"] == "measured"
+    assert (tmp_path / "tfbench" / peak.cache_path(1).name).exists()
+    rc = cli_main(["peak", "--threads", "1", "--sizes", "64", "--time-budget", "0.05"])
+    table = capsys.readouterr().out
+    assert rc == 0 and "cached" in table and "torch" in table and "fp16" in table
+
+
+def test_command_rejects_bad_threads(capsys):
+    assert cli_main(["peak", "--threads", "0", "--no-cache"]) == 2
+    assert "threads" in capsys.readouterr().err
