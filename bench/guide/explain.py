@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from bench.guide.printer import STEPS, Printer
 from tfimpl.config import ModelConfig
+from tfimpl.loaders import to_torch_encoder_layer_state_dict, to_torch_mha_state_dict
 from tfimpl.numpy.attention import multi_head_attention, scaled_dot_product_attention
 from tfimpl.numpy.feed_forward import feed_forward
 from tfimpl.numpy.layer_norm import layer_norm
@@ -154,11 +155,7 @@ def attention(pr: Printer, seed: int) -> None:
 def _torch_mha(p: dict, d_model: int, n_heads: int) -> torch.nn.MultiheadAttention:
     """nn.MultiheadAttention with our weights: it packs W_Q, W_K, W_V into one in_proj_weight."""
     mha = torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True, dtype=torch.float64)
-    with torch.no_grad():
-        mha.in_proj_weight.copy_(_t(np.concatenate([p["q.weight"], p["k.weight"], p["v.weight"]])))
-        mha.in_proj_bias.copy_(_t(np.concatenate([p["q.bias"], p["k.bias"], p["v.bias"]])))
-        mha.out_proj.weight.copy_(_t(p["o.weight"]))
-        mha.out_proj.bias.copy_(_t(p["o.bias"]))
+    mha.load_state_dict(to_torch_mha_state_dict(p))
     return mha.eval()
 
 
@@ -242,13 +239,7 @@ def _torch_encoder_layer(p: dict, cfg: ModelConfig) -> torch.nn.TransformerEncod
         cfg.d_model, cfg.n_heads, dim_feedforward=cfg.d_ff, dropout=0.0, activation=cfg.activation,
         layer_norm_eps=cfg.layer_norm_eps, batch_first=True, norm_first=cfg.norm_first,
         dtype=torch.float64)
-    attn = _torch_mha(subtree(p, "self_attn."), cfg.d_model, cfg.n_heads)
-    with torch.no_grad():
-        layer.self_attn.load_state_dict(attn.state_dict())
-        for ours, theirs in (("ffn.ff1", layer.linear1), ("ffn.ff2", layer.linear2),
-                             ("norm1", layer.norm1), ("norm2", layer.norm2)):
-            theirs.weight.copy_(_t(p[f"{ours}.weight"]))
-            theirs.bias.copy_(_t(p[f"{ours}.bias"]))
+    layer.load_state_dict(to_torch_encoder_layer_state_dict(p))
     return layer.eval()
 
 
