@@ -76,14 +76,15 @@ def rss_peak(fn: Callable[[], object], interval_s: float = 0.005) -> int:
     """Peak process RSS while `fn()` runs minus the RSS just before it (memory-profiler polling).
 
     memory-profiler samples every `interval_s` from a helper process, so a short spike can be
-    missed, and it reports MiB (2**20 bytes).
+    missed, and it reports MiB (2**20 bytes). `fn` runs exactly once (`max_iterations=1`; by
+    default memory-profiler reruns a call shorter than 4 samples with a finer interval).
     """
     import psutil
     from memory_profiler import memory_usage
 
     before = psutil.Process().memory_info().rss
     peak_mib = memory_usage((fn, (), {}), interval=interval_s, max_usage=True,
-                            include_children=False)
+                            include_children=False, max_iterations=1)
     if isinstance(peak_mib, (list, tuple)):   # older memory-profiler returns a list
         peak_mib = max(peak_mib)
     return max(0, int(peak_mib * 2**20) - before)

@@ -76,6 +76,12 @@ def test_rss_peak_sees_a_large_touched_buffer():
     assert 48 * 2**20 <= peak <= 96 * 2**20
 
 
+def test_rss_peak_runs_fn_once():
+    calls = []
+    rss_peak(lambda: calls.append(1))
+    assert calls == [1]
+
+
 def test_measure_peak_dispatch():
     assert measure_peak(lambda: torch.ones(10), "torch", "cpu") == (40, "torch-profiler")
     nbytes, method = measure_peak(lambda: np.ones(10**5), "numpy", "cpu")
