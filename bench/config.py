@@ -211,11 +211,11 @@ def _build(raw: dict, file: str, overridden: tuple[str, ...]) -> SweepConfig:
 
     cases: dict[Case, str] = {}
     for where, section_name, section in _sections(raw, name):
-        provenance = {key: f"defaults.{key}" for key in defaults}
-        for params, origin in _expand_section(section, where):
-            provenance.update(origin)
-            provenance.update({k: f"{v} (from --set)" for k, v in provenance.items()
-                               if k in overridden and not v.endswith("(from --set)")})
+        params_list, origin = _expand_section(section, where)
+        provenance = {**{key: f"defaults.{key}" for key in defaults}, **origin}
+        provenance = {k: f"{v} (from --set)" if k in overridden else v
+                      for k, v in provenance.items()}
+        for params in params_list:
             case = Case(**{**defaults, **params})
             _check_case(case, provenance)
             cases.setdefault(case, section_name)
@@ -252,8 +252,8 @@ def _sections(raw: dict, config_name: str) -> list[tuple[str, str, dict]]:
     return out
 
 
-def _expand_section(section: dict, where: str) -> list[tuple[dict, dict]]:
-    """Validate one sweep's values and expand it: [(params, {field: where it was given})]."""
+def _expand_section(section: dict, where: str) -> tuple[list[dict], dict[str, str]]:
+    """Validate one sweep's values and expand it: ([params, ...], {field: where it is given})."""
     prefix = f"{where}." if where else ""
     fixed = _mapping(section.get("fixed", {}), f"{prefix}fixed")
     grid = _mapping(section.get("grid", {}), f"{prefix}grid")
@@ -280,7 +280,7 @@ def _expand_section(section: dict, where: str) -> list[tuple[dict, dict]]:
         for key, value in pattern.items():
             for item in (value if isinstance(value, list) else [value]):
                 _check_field(key, item, f"{prefix}exclude[{i}].{key}")
-    return [(params, origin) for params in expand(fixed, grid, zips, excludes, where)]
+    return expand(fixed, grid, zips, excludes, where), origin
 
 
 def _check_case(case: Case, provenance: dict[str, str]) -> None:
