@@ -376,21 +376,13 @@ def _nn_state(case: Case, cfg: ModelConfig, params: dict) -> dict:
     """Our seeded parameters in the torch.nn module's state-dict layout (via tfimpl.loaders)."""
     from tfimpl import loaders
 
-    block = case.block
-    if block == "ffn":
+    if case.block == "ffn":                     # nn.Sequential(Linear, act, Linear): 0 and 2
         return {"0.weight": params["ff1.weight"], "0.bias": params["ff1.bias"],
                 "2.weight": params["ff2.weight"], "2.bias": params["ff2.bias"]}
-    if block == "mha":
-        return loaders.to_torch_mha(params)
-    if block == "encoder_layer":
-        return loaders.to_torch_encoder_layer(params)
-    from tfimpl.params import subtree
-
-    state = {}
-    for i in range(case.layers):
-        layer = loaders.to_torch_encoder_layer(subtree(params, f"layers.{i}."))
-        state.update({f"layers.{i}.{k}": v for k, v in layer.items()})
-    return state
+    convert = {"mha": loaders.to_torch_mha_state_dict,
+               "encoder_layer": loaders.to_torch_encoder_layer_state_dict,
+               "encoder": loaders.to_torch_encoder_state_dict}[case.block]
+    return convert(params)
 
 
 def _prepare_torch_nn(case: Case) -> Prepared:
@@ -483,17 +475,29 @@ def hf_bert_config(case: Case, cfg: ModelConfig):
                       attn_implementation="eager")
 
 
-def _hf_state(case: Case, cfg: ModelConfig) -> dict | None:
-    """Our seeded weights in HF layout (tfimpl.loaders.to_hf_bert), or None if unavailable."""
-    try:
-        from tfimpl.loaders import to_hf_bert
-    except ImportError:
-        return None
-    full = to_hf_bert(make_params(dataclasses.replace(case, block="model"), cfg))
-    full = {k.removeprefix("bert."): v for k, v in full.items()}
+def _hf_state(case: Case, cfg: ModelConfig) -> dict:
+    """Our seeded weights of the case's block in HF layout (tfimpl.loaders.to_hf_bert_state_dict).
+
+    For a layer or the encoder the block's own parameters (the same numbers numpy and torch get
+    for that block) are placed into a BERT whose embeddings are a dummy one-token table, and the
+    block's part of the HF state dict is kept.
+    """
+    from tfimpl.loaders import to_hf_bert_state_dict
+    from tfimpl.params import init_params
+
     if case.block == "model":
-        return full
-    prefix = "encoder.layer.0." if case.block == "encoder_layer" else "encoder."
+        return to_hf_bert_state_dict(make_params(case, cfg))
+    tiny = cfg.replace(vocab_size=1, max_position=1, n_layers=1)
+    bert = {k: v for k, v in init_params("bert", tiny, case.seed).items()
+            if not k.startswith("encoder.")}
+    block = make_params(case, cfg)
+    if case.block == "encoder_layer":
+        bert.update({f"encoder.layers.0.{k}": v for k, v in block.items()})
+        prefix = "encoder.layer.0."
+    else:
+        bert.update({f"encoder.{k}": v for k, v in block.items()})
+        prefix = "encoder."
+    full = to_hf_bert_state_dict(bert)
     return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
 
 
@@ -508,12 +512,10 @@ def _prepare_hf_bert(case: Case) -> Prepared:
     dtype, _ = _torch_precision(case)
     grad = case.mode != "forward"
     bert_cfg = hf_bert_config(case, cfg)
-    torch.manual_seed(case.seed)               # the module's own init, if our weights can't load
+    torch.manual_seed(case.seed)        # the module's own init runs first; our weights replace it
     module = {"encoder_layer": hf.BertLayer, "encoder": hf.BertEncoder,
               "model": hf.BertModel}[case.block](bert_cfg)
-    state = _hf_state(case, cfg)
-    if state is not None:
-        _load_state(module, state, f"hf-bert {case.block}")
+    _load_state(module, _hf_state(case, cfg), f"hf-bert {case.block}")
     module.to(device=device, dtype=dtype).eval()
     module.requires_grad_(grad)
     inputs = _to_torch_inputs(case, dtype, device, requires_grad=grad)

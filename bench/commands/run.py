@@ -240,9 +240,13 @@ def _initial_meta(config, measure, executor_name, args) -> dict:
 
 def _machine_peak(measure_if_missing: bool):
     """The machine's matmul peak from bench.peak: cached only, or measured with --peak."""
+    import importlib
+
     try:
-        from bench import peak
-    except ModuleNotFoundError:
+        peak = importlib.import_module("bench.peak")
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench.peak":
+            raise
         return None
     try:
         return peak.load_or_measure_peak(measure=measure_if_missing)
