@@ -24,7 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-cache", action="store_true",
                         help="measure again even if a cached result matches (and replace it)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where torch runs its matmuls (NumPy always on the CPU)")
     parser.add_argument("--sizes", type=int, nargs="+", metavar="N",
                         help="square matmul sizes n (default: 1024 2048)")
     parser.add_argument("--time-budget", type=float, metavar="S",
