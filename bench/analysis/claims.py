@@ -207,7 +207,63 @@ def fit_group(group, fixed: dict, variable: str, metric: str, rule: FitRule) -> 
         "full_range": [_num(full.x_min), _num(full.x_max)] if full.ok else None,
         "local_slopes": _local(group, variable, column),
     }
+    entry["notes"] = departure_notes(group, entry, variable, column, rule)
     return entry
+
+
+def departure_notes(group, entry: dict, variable: str, column: str, rule: FitRule) -> list[str]:
+    """Plain sentences explaining why points were left out and where the law departs.
+
+    - sizes under the time floor (overhead-dominated) and sizes inside the cache;
+    - the exponent over all sizes above the floor, when it differs from the asymptotic one;
+    - the steepest local slope when it exceeds the theory by more than 1, and whether the
+      working set crossed the last-level cache there;
+    - a power-of-two size as slow as the next larger size (cache-set aliasing suspected).
+    """
+    import numpy as np
+
+    notes = []
+    x = group[variable].to_numpy(float)
+    y = group[column].to_numpy(float)
+    ws = group["working_set_bytes"].to_numpy(float)
+    llc = float(group["llc_bytes"].iloc[0])
+    t = group["median_s"].to_numpy(float)
+    under = t < rule.min_time_s
+    if under.any():
+        notes.append(f"{int(under.sum())} size(s) under {rule.min_time_s * 1e3:g} ms left out "
+                     f"(fixed per-call costs dominate there): {variable} ≤ {x[under].max():g}.")
+    in_cache = ~under & (np.nan_to_num(ws / llc, nan=np.inf) < rule.ws_factor)
+    if in_cache.any() and math.isfinite(llc):
+        notes.append(f"{int(in_cache.sum())} size(s) whose working set is under "
+                     f"{rule.ws_factor:g}× the {fmt_bytes(llc)} last-level cache left out "
+                     f"({variable} {x[in_cache].min():g}–{x[in_cache].max():g}).")
+    theory, k, full = entry["theory"], entry["exponent"], entry["full_range_exponent"]
+    tol = rule.tolerance_for(entry["metric"])
+    if full is not None and (k is None or abs(full - k) > tol):
+        notes.append(f"Over all sizes above the time floor the exponent would be {full:.2f}"
+                     + (f" instead of {k:.2f}" if k is not None else "") + ".")
+    slopes = entry["local_slopes"]
+    if theory is not None and slopes:
+        steep = max(slopes, key=lambda r: r["slope"])
+        if steep["slope"] > theory + 1:
+            lo, hi = steep["x_lo"], steep["x_hi"]
+            ws_lo, ws_hi = ws[x == lo].max(), ws[x == hi].max()
+            ratio = y[x == hi].mean() / y[x == lo].mean()
+            where = (f"where the working set grew from {fmt_bytes(ws_lo)} to {fmt_bytes(ws_hi)}, "
+                     f"across the {fmt_bytes(llc)} last-level cache"
+                     if ws_lo < llc * rule.ws_factor and ws_hi > llc / rule.ws_factor
+                     else "with no cache boundary there")
+            notes.append(f"{entry['metric'].capitalize()} jumped ×{ratio:.2f} from {variable} {lo:g} to {hi:g} "
+                         f"(local slope {steep['slope']:.2f}), {where}.")
+    xs = np.unique(x)
+    for a, b in zip(xs[:-1], xs[1:]):
+        if column == "median_s" and a >= 64 and int(a) & (int(a) - 1) == 0:
+            ya, yb = y[x == a].mean(), y[x == b].mean()
+            if ya >= 0.9 * yb:
+                notes.append(f"{variable} {a:g} (a power of two) took {ya / yb:.2f}× as long as "
+                             f"{b:g}: cache-set aliasing suspected; the robust fit down-weights "
+                             f"such a point.")
+    return notes
 
 
 def _num(v) -> float | None:

@@ -18,7 +18,8 @@ Derived columns (all computed from the record and meta.json, nothing measured he
     ws_over_llc        working_set_bytes / llc_bytes
     flops              flops_counted where counted, else flops_analytic; flops_source says which
     gflops             flops / median_s / 1e9 (the record's gflops_per_s when it has one)
-    peak_gflops        the machine's matmul peak for the backend and precision (meta.json "peak")
+    peak_gflops        the machine's matmul peak for the backend and precision (meta.json
+                       "machine_peak", written by bench.peak; "peak" accepted too)
     peak_fraction      gflops / peak_gflops
 """
 
@@ -58,11 +59,17 @@ def last_level_cache(meta: dict) -> float:
     return math.nan
 
 
+def peak_table(meta: dict) -> dict:
+    """meta["machine_peak"] (bench.peak's result, as the runner stores it) or meta["peak"]."""
+    for key in ("machine_peak", "peak"):
+        if isinstance(meta.get(key), dict):
+            return meta[key]
+    return {}
+
+
 def machine_peak(meta: dict, backend: str, precision: str) -> float:
-    """meta["peak"][backend][precision] in GFLOP/s (NaN when not measured)."""
-    peak = meta.get("peak")
-    if not isinstance(peak, dict):
-        return math.nan
+    """peak_table(meta)[backend][precision] in GFLOP/s (NaN when not measured)."""
+    peak = peak_table(meta)
     table = peak.get(backend)
     value = table.get(precision) if isinstance(table, dict) else None
     if isinstance(value, dict):                    # {"gflops": ...} style entry
@@ -157,3 +164,22 @@ def load_run(run_dir: str | Path):
         raise FileNotFoundError(f"{run_dir} has no {RECORDS_FILE}: not a tfbench run folder")
     meta = read_meta(run_dir)
     return records_frame(read_records(run_dir), meta), meta
+
+
+def precision_speedups(df):
+    """Each ok row with its fp32 twin (same case but the precision): speedup = t_fp32 / t.
+
+    Columns: the case fields, median_s, speedup (NaN without an fp32 twin), and the accuracy
+    columns. fp32 rows are kept (speedup 1) so their own error vs fp64 shows too.
+    """
+    ok = df[df["ok"] & df["median_s"].notna()]
+    if ok.empty:
+        return None
+    keys = [f for f in CASE_FIELDS if f not in ("precision", "seed") and f in ok.columns]
+    base = ok[ok["precision"] == "fp32"][keys + ["median_s"]].rename(
+        columns={"median_s": "median_s_fp32"})
+    merged = ok.merge(base.drop_duplicates(keys), on=keys, how="left")
+    merged["speedup"] = merged["median_s_fp32"] / merged["median_s"]
+    cols = keys + ["precision", "median_s", "median_s_fp32", "speedup", "max_abs_err",
+                   "max_rel_err", "rel_l2_err", "attn_max_abs_err"]
+    return merged[cols]

@@ -108,13 +108,16 @@ def make_records(seed: int = 0) -> list[dict]:
     return recs
 
 
-META = {"cpu": {"model": "Synthetic CPU @ 2.0GHz", "cache_bytes": {"L1d": 32768, "L2": 2 ** 20,
-                                                                   "L3": L3}},
-        "cores": 2, "threads": 2, "hostname": "synthetic", "python": "3.11.0",
-        "versions": {"numpy": "2.0", "torch": "2.13.0", "scipy": "1.14"},
-        "blas": "openblas", "git_commit": "0000000",
-        "peak": {"numpy": {"fp32": 200.0, "fp64": 106.0},
-                 "torch": {"fp32": 200.0, "bf16": 430.0, "fp64": 106.0}}}
+META = {"cpu": {"model": "Synthetic CPU @ 2.0GHz", "logical_cores": 2, "physical_cores": 2},
+        "cache_bytes": {"L1d": 32768, "L2": 2 ** 20, "L3": L3},
+        "hostname": "synthetic", "memory": {"total_bytes": 24 * 2 ** 30},
+        "versions": {"python": "3.11.0", "numpy": "2.0", "torch": "2.13.0", "scipy": "1.14"},
+        "numpy_blas": {"blas": {"name": "scipy-openblas", "version": "0.3.31"}},
+        "threads": {"torch_num_threads": 2},
+        "git": {"commit": "0123456789abcdef", "dirty": False},
+        "config_name": "synthetic", "description": "synthetic records with known exponents",
+        "machine_peak": {"numpy": {"fp32": 200.0, "fp64": 106.0},
+                         "torch": {"fp32": 200.0, "bf16": 430.0, "fp64": 106.0}}}
 
 
 def make_run(run_dir, seed: int = 0, records: list[dict] | None = None,

@@ -1,0 +1,378 @@
+"""The report's figures: matplotlib's object API on the Agg canvas (no pyplot, no global state).
+
+Each function draws one PNG from the frame (and the fits), returns its path, or None when the
+run has no data for it. Complexity plots are log-log with the theory's slope drawn as a dashed
+reference line and the last-level cache drawn where a block's working set reaches it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from bench.analysis import claims
+from bench.analysis.frame import working_set_bytes
+
+PREC_STYLE = {"fp64": ":", "fp32": "-", "bf16": "--", "fp16": (0, (1, 1)), "amp-bf16": "-.",
+              "amp-fp16": (0, (3, 1, 1, 1))}
+DPI = 110
+
+
+def _figure(ncols: int = 1, nrows: int = 1, size=(7.5, 5.0)):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    # fixed margins instead of a layout engine: constrained layout doubles the drawing time
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig.subplots_adjust(left=0.09 / ncols ** 0.5, right=0.98, bottom=0.1 / nrows ** 0.5,
+                        top=1 - 0.07 / nrows ** 0.5, wspace=0.25, hspace=0.35)
+    return fig, [ax for row in axes for ax in row]
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _colors(impls) -> dict:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {impl: cmap(i % 10) for i, impl in enumerate(sorted(set(impls)))}
+
+
+def series_label(fixed: dict, varying_keys=()) -> str:
+    parts = [str(fixed["impl"]), str(fixed["precision"])]
+    if fixed.get("mode") not in (None, "forward"):
+        parts.append(str(fixed["mode"]))
+    for key in varying_keys:
+        parts.append(f"{key}={fixed.get(key)}")
+    return " ".join(parts)
+
+
+def _varying(groups, keys=("batch", "d_model", "threads", "layers")) -> list[str]:
+    return [k for k in keys if len({str(f.get(k)) for f, _ in groups}) > 1]
+
+
+def seq_len_at_working_set(row: dict, target_bytes: float, lo: int = 1,
+                           hi: int = 1 << 22) -> float:
+    """Smallest seq_len whose working set (frame.working_set_bytes) reaches target (bisection)."""
+    def ws(t):
+        return working_set_bytes({**row, "seq_len": t})
+
+    if not math.isfinite(target_bytes) or not math.isfinite(ws(hi)) or ws(hi) < target_bytes:
+        return math.nan
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ws(mid) < target_bytes else (lo, mid)
+    return float(hi)
+
+
+def _cache_lines(ax, row: dict, llc: float, rule: claims.FitRule, x_range) -> None:
+    """Vertical lines where this series' working set equals the LLC and rule.ws_factor x LLC."""
+    for factor, style in ((1.0, ":"), (rule.ws_factor, "--")):
+        n = seq_len_at_working_set(row, factor * llc)
+        if math.isfinite(n) and x_range[0] <= n <= x_range[1]:
+            ax.axvline(n, color="0.45", linestyle=style, linewidth=1)
+            ax.annotate(f"working set = {factor:g}×LLC\n({claims.fmt_bytes(factor * llc)}, "
+                        f"{row['precision']})", (n, 0.02), xycoords=("data", "axes fraction"),
+                        rotation=90, fontsize=7, color="0.35", ha="right", va="bottom")
+
+
+def _plain_ticks(ax) -> None:
+    """Sequence lengths as 128, 1024, ... instead of 2^7, 2^10."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _theory_line(ax, x, y, slope: float, label: str) -> None:
+    """Dashed reference y = C x^slope through the geometric middle of (x, y)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    keep = (x > 0) & (y > 0) & np.isfinite(y)
+    if keep.sum() < 2:
+        return
+    x, y = x[keep], y[keep]
+    xm, ym = np.exp(np.log(x).mean()), np.exp(np.log(y).mean())
+    xs = np.geomspace(x.min(), x.max(), 50)
+    ax.plot(xs, ym * (xs / xm) ** slope, color="0.2", linestyle=(0, (6, 3)), linewidth=1.2,
+            alpha=0.7, label=label)
+
+
+def _fit_text(entry: dict | None) -> str:
+    if entry is None:
+        return ""
+    if entry["exponent"] is None:
+        full = entry.get("full_range_exponent")
+        return "not enough data" + (f" (all points: n^{full:.2f})" if full is not None else "")
+    return f"n^{entry['exponent']:.2f} [{entry['ci_low']:.2f}, {entry['ci_high']:.2f}]"
+
+
+def _entry_for(entries, fixed, variable, metric):
+    for e in entries:
+        if (e["variable"] == variable and e["metric"] == metric and e["impl"] == fixed["impl"]
+                and e["block"] == fixed["block"] and e["precision"] == fixed["precision"]
+                and all(str(e["fixed"].get(k)) == str(v) for k, v in fixed.items()
+                        if k not in ("impl", "block", "precision"))):
+            return e
+    return None
+
+
+def plot_scaling(sweeps, entries, meta_llc: float, block: str, path: Path, *, variable="seq_len",
+                 metric="time", rule: claims.FitRule = claims.FitRule()) -> Path | None:
+    """Time (or another metric) vs the swept variable for one block, one line per series.
+
+    sweeps: list(claims.sweep_groups(df, variable)). Filled markers: points in the fit's
+    asymptotic range; hollow: excluded (in cache or under the time floor). The legend gives the
+    fitted exponent and CI.
+    """
+    groups = [(f, g) for f, g in sweeps if f["block"] == block]
+    column = claims.METRICS[metric]
+    groups = [(f, g) for f, g in groups if g[column].notna().any()]
+    if not groups:
+        return None
+    fig, (ax,) = _figure()
+    colors = _colors(f["impl"] for f, _ in groups)
+    extra = _varying(groups, ("batch", "threads", "layers") + (("d_model",) if variable ==
+                                                                 "seq_len" else ("seq_len",)))
+    theory = None
+    for fixed, g in groups:
+        entry = _entry_for(entries, fixed, variable, metric)
+        mask = claims.asymptotic_mask(g, rule)
+        x, y = g[variable].to_numpy(float), g[column].to_numpy(float)
+        style = PREC_STYLE.get(fixed["precision"], "-")
+        color = colors[fixed["impl"]]
+        label = f"{series_label(fixed, extra)}: {_fit_text(entry)}"
+        ax.plot(x, y, linestyle=style, color=color, linewidth=1.3, label=label)
+        ax.plot(x[mask], y[mask], "o", color=color, markersize=5)
+        ax.plot(x[~mask], y[~mask], "o", markerfacecolor="white", color=color, markersize=5)
+        if entry and entry["theory"] is not None:
+            theory = (entry["theory"], x, y) if theory is None else theory
+    if theory is not None:
+        _theory_line(ax, theory[1], theory[2], theory[0], f"theory: slope {theory[0]:g}")
+    if variable == "seq_len" and math.isfinite(meta_llc):
+        row = groups[0][1].iloc[0].to_dict()
+        xs = [float(v) for _, g in groups for v in g["seq_len"]]
+        _cache_lines(ax, row, meta_llc, rule, (min(xs), max(xs)))
+    ax.set_xscale("log", base=2)
+    _plain_ticks(ax)
+    ax.set_yscale("log")
+    unit = {"time": "median time per call (s)", "flops": "FLOPs per call",
+            "memory": "peak memory above baseline (bytes)"}[metric]
+    ax.set_xlabel({"seq_len": "sequence length n (tokens)",
+                   "d_model": "model width d_model"}[variable])
+    ax.set_ylabel(unit)
+    ax.set_title(f"{block}: {metric} vs {variable} (filled = points used in the fit)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+def plot_flops(df, path: Path) -> Path | None:
+    """Analytic FLOPs (line) vs counted FLOPs (markers), per block, log-log."""
+    ok = df[df["ok"] & df["flops_analytic"].notna()]
+    blocks = sorted(ok["block"].unique())
+    if not blocks:
+        return None
+    fig, axes = _figure(ncols=min(2, len(blocks)), nrows=math.ceil(len(blocks) / 2),
+                        size=(6.0, 4.2))
+    colors = _colors(ok["impl"])
+    for ax, block in zip(axes, blocks):
+        b = ok[ok["block"] == block]
+        ref = b.groupby("seq_len")["flops_analytic"].median()
+        ax.plot(ref.index, ref.values, "-", color="0.2", label="analytic (tfimpl.costs)")
+        for impl, g in b[b["flops_counted"].notna()].groupby("impl"):
+            g = g.sort_values("seq_len")
+            ax.plot(g["seq_len"], g["flops_counted"], "o", color=colors[impl], markersize=4,
+                    label=f"counted: {impl}", alpha=0.8)
+        ax.set_xscale("log", base=2)
+        _plain_ticks(ax)
+    _plain_ticks(ax)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length n (tokens)")
+        ax.set_ylabel("FLOPs per call")
+        ax.set_title(f"{block}: FLOPs, analytic vs counted")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(blocks):]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+def plot_memory(df, path: Path) -> Path | None:
+    """Measured peak memory (markers) vs the analytic prediction (dashed), per block."""
+    ok = df[df["ok"] & df["peak_bytes"].notna()]
+    blocks = sorted(ok["block"].unique())
+    if not blocks:
+        return None
+    fig, axes = _figure(ncols=min(2, len(blocks)), nrows=math.ceil(len(blocks) / 2),
+                        size=(6.0, 4.2))
+    colors = _colors(ok["impl"])
+    for ax, block in zip(axes, blocks):
+        for (impl, prec, d), g in ok[ok["block"] == block].groupby(["impl", "precision",
+                                                                    "d_model"]):
+            g = g.sort_values("seq_len")
+            if g["seq_len"].nunique() < 2:
+                continue
+            label = f"{impl} {prec}" + (f" d={d}" if ok["d_model"].nunique() > 1 else "")
+            ax.plot(g["seq_len"], g["peak_bytes"], "o-", color=colors[impl], markersize=4,
+                    linewidth=0.8, label=f"measured: {label} ({g['peak_method'].iloc[0]})")
+            if g["peak_bytes_predicted"].notna().any():
+                ax.plot(g["seq_len"], g["peak_bytes_predicted"], linestyle="--",
+                        color=colors[impl], linewidth=1.2, alpha=0.7,
+                        label=f"predicted: {label}")
+        ax.set_xscale("log", base=2)
+        _plain_ticks(ax)
+    _plain_ticks(ax)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length n (tokens)")
+        ax.set_ylabel("peak memory above baseline (bytes)")
+        ax.set_title(f"{block}: peak memory, measured vs predicted")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    for ax in axes[len(blocks):]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+def plot_attention_share(share, crossovers: list[dict], path: Path) -> Path | None:
+    """Measured share of the layer's time in attention vs n; ½ line; crossovers marked."""
+    if share is None or share.empty:
+        return None
+    fig, (ax,) = _figure()
+    colors = _colors(share["impl"])
+    for (impl, prec, mode, d, blocks), g in share.groupby(
+            ["impl", "precision", "mode", "d_model", "blocks"]):
+        g = g.sort_values("seq_len")
+        ax.plot(g["seq_len"], g["share"], marker="o", color=colors[impl],
+                linestyle=PREC_STYLE.get(prec, "-"), markersize=4,
+                label=f"{impl} {prec} d={d}: {blocks}")
+    ax.axhline(0.5, color="0.5", linewidth=0.8)
+    seen = set()
+    for c in crossovers:
+        key = round(c["seq_len"])
+        if not math.isfinite(c["seq_len"]) or key in seen:
+            continue
+        seen.add(key)
+        ax.axvline(c["seq_len"], color=c.get("color", "0.2"), linestyle="--", linewidth=1)
+        ax.annotate(f"{c['label']}: n={c['seq_len']:.0f}", (c["seq_len"], 0.97),
+                    xycoords=("data", "axes fraction"), rotation=90, fontsize=7, ha="right",
+                    va="top")
+    ax.set_xscale("log", base=2)
+    _plain_ticks(ax)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("sequence length n (tokens)")
+    ax.set_ylabel("attention share of the layer's time")
+    ax.set_title("Attention's share of a layer's time (source in legend)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_roofline(df, meta_peak: dict, path: Path) -> Path | None:
+    """Achieved GFLOP/s vs n per block, with the machine's measured matmul peaks as ceilings."""
+    ok = df[df["ok"] & df["gflops"].notna() & (df["gflops"] > 0)]
+    blocks = sorted(ok["block"].unique())
+    if not blocks:
+        return None
+    fig, axes = _figure(ncols=min(2, len(blocks)), nrows=math.ceil(len(blocks) / 2),
+                        size=(6.0, 4.2))
+    colors = _colors(ok["impl"])
+    for ax, block in zip(axes, blocks):
+        b = ok[ok["block"] == block]
+        for (impl, prec, d), g in b.groupby(["impl", "precision", "d_model"]):
+            g = g.sort_values("seq_len")
+            if g["seq_len"].nunique() < 2:
+                continue
+            ax.plot(g["seq_len"], g["gflops"], "o", linestyle=PREC_STYLE.get(prec, "-"),
+                    color=colors[impl], markersize=3, linewidth=1,
+                    label=f"{impl} {prec}" + (f" d={d}" if b["d_model"].nunique() > 1 else ""))
+        for (backend, prec), peak in sorted(meta_peak.items()):
+            if prec in set(b["precision"]) and math.isfinite(peak):
+                ax.axhline(peak, color="0.3", linestyle=PREC_STYLE.get(prec, "-"), linewidth=0.8)
+                ax.annotate(f"peak {backend} {prec}: {peak:.0f}", (0.01, peak),
+                            xycoords=("axes fraction", "data"), fontsize=7, va="bottom")
+        ax.set_xscale("log", base=2)
+        _plain_ticks(ax)
+    _plain_ticks(ax)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length n (tokens)")
+        ax.set_ylabel("achieved GFLOP/s (matmul FLOPs / median time)")
+        ax.set_title(f"{block}: achieved vs machine peak")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, loc="lower right")
+    for ax in axes[len(blocks):]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+def plot_precision(speedups, path: Path) -> Path | None:
+    """Left: speedup vs fp32 for the same case; right: error vs the fp64 reference; vs n."""
+    if speedups is None or speedups.empty:
+        return None
+    fig, (left, right) = _figure(ncols=2, size=(6.0, 4.5))
+    colors = _colors(speedups["impl"])
+    markers = dict(zip(sorted(speedups["block"].unique()), "os^vDP*X"))
+    for (impl, block, prec), g in speedups.groupby(["impl", "block", "precision"]):
+        g = g.sort_values("seq_len")
+        style = dict(color=colors[impl], marker=markers[block], markersize=4,
+                     linestyle=PREC_STYLE.get(prec, "-"), linewidth=1,
+                     label=f"{impl} {block} {prec}")
+        if prec != "fp32" and g["speedup"].notna().any():
+            left.plot(g["seq_len"], g["speedup"], **style)
+        if g["rel_l2_err"].notna().any() and (g["rel_l2_err"] > 0).any():
+            right.plot(g["seq_len"], g["rel_l2_err"], **style)
+    left.axhline(1.0, color="0.4", linewidth=0.8)
+    left.set_xscale("log", base=2)
+    _plain_ticks(left)
+    left.set_xlabel("sequence length n (tokens)")
+    left.set_ylabel("speedup vs fp32 (fp32 median / this median)")
+    left.set_title("Speed of each precision vs fp32, same case")
+    right.set_xscale("log", base=2)
+    _plain_ticks(right)
+    right.set_yscale("log")
+    right.set_xlabel("sequence length n (tokens)")
+    right.set_ylabel("relative L2 error vs fp64 reference")
+    right.set_title("Error of each precision")
+    for ax in (left, right):
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def plot_local_slopes(entries, path: Path, metric: str = "time") -> Path | None:
+    """Local exponent between successive seq_len points, with the theory as a horizontal line."""
+    rows = [e for e in entries if e["metric"] == metric and e["variable"] == "seq_len"
+            and e["theory"] is not None and e["local_slopes"]]
+    if not rows:
+        return None
+    fig, (ax,) = _figure()
+    colors = _colors(e["impl"] for e in rows)
+    markers = dict(zip(sorted({e["block"] for e in rows}), "os^vD"))
+    for e in rows:
+        mid = [math.sqrt(s["x_lo"] * s["x_hi"]) for s in e["local_slopes"]]
+        ax.plot(mid, [s["slope"] for s in e["local_slopes"]], marker=markers[e["block"]],
+                color=colors[e["impl"]], linestyle=PREC_STYLE.get(e["precision"], "-"),
+                markersize=4, linewidth=1, label=f"{e['impl']} {e['block']} {e['precision']}")
+    for theory in sorted({e["theory"] for e in rows}):
+        ax.axhline(theory, color="0.3", linestyle=(0, (6, 3)), linewidth=1)
+        ax.annotate(f"theory {theory:g}", (0.01, theory), xycoords=("axes fraction", "data"),
+                    fontsize=7, va="bottom")
+    ax.set_xscale("log", base=2)
+    _plain_ticks(ax)
+    ax.set_xlabel("sequence length n (tokens), geometric middle of each pair")
+    ax.set_ylabel(f"local exponent d log({metric}) / d log n")
+    ax.set_title("Local slopes between successive sizes (jumps = cache transitions)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

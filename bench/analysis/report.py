@@ -1,0 +1,377 @@
+"""report.md, summary.json and plots/*.png for a run folder, from its records alone.
+
+write_report(run_dir) is what `python -m bench run` calls at the end and what
+`python -m bench report RUN_DIR` calls to rebuild: it reads records.jsonl and meta.json, fits
+(bench.analysis.claims), draws (bench.analysis.plots) and writes. Nothing is measured here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from bench.analysis import claims, plots
+from bench.analysis.claims import fmt_bytes
+from bench.analysis.frame import (cache_sizes, last_level_cache, load_run, peak_table,
+                                  precision_speedups)
+
+REPORT_FILE = "report.md"
+SUMMARY_FILE = "summary.json"
+PLOTS_DIR = "plots"
+CLAIM_WORDS = {("attention", "seq_len", "time"): "O(n²) time",
+               ("attention", "seq_len", "flops"): "O(n²) FLOPs",
+               ("attention", "seq_len", "memory"): "memory",
+               ("attention", "d_model", "time"): "O(d) time at fixed n",
+               ("attention", "d_model", "flops"): "O(d) FLOPs at fixed n",
+               ("ffn", "seq_len", "time"): "O(n) time",
+               ("ffn", "seq_len", "flops"): "O(n) FLOPs",
+               ("ffn", "seq_len", "memory"): "O(n) memory",
+               ("ffn", "d_model", "time"): "O(d²) time",
+               ("ffn", "d_model", "flops"): "O(d²) FLOPs",
+               ("encoder_layer", "d_model", "params"): "O(d²) parameters per layer"}
+BLOCK_NAMES = {"attention": "Attention", "mha": "MHA", "ffn": "FFN",
+               "encoder_layer": "Encoder layer", "encoder": "Encoder", "model": "Model"}
+
+
+def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
+    """Fit, plot and write. Returns {"report": Path, "summary": Path, "plots": [Path, ...]}."""
+    run_dir = Path(run_dir)
+    df, meta = load_run(run_dir)
+    llc = last_level_cache(meta)
+    entries = claims.fit_all(df, rule)
+    two_term = claims.two_term_fits(df, rule)
+    ok = df[df["ok"]]
+    share = claims.attention_share(ok) if not ok.empty else None
+    speedups = precision_speedups(df)
+    figures = _draw(df, entries, two_term, share, speedups, meta, llc, rule,
+                    run_dir / PLOTS_DIR)
+    summary = {
+        "run": run_dir.name, "n_records": int(len(df)), "n_ok": int(df["ok"].sum()),
+        "rule": {**rule.to_dict(), "llc_bytes": None if math.isnan(llc) else llc,
+                 "asymptotic": rule.describe(llc), "verdict": rule.describe_verdict()},
+        "fits": entries, "two_term": two_term,
+        "attention_share_source": None if share is None else sorted(set(share["blocks"])),
+        "plots": {name: str(p.relative_to(run_dir)) for name, p in figures.items()},
+    }
+    summary_path = run_dir / SUMMARY_FILE
+    summary_path.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    report_path = run_dir / REPORT_FILE
+    report_path.write_text(render(run_dir.name, df, meta, entries, two_term, share, speedups,
+                                  figures, run_dir, rule))
+    return {"report": report_path, "summary": summary_path, "plots": list(figures.values())}
+
+
+def _json_default(value):
+    try:
+        return value.item()          # numpy scalars
+    except AttributeError:
+        return str(value)
+
+
+# ---- figures --------------------------------------------------------------------------------
+
+def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path) -> dict:
+    figures: dict[str, Path] = {}
+
+    def keep(name, path):
+        if path is not None:
+            figures[name] = path
+
+    blocks = [b for b in ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
+              if b in set(df.loc[df["ok"], "block"])]
+    by_seq = list(claims.sweep_groups(df, "seq_len"))
+    by_width = list(claims.sweep_groups(df, "d_model"))
+    for block in blocks:
+        keep(f"time_vs_seq_len_{block}", plots.plot_scaling(
+            by_seq, entries, llc, block, out / f"time_vs_seq_len_{block}.png", rule=rule))
+    keep("local_slopes", plots.plot_local_slopes(entries, out / "local_slopes.png"))
+    keep("flops", plots.plot_flops(df, out / "flops_vs_seq_len.png"))
+    keep("memory", plots.plot_memory(df, out / "memory_vs_seq_len.png"))
+    keep("attention_share", plots.plot_attention_share(
+        share, _share_crossovers(share, two_term), out / "attention_share.png"))
+    peaks = {(backend, prec): float(v) for backend, table in peak_table(meta).items()
+             if isinstance(table, dict) for prec, v in table.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    keep("roofline", plots.plot_roofline(df, peaks, out / "gflops_vs_peak.png"))
+    for block in blocks:
+        keep(f"time_vs_d_model_{block}", plots.plot_scaling(
+            by_width, entries, llc, block, out / f"time_vs_d_model_{block}.png", variable="d_model",
+            rule=rule))
+    keep("precision", plots.plot_precision(speedups, out / "precision.png"))
+    return figures
+
+
+def _share_crossovers(share, two_term) -> list[dict]:
+    if share is None or share.empty:
+        return []
+    out = []
+    first = share.iloc[0]
+    analytic = claims.share_crossover_analytic(first["blocks"], first["d_model"],
+                                               first["n_heads"], first["d_ff"],
+                                               int(first["batch"]))
+    out.append({"seq_len": analytic, "label": "FLOP prediction (share ½)", "color": "0.2"})
+    measured = measured_share_crossover(share)
+    if measured is not None:
+        out.append({"seq_len": measured, "label": "measured share crosses ½", "color": "tab:red"})
+    return out
+
+
+def measured_share_crossover(share) -> float | None:
+    """First n where the fp32 (else first) series' share crosses ½, log-interpolated."""
+    import numpy as np
+
+    series = share[share["precision"] == "fp32"]
+    series = series if not series.empty else share
+    first = series.iloc[0]
+    g = series[(series["impl"] == first["impl"]) & (series["mode"] == first["mode"])
+               & (series["d_model"] == first["d_model"])].sort_values("seq_len")
+    x, s = g["seq_len"].to_numpy(float), g["share"].to_numpy(float)
+    for i in range(len(x) - 1):
+        if (s[i] - 0.5) * (s[i + 1] - 0.5) <= 0 and s[i] != s[i + 1]:
+            f = (0.5 - s[i]) / (s[i + 1] - s[i])
+            return float(np.exp(np.log(x[i]) + f * (np.log(x[i + 1]) - np.log(x[i]))))
+    return None
+
+
+# ---- text -----------------------------------------------------------------------------------
+
+def _f(v, fmt="{:.2f}", none="—") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return none
+    return fmt.format(v)
+
+
+def machine_lines(meta: dict) -> list[str]:
+    """Two lines: the machine, then the software."""
+    cpu = meta.get("cpu") or {}
+    caches = cache_sizes(meta)
+    cache_txt = " / ".join(f"{k} {fmt_bytes(v)}" for k, v in caches.items() if k != "L1i")
+    mem = (meta.get("memory") or {}).get("total_bytes")
+    peaks = []
+    for backend, table in peak_table(meta).items():
+        if isinstance(table, dict):
+            vals = [f"{p} {v:.0f}" for p, v in table.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if vals:
+                peaks.append(f"{backend} " + ", ".join(vals))
+    cores = cpu.get("usable_cores") or cpu.get("logical_cores") or meta.get("cores")
+    line1 = (f"**Machine:** {cpu.get('model') or 'unknown CPU'}, {cores or '?'} cores, "
+             f"caches {cache_txt or 'unknown'}"
+             + (f", {mem / 2 ** 30:.0f} GiB RAM" if mem else "")
+             + (f"; matmul peak (GFLOP/s): {'; '.join(peaks)}" if peaks
+                else "; matmul peak not measured (`python -m bench peak`)") + ".")
+    versions = meta.get("versions") or {}
+    blas = ((meta.get("numpy_blas") or {}).get("blas") or {})
+    threads = (meta.get("threads") or {}).get("torch_num_threads") if isinstance(
+        meta.get("threads"), dict) else meta.get("threads")
+    git = meta.get("git") or {}
+    sw = [f"Python {versions.get('python', '?')}"]
+    for name in ("numpy", "torch", "transformers", "scipy"):
+        if versions.get(name):
+            sw.append(f"{name} {versions[name]}" + (
+                f" ({blas.get('name')} {blas.get('version')})" if name == "numpy" and blas
+                else ""))
+    line2 = (f"**Software:** {', '.join(sw)}; threads {threads if threads else '?'}"
+             + (f"; git {str(git.get('commit'))[:9]}{' (dirty)' if git.get('dirty') else ''}"
+                if git.get("commit") else "") + ".")
+    return [line1, line2]
+
+
+def claim_sentence(e: dict, llc: float, rule: claims.FitRule) -> str:
+    what = {"time": "time", "flops": "FLOPs", "memory": "peak memory",
+            "params": "parameters"}[e["metric"]]
+    who = f"{BLOCK_NAMES.get(e['block'], e['block'])} {what}"
+    who += f" ({e['impl']}, {e['precision']})" if e["precision"] else ""
+    var = {"seq_len": "n", "d_model": "d"}[e["variable"]]
+    claim = CLAIM_WORDS.get((e["block"], e["variable"], e["metric"]), f"{what} claim")
+    if e["block"] == "attention" and e["metric"] == "memory":
+        claim = f"O({var}{'²' if e['theory'] == 2 else ''}) memory ({e['attention_path']} path)"
+    if e["exponent"] is None:
+        return (f"{who}: not enough data to test the {claim} claim ({e['reason']}; "
+                f"{e['points_asymptotic']} of {e['points_total']} sizes in the asymptotic "
+                f"range).")
+    lo, hi = e["range"]
+    past = (f" (past {rule.ws_factor:g}× the {fmt_bytes(llc)} last-level cache)"
+            if e["metric"] != "params" and math.isfinite(llc) else "")
+    verdict = {claims.HELD: "held", claims.NOT_HELD: "did not hold",
+               claims.NOT_ENOUGH: "could not be decided (the CI straddles the tolerance band)"
+               }[e["verdict"]]
+    return (f"{who} grew as {var}^{e['exponent']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}] "
+            f"between {e['variable']} = {lo:g} and {hi:g}{past}: the {claim} claim {verdict} "
+            f"(theory {e['theory']:g} ± {e['tolerance']:g}).")
+
+
+def _claims_table(rows: list[dict]) -> list[str]:
+    out = ["| block | metric vs | impl | precision | theory | measured exponent [95% CI] "
+           "| range | R² | points | theory in CI | verdict |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in rows:
+        rng = f"{e['range'][0]:g}–{e['range'][1]:g}" if e["range"] else "—"
+        measured = (f"{e['exponent']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
+                    if e["exponent"] is not None else
+                    f"— (all sizes: {_f(e.get('full_range_exponent'))})")
+        in_ci = {True: "yes", False: "no", None: "—"}[e["theory_in_ci"]]
+        out.append(f"| {e['block']} | {e['metric']} vs {e['variable']} | {e['impl']} "
+                   f"| {e['precision'] or '—'} | {e['theory']:g} | {measured} | {rng} "
+                   f"| {_f(e['r2'], '{:.3f}')} | {e['points_asymptotic']}/{e['points_total']} "
+                   f"| {in_ci} | **{e['verdict']}** |")
+    return out
+
+
+def _other_fits_table(rows: list[dict]) -> list[str]:
+    out = ["| block | metric vs | impl | precision | exponent [95% CI] | range | all sizes ≥ "
+           "floor |", "|---|---|---|---|---|---|---|"]
+    for e in rows:
+        rng = f"{e['range'][0]:g}–{e['range'][1]:g}" if e["range"] else "—"
+        k = (f"{e['exponent']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}]"
+             if e["exponent"] is not None else "not enough data")
+        out.append(f"| {e['block']} | {e['metric']} vs {e['variable']} | {e['impl']} "
+                   f"| {e['precision']} | {k} | {rng} | {_f(e['full_range_exponent'])} |")
+    return out
+
+
+def _two_term_table(rows: list[dict]) -> list[str]:
+    out = ["| block | impl | precision | a (s) | b (s) | c (s) | points | max abs residual "
+           "| crossover n* fitted | n* from FLOPs |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['block']} | {r['impl']} | {r['precision']} | {_f(r['a'], '{:.3g}')} "
+                   f"| {_f(r['b'], '{:.3g}')} | {_f(r['c'], '{:.3g}')} | {r['n_points']} "
+                   f"| {_f(r['max_abs_rel_residual'], '{:.1%}')} "
+                   f"| {_f(r['crossover_fitted'], '{:.0f}')} "
+                   f"| {_f(r['crossover_analytic'], '{:.0f}')} |")
+    return out
+
+
+def _local_table(rows: list[dict]) -> list[str]:
+    out = ["| series | local exponents between successive sizes |", "|---|---|"]
+    for e in rows:
+        pairs = ", ".join(f"{s['x_lo']:g}→{s['x_hi']:g}: {s['slope']:.2f}"
+                          for s in e["local_slopes"])
+        out.append(f"| {e['impl']} {e['block']} {e['precision']} ({e['metric']} vs "
+                   f"{e['variable']}) | {pairs} |")
+    return out
+
+
+def _precision_tables(speedups) -> list[str]:
+    import numpy as np
+
+    if speedups is None or speedups.empty or speedups["precision"].nunique() < 2 and \
+            speedups["rel_l2_err"].isna().all():
+        return ["No precision comparison in this run."]
+    out = []
+    for block, b in speedups.groupby("block"):
+        out += [f"**{block}**", "",
+                "| impl | precision | n range | speedup vs fp32 (geo. mean, min–max) "
+                "| rel. L2 error (median, max) | max abs error | attention-weights max abs "
+                "error |", "|---|---|---|---|---|---|---|"]
+        for (impl, prec), g in b.groupby(["impl", "precision"]):
+            sp = g["speedup"].dropna()
+            sp_txt = (f"{np.exp(np.log(sp).mean()):.2f}× ({sp.min():.2f}–{sp.max():.2f})"
+                      if len(sp) and prec != "fp32" else ("1 (baseline)" if prec == "fp32"
+                                                          else "no fp32 twin"))
+            err = g["rel_l2_err"].dropna()
+            out.append(f"| {impl} | {prec} | {g['seq_len'].min()}–{g['seq_len'].max()} "
+                       f"| {sp_txt} | "
+                       + (f"{err.median():.2e}, {err.max():.2e}" if len(err) else "—")
+                       + f" | {_f(g['max_abs_err'].max(), '{:.2e}')} "
+                       f"| {_f(g['attn_max_abs_err'].max(), '{:.2e}')} |")
+        out.append("")
+    return out
+
+
+def _cases_table(df) -> list[str]:
+    out = ["| impl | block | precision | mode | B | n | d | h | d_ff | median ms | IQR/median "
+           "| GFLOP/s | % peak | peak MiB | predicted MiB | rel. L2 err | status |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    cols = ["block", "impl", "precision", "mode", "d_model", "seq_len"]
+    for r in df.sort_values(cols).to_dict("records"):
+        mib = 2 ** 20
+        flag = " ⚠" if r.get("unstable") is True else ""
+        out.append(
+            f"| {r['impl']} | {r['block']} | {r['precision']} | {r['mode']} | {r['batch']} "
+            f"| {r['seq_len']} | {r['d_model']} | {r['n_heads']} | {r['d_ff']} "
+            f"| {_f(r['median_s'] * 1e3 if r['median_s'] == r['median_s'] else None, '{:.3f}')} "
+            f"| {_f(r['spread'], '{:.1%}')}{flag} | {_f(r['gflops'], '{:.1f}')} "
+            f"| {_f(r['peak_fraction'], '{:.0%}')} "
+            f"| {_f(r['peak_bytes'] / mib if r['peak_bytes'] == r['peak_bytes'] else None, '{:.2f}')} "
+            f"| {_f(r['peak_bytes_predicted'] / mib if r['peak_bytes_predicted'] == r['peak_bytes_predicted'] else None, '{:.2f}')} "
+            f"| {_f(r['rel_l2_err'], '{:.1e}')} | {r['status']} |")
+    return out
+
+
+def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_dir, rule) -> str:
+    llc = last_level_cache(meta)
+    n_ok = int(df["ok"].sum())
+    n_skip = int(df["status"].str.startswith("skipped").sum())
+    n_fail = int(df["status"].str.startswith("failed").sum())
+    title = meta.get("config_name") or run_id
+    lines = [f"# {title}: measured scaling vs theory", ""]
+    if meta.get("description"):
+        lines += [f"_{meta['description']}_", ""]
+    lines += [f"Run `{run_id}`: {len(df)} cases, {n_ok} measured, {n_skip} skipped, "
+              f"{n_fail} failed.", ""]
+    lines += [machine_lines(meta)[0] + "  ", machine_lines(meta)[1], ""]
+
+    claimed = sorted((e for e in entries if e["theory"] is not None),
+                     key=lambda e: (e["variable"], e["block"], e["metric"], e["impl"],
+                                    str(e["precision"])))
+    lines += ["## Claims", "",
+              f"**Fit range rule.** {rule.describe(llc)}", "",
+              f"**Verdict rule.** {rule.describe_verdict()}", ""]
+    if claimed:
+        lines += _claims_table(claimed) + ["", "In words:", ""]
+        lines += [f"- {claim_sentence(e, llc, rule)}" for e in claimed]
+        notes = [(e, n) for e in claimed if e["metric"] == "time" for n in e.get("notes", [])]
+        if notes:
+            lines += ["", "**Where the measurements depart from a single power law** "
+                          "(time fits; the robust fit uses only the asymptotic sizes):", ""]
+            for e, n in notes:
+                lines.append(f"- {e['impl']} {e['block']} {e['precision']} "
+                             f"(vs {e['variable']}): {n}")
+    else:
+        lines.append("No sweep in this run tests a claim (a claim needs a sweep over seq_len "
+                     "or d_model with at least two sizes).")
+    lines.append("")
+
+    lines += ["## Two-term model: t ≈ a·n²·d + b·n·d² + c", "",
+              "Non-negative least squares (scipy.optimize.nnls) on every measured size, rows "
+              "weighted by 1/t so every size counts by its relative error. The quadratic term "
+              "is attention's work, the linear one the projections and the feed-forward; they "
+              "are equal at n* = b·d/a, compared with n* where the analytic matmul FLOPs "
+              "(tfimpl.costs) of the two kinds are equal. A large residual means time is not a "
+              "fixed-rate sum of the two terms (usually the cache cliff of the materialised "
+              "attention matrix).", ""]
+    lines += _two_term_table(two_term) if two_term else [
+        "Not fitted: no mha / encoder_layer / encoder / model sweep over seq_len."]
+    lines.append("")
+
+    slopes = [e for e in entries if e["metric"] == "time" and e["local_slopes"]
+              and e["variable"] == "seq_len"]
+    if slopes:
+        lines += ["## Local slopes (time)", ""] + _local_table(slopes) + [""]
+
+    lines += ["## Plots", ""]
+    captions = {"local_slopes": "Local exponents between successive sizes",
+                "flops": "FLOPs: analytic (tfimpl.costs) vs counted (FlopCounterMode)",
+                "memory": "Peak memory: measured vs predicted",
+                "attention_share": "Attention's share of the layer's time",
+                "roofline": "Achieved GFLOP/s vs the machine's matmul peak",
+                "precision": "Precision: speedup vs fp32 and error vs fp64"}
+    for name, path in figures.items():
+        cap = captions.get(name, name.replace("_", " "))
+        if name == "attention_share" and share is not None:
+            cap += (" (share = " + "; ".join(sorted(set(share["blocks"]))) + ", from "
+                    + ", ".join(sorted(set(share["source"]))) + " cases)")
+        lines += [f"### {cap}", "", f"![{cap}]({path.relative_to(run_dir).as_posix()})", ""]
+    if not figures:
+        lines += ["No plot: no measured case.", ""]
+
+    lines += ["## Precision", ""] + _precision_tables(speedups) + [""]
+    others = [e for e in entries if e["theory"] is None]
+    if others:
+        lines += ["## Other fits (no single-exponent claim)", "",
+                  "Blocks that mix O(n²) and O(n) work have no single exponent; the two-term "
+                  "model above describes them.", ""] + _other_fits_table(others) + [""]
+    lines += ["## Every case", ""] + _cases_table(df) + [""]
+    return "\n".join(lines)
