@@ -32,10 +32,10 @@ from tfimpl.costs._common import (ATTN_IMPLS, MEMORY_BLOCKS, MODES, add, check_c
 from tfimpl.costs.params import param_counts
 
 LSE_BYTES = 4                     # the fused kernels keep their log-sum-exp in float32
-# torch's CPU flash-attention kernel (aten/src/ATen/native/cpu/FlashAttentionKernel.cpp) tiles
-# queries in blocks of at most 256 and keys in blocks of 512 and gives every thread a float32
-# buffer of q_block·kv_block scores plus q_block·(d_k + 2) accumulators.
-SDPA_Q_BLOCK, SDPA_KV_BLOCK = 256, 512
+# torch's CPU flash-attention kernel (aten/src/ATen/native/cpu/FlashAttentionKernel.cpp)
+SDPA_KV_BLOCK = 512
+BACKENDS = ("numpy", "torch")
+NUMPY_SOFTMAX_BLOCK = 1 << 16     # elements per row block of tfimpl/numpy/softmax.py
 
 
 # ---- activation memory -------------------------------------------------------------------
@@ -98,100 +98,145 @@ def activation_memory(block: str, cfg: ModelConfig, batch: int, seq_len: int,
 
 # ---- predicted peak ----------------------------------------------------------------------
 
-def _attention_peak(cfg, b, t, e, attn_impl, causal, threads) -> int:
-    """Core attention on given q, k, v (B, H, T, d_k).
+def sdpa_block_sizes(seq_len: int) -> tuple[int, int]:
+    """(query block, key block) of torch's CPU flash kernel: queries in blocks of 256 from
+    T >= 768, 64 from T >= 192, else 32; keys in blocks of 512; neither larger than T."""
+    q_block = 256 if seq_len >= 768 else 64 if seq_len >= 192 else 32
+    return min(q_block, seq_len), min(SDPA_KV_BLOCK, seq_len)
 
-    explicit (tfimpl/numpy/attention.py): Q scaled into a new (B,H,T,d_k) array, ONE (B,H,T,T)
-    score matrix soft-maxed in place (row-blocked, so its reductions are tiny; we still add
-    two (B,H,T,1) reductions, the unblocked fallback), the output (B,H,T,d_k); causal adds
-    two (T,T) boolean masks (np.tri and its negation).
-    sdpa (torch fused, flash-style on CPU): the output, a float32 (B,H,T) log-sum-exp and each
-    thread's block buffers; no T×T matrix.
+
+def _attention_peak(cfg, b, t, e, attn_impl, causal, threads, contiguous=True, backend="numpy"):
+    """Core attention on q, k, v (B, H, T, d_k), forward, above the inputs.
+
+    explicit (tfimpl/{numpy,torch}/attention.py): ONE (B,H,T,T) score matrix, soft-maxed in
+    place (NumPy in cache-sized row blocks, so its reductions are tiny), beside first the
+    scaled Q (a temporary) and then the output, both (B,H,T,d_k). torch.matmul also copies
+    a Q or K that is not contiguous per head (the views of the fused Q|K|V inside mha) before
+    its bmm: Q scaled + its copy + K's copy beside the scores, then V's copy + the output.
+    causal: NumPy masks row blocks (two small boolean tiles); torch builds a (T,T) boolean
+    mask (alive to the end) and, while masking, its negation.
+    sdpa (torch's fused CPU flash kernel): the output, a float32 (B,H,T) log-sum-exp and,
+    per thread, a float32 q_block x kv_block score tile plus q_block x (d_k + 2) accumulators
+    (`sdpa_block_sizes`); no T x T matrix. Measured exact for float32 on torch 2.13.
     """
     h, dk = cfg.n_heads, cfg.d_head
+    head_tensor = b * h * t * dk * e
     if attn_impl == "sdpa":
-        qb, kvb = min(SDPA_Q_BLOCK, t), min(SDPA_KV_BLOCK, t)
-        per_thread = (qb * kvb + qb * (dk + 2)) * 4
-        return b * h * t * dk * e + b * h * t * LSE_BYTES + threads * per_thread
-    small = 2 * b * h * t * e
-    mask = 2 * t * t if causal else 0
-    return 2 * b * h * t * dk * e + b * h * t * t * e + small + mask
+        qb, kvb = sdpa_block_sizes(t)
+        per_thread = (qb * kvb + qb * (dk + 2)) * 4 + (qb * kvb * e if e < 4 else 0)
+        return head_tensor + b * h * t * LSE_BYTES + threads * per_thread
+    scores = b * h * t * t * e
+    if backend == "numpy":
+        rows = max(1, NUMPY_SOFTMAX_BLOCK // (b * h * t))
+        return scores + head_tensor + (2 * rows * t if causal else 0)
+    mask = t * t                                        # torch.bool, 1 byte per element
+    multiplying = (1 if contiguous else 3) * head_tensor          # Q·Kᵀ: scaled Q (+ 2 copies)
+    masking = 2 * mask if causal else 0                           # the mask and its negation
+    weighting = (1 if contiguous else 2) * head_tensor + (mask if causal else 0)  # P·V (+ V copy)
+    return scores + max(multiplying, masking, weighting)
 
 
-def _mha_peak(cfg, b, t, e, attn_impl, causal, threads) -> int:
-    """Self-attention as tfimpl/numpy/attention.py does it, x baseline, three phases:
-    A projecting: concatenated (3D, D) weight and (3D,) bias, the fused (B,T,3D) Q|K|V;
+def _mha_peak(cfg, b, t, e, attn_impl, causal, threads, backend) -> int:
+    """Self-attention (tfimpl/*/attention.py multi_head_attention), x given, three phases:
+    A projecting: the concatenated (3D, D) weight and (3D,) bias, the fused (B,T,3D) Q|K|V;
     B attending: Q|K|V (alive until the call returns) + the core attention's own peak;
-    C output: Q|K|V + context (B,H,T,d_k) + merged heads (B,T,D) + W_O output (B,T,D).
+    C output: Q|K|V + context + merged heads (a copy, except after sdpa, whose output is laid
+      out (B,T,H,d_k) already) + W_O's output. Everything is (B,T,D)-sized.
     """
-    n, d = b * t, cfg.d_model
-    qkv = 3 * n * d * e
-    projecting = (3 * d * d + 3 * d) * e + qkv
-    attending = qkv + _attention_peak(cfg, b, t, e, attn_impl, causal, threads)
-    output = qkv + 3 * n * d * e
+    nd = b * t * cfg.d_model * e
+    d = cfg.d_model
+    projecting = (3 * d * d + 3 * d) * e + 3 * nd
+    attending = 3 * nd + _attention_peak(cfg, b, t, e, attn_impl, causal, threads,
+                                         contiguous=False, backend=backend)
+    output = 3 * nd + (2 if attn_impl == "sdpa" else 3) * nd
     return max(projecting, attending, output)
 
 
 def _ffn_peak(cfg, b, t, e) -> int:
-    """Hidden (B,T,d_ff) + activation output + one element-wise temporary, then the (B,T,D) output."""
-    n = b * t
-    return 3 * n * cfg.d_ff * e + n * cfg.d_model * e
+    """tfimpl/*/feed_forward.py: the (B,T,d_ff) hidden, then the activation: in place for relu
+    (NumPy always, torch when no grad is needed), one more (B,T,d_ff) for gelu (NumPy's Φ(x)
+    temporary, torch's F.gelu output) and gelu_tanh; then the hidden beside the (B,T,D) output."""
+    hidden, nd = b * t * cfg.d_ff * e, b * t * cfg.d_model * e
+    activation = 0 if cfg.activation == "relu" else hidden
+    return hidden + max(activation, nd)
 
 
-def _layer_peak(cfg, b, t, e, attn_impl, causal, threads) -> int:
-    """Post- or pre-norm encoder layer: the attention phase, or the feed-forward phase with the
-    attention output, its residual sum and the norm output alive beside it."""
-    n, d = b * t, cfg.d_model
-    attending = _mha_peak(cfg, b, t, e, attn_impl, causal, threads)
-    feeding = 3 * n * d * e + _ffn_peak(cfg, b, t, e)
-    return max(attending, feeding)
+def _layer_peak(cfg, b, t, e, attn_impl, causal, threads, backend) -> int:
+    """tfimpl/*/layers.py encoder_layer, x given. Post-norm: the attention phase; the ffn phase
+    beside norm1's output; the end (ffn output, norm1 output, norm2 output). Pre-norm adds the
+    normed copy of the sub-layer's input to each phase."""
+    nd = b * t * cfg.d_model * e
+    pre = nd if cfg.norm_first else 0
+    attending = pre + _mha_peak(cfg, b, t, e, attn_impl, causal, threads, backend)
+    feeding = nd + pre + _ffn_peak(cfg, b, t, e)
+    return max(attending, feeding, 3 * nd)
 
 
-def _forward_peak(block, cfg, b, t, e, attn_impl, causal, threads) -> int:
-    n, d = b * t, cfg.d_model
+def _encoder_peak(cfg, b, t, e, attn_impl, causal, threads, backend) -> int:
+    """Layers run one after another; from the second on, the previous layer's output is alive
+    beside the running layer (the first one's input is the caller's)."""
+    nd = b * t * cfg.d_model * e
+    layer = _layer_peak(cfg, b, t, e, attn_impl, causal, threads, backend)
+    running = nd if cfg.n_layers > 1 else 0
+    final = 2 * nd if cfg.final_norm else 0
+    return max(running + layer, final)
+
+
+def _forward_peak(block, cfg, b, t, e, attn_impl, causal, threads, backend) -> int:
     if block == "attention":
-        return _attention_peak(cfg, b, t, e, attn_impl, causal, threads)
+        return _attention_peak(cfg, b, t, e, attn_impl, causal, threads, backend=backend)
     if block == "mha":
-        return _mha_peak(cfg, b, t, e, attn_impl, causal, threads)
+        return _mha_peak(cfg, b, t, e, attn_impl, causal, threads, backend)
     if block == "ffn":
         return _ffn_peak(cfg, b, t, e)
-    layer = _layer_peak(cfg, b, t, e, attn_impl, causal, threads)
     if block == "encoder_layer":
-        return layer
-    if block == "encoder":                 # the running activation (B,T,D) beside one layer
-        return n * d * e + layer
-    embeddings = (4 * n + t) * d * e       # model: lookups, sums, norm; then the stack
-    return max(embeddings, 2 * n * d * e + layer) + 2 * b * d * e
+        return _layer_peak(cfg, b, t, e, attn_impl, causal, threads, backend)
+    if block == "encoder":
+        return _encoder_peak(cfg, b, t, e, attn_impl, causal, threads, backend)
+    # model (tfimpl/*/bert.py): the embedding sum and its norm (2 (B,T,D) + the (T,D) positions),
+    # then the stack beside the embeddings' output, which bert() keeps; int64 token-type ids;
+    # the (B, D) pooler output and its pre-tanh value.
+    nd = b * t * cfg.d_model * e
+    embeddings = 2 * nd + t * cfg.d_model * e
+    stack = nd + _encoder_peak(cfg, b, t, e, attn_impl, causal, threads, backend)
+    return max(embeddings, stack) + 8 * b * t + 2 * b * cfg.d_model * e
 
 
 def _backward_extra(block, cfg, b, t, e, attn_impl) -> int:
-    """Working set of the backward beyond the saved activations: a (B,T,D) input gradient and
-    the largest transient gradient: dP and dS (two B·H·T·T) in the explicit softmax backward, or
-    two (B,T,d_ff) in the feed-forward's."""
+    """Working set of the backward beyond the saved activations, on the upper side: two
+    (B,T,D) gradients and the largest transient pair: dP and dS (two B·H·T·T) in the
+    explicit softmax backward, or two (B,T,d_ff) in the feed-forward's."""
     n = b * t
     softmax_grads = 2 * b * cfg.n_heads * t * t * e if attn_impl == "explicit" else 0
-    ffn_grads = 2 * n * cfg.d_ff * e if block != "attention" and block != "mha" else 0
+    ffn_grads = 2 * n * cfg.d_ff * e if block not in ("attention", "mha") else 0
     return 2 * n * cfg.d_model * e + max(softmax_grads, ffn_grads, 3 * n * cfg.d_model * e)
 
 
 def predicted_peak_bytes(block: str, cfg: ModelConfig, batch: int, seq_len: int,
                          bytes_per_element: int, attn_impl: str = "explicit",
-                         mode: str = "forward", causal: bool = False, threads: int = 1) -> int:
-    """Bytes above baseline one call holds at its peak.
+                         mode: str = "forward", causal: bool = False, threads: int = 1,
+                         backend: str = "torch") -> int:
+    """Bytes above baseline (weights and inputs allocated) one call holds at its peak.
 
-    forward: the largest phase of the block as implemented (see the _*_peak docstrings).
-    forward+backward: all saved activations (`activation_memory`) + parameter gradients
-    (one per weight, `bytes_per_element` each) + the backward's working set. An upper-side
-    estimate: autograd frees some saved tensors before the peak.
+    forward: the largest phase of the block as implemented (the _*_peak docstrings); what
+    tracemalloc (NumPy) or the torch profiler's memory events (torch, CPU) measure. `backend`
+    ("numpy" | "torch") matters only for the explicit multi-head path, where torch.matmul copies
+    non-contiguous heads (torch is the larger, hence the default); `threads` only for "sdpa"
+    (per-thread tiles): pass the case's thread count.
+    forward+backward (torch): all saved activations (`activation_memory`) + one gradient per
+    weight + the backward's working set (`_backward_extra`). An upper-side estimate: autograd
+    frees saved tensors as the backward consumes them, so the true peak is lower (measured
+    1.0-1.5x lower on small sizes); it is also what a memory guard should use.
     """
     _check(block, cfg, batch, seq_len, bytes_per_element, attn_impl)
     check_choice("mode", mode, MODES)
+    check_choice("backend", backend, BACKENDS)
     check_positive("threads", threads)
     e = bytes_per_element
-    forward = _forward_peak(block, cfg, batch, seq_len, e, attn_impl, causal, threads)
+    forward = _forward_peak(block, cfg, batch, seq_len, e, attn_impl, causal, threads, backend)
     if mode == "forward":
         return forward
-    kind = {"model": "bert", "attention": "attention"}.get(block, block)
+    kind = "bert" if block == "model" else block
     saved = activation_memory(block, cfg, batch, seq_len, e, attn_impl)["total"]
     grads = param_counts(kind, cfg)["total"] * e
     return max(forward, saved + grads + _backward_extra(block, cfg, batch, seq_len, e, attn_impl))
