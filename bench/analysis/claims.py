@@ -67,6 +67,17 @@ class FitRule:
     n_boot: int = 2000
     seed: int = 0
 
+    def __post_init__(self):
+        for name in ("ws_factor", "tolerance", "flops_tolerance"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"FitRule.{name} must be > 0, got {getattr(self, name)!r}")
+        if not self.min_time_s >= 0:
+            raise ValueError(f"FitRule.min_time_s must be >= 0, got {self.min_time_s!r}")
+        if self.min_points < 3:
+            raise ValueError(f"FitRule.min_points must be >= 3, got {self.min_points!r}")
+        if not 0 < self.ci < 1:
+            raise ValueError(f"FitRule.ci must be in (0, 1), got {self.ci!r}")
+
     def tolerance_for(self, metric: str) -> float:
         return self.flops_tolerance if metric in ("flops", "params") else self.tolerance
 

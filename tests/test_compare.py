@@ -1,0 +1,103 @@
+"""compare: time ratio + one-sided Mann-Whitney U on raw samples, exit 1 on a regression."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.analysis import compare as cmp
+from bench.cli import main as cli
+
+
+def _rec(case_id, samples, **fields):
+    base = {"impl": "torch", "block": "attention", "batch": 1, "seq_len": 512, "d_model": 768,
+            "n_heads": 12, "d_ff": 3072, "layers": 1, "precision": "fp32", "device": "cpu",
+            "threads": 2, "mode": "forward", "activation": "gelu", "norm_first": False,
+            "causal": False, "vocab_size": 30522, "seed": 0}
+    base.update(fields)
+    return {**base, "case_id": case_id, "status": "ok", "samples_s": list(samples),
+            "median_s": float(np.median(samples))}
+
+
+def _noisy(center, n, seed):
+    return (center * np.exp(np.random.default_rng(seed).normal(0, 0.01, n))).tolist()
+
+
+def _write(run_dir, records):
+    run_dir.mkdir()
+    (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run_dir / "meta.json").write_text(json.dumps({"cpu": {"model": "x"}}))
+    return str(run_dir)
+
+
+def test_clear_regression_is_flagged():
+    a = [_rec("c1", _noisy(0.010, 7, 0)), _rec("c2", _noisy(0.020, 7, 1))]
+    b = [_rec("c1", _noisy(0.013, 7, 2)), _rec("c2", _noisy(0.020, 7, 3))]
+    res = cmp.compare_records(a, b)
+    rows = {r["case_id_a"]: r for r in res["rows"]}
+    assert rows["c1"]["status"] == cmp.REGRESSION
+    assert rows["c1"]["ratio"] == pytest.approx(1.3, rel=0.05)
+    assert rows["c1"]["p_slower"] < 0.01
+    assert rows["c2"]["status"] == cmp.UNCHANGED
+    assert res["regressions"] == 1
+
+
+def test_identical_runs_have_no_regression():
+    a = [_rec(f"c{i}", _noisy(0.01 * (i + 1), 7, i)) for i in range(4)]
+    res = cmp.compare_records(a, a)
+    assert res["regressions"] == 0 and res["counts"][cmp.UNCHANGED] == 4
+    assert all(r["ratio"] == 1.0 for r in res["rows"])
+
+
+def test_improvement_and_small_change_are_not_regressions():
+    a = [_rec("fast", _noisy(0.010, 7, 0)), _rec("small", _noisy(0.010, 7, 1))]
+    b = [_rec("fast", _noisy(0.007, 7, 2)), _rec("small", _noisy(0.0102, 7, 3))]
+    rows = {r["case_id_a"]: r for r in cmp.compare_records(a, b)["rows"]}
+    assert rows["fast"]["status"] == cmp.IMPROVEMENT
+    assert rows["small"]["status"] == cmp.UNCHANGED        # 2% < 5% threshold
+
+
+def test_too_few_samples_cannot_reach_alpha():
+    """3 + 3 samples: the exact one-sided p is at least 1/20, never below alpha = 0.01."""
+    assert cmp.min_p_value(3, 3) == pytest.approx(1 / 20)
+    assert cmp.min_p_value(5, 5) == pytest.approx(1 / 252)
+    a = [_rec("c", [0.010, 0.0101, 0.0099])]
+    b = [_rec("c", [0.020, 0.0201, 0.0199])]
+    row = cmp.compare_records(a, b)["rows"][0]
+    assert row["status"] == cmp.TOO_FEW and row["p_slower"] >= 0.05
+
+
+def test_match_on_fields_with_ignore():
+    a = [_rec("id-a", _noisy(0.010, 7, 0), threads=1)]
+    b = [_rec("id-b", _noisy(0.020, 7, 1), threads=2)]
+    assert cmp.compare_records(a, b)["n_common"] == 0
+    res = cmp.compare_records(a, b, ignore=("threads",))
+    assert res["n_common"] == 1 and res["regressions"] == 1
+    with pytest.raises(ValueError, match="ignore"):
+        cmp.compare_records(a, b, ignore=("colour",))
+    with pytest.raises(ValueError, match="alpha"):
+        cmp.compare_records(a, b, alpha=0)
+
+
+def test_failed_cases_are_not_compared():
+    a = [_rec("c", _noisy(0.01, 7, 0))]
+    b = [{**_rec("c", _noisy(0.05, 7, 1)), "status": "failed: boom"}]
+    res = cmp.compare_records(a, b)
+    assert res["n_common"] == 0 and res["only_a"] == 1 and res["regressions"] == 0
+
+
+def test_cli_exit_codes_and_json(tmp_path, capsys):
+    base = [_rec("c1", _noisy(0.010, 9, 0)), _rec("c2", _noisy(0.030, 9, 1))]
+    slow = [_rec("c1", _noisy(0.015, 9, 2)), _rec("c2", _noisy(0.030, 9, 3))]
+    run_a = _write(tmp_path / "a", base)
+    run_b = _write(tmp_path / "b", slow)
+    assert cli(["compare", run_a, run_a]) == 0
+    assert cli(["compare", run_a, run_b]) == 1
+    out = capsys.readouterr().out
+    assert "regression" in out and "1 regression(s)" in out
+    assert cli(["compare", run_a, run_b, "--threshold", "0.6"]) == 0
+    capsys.readouterr()
+    assert cli(["compare", run_a, run_b, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["regressions"] == 1 and data["rows"][0]["case_id_a"] == "c1"
+    assert cli(["compare", run_a, str(tmp_path / "missing")]) == 2

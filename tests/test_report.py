@@ -1,0 +1,101 @@
+"""report.md, summary.json and PNGs from a synthetic run folder; the `report` command."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.analysis.report import write_report
+from bench.cli import main as cli
+
+_spec = importlib.util.spec_from_file_location(
+    "synthetic_run", Path(__file__).parent / "data" / "synthetic_run.py")
+synthetic = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synthetic)
+
+SUMMARY_KEYS = {"impl", "block", "precision", "metric", "variable", "exponent", "ci_low",
+                "ci_high", "theory", "verdict", "r2", "n_points", "range", "method"}
+
+
+def _small_records():
+    """numpy + torch, attention / mha / ffn, fp32 + one bf16 series: every plot, fewer lines."""
+    keep = []
+    for r in synthetic.make_records(seed=0):
+        if r["impl"] == "torch-sdpa" or r["block"] == "encoder_layer":
+            continue
+        if r["precision"] == "bf16" and r["block"] != "attention":
+            continue
+        keep.append(r)
+    return keep
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run_dir = synthetic.make_run(tmp_path_factory.mktemp("run") / "synthetic-run",
+                                 records=_small_records())
+    return run_dir, write_report(run_dir)
+
+
+def test_files_written(run):
+    run_dir, paths = run
+    assert paths["report"] == run_dir / "report.md" and paths["report"].stat().st_size > 0
+    assert paths["summary"] == run_dir / "summary.json"
+    names = {p.name for p in paths["plots"]}
+    for expected in ("time_vs_seq_len_attention.png", "flops_vs_seq_len.png",
+                     "memory_vs_seq_len.png", "attention_share.png", "gflops_vs_peak.png",
+                     "time_vs_d_model_ffn.png", "precision.png", "local_slopes.png"):
+        assert expected in names
+    for p in paths["plots"]:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+def test_summary_json(run):
+    run_dir, _ = run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["fits"]
+    for entry in summary["fits"]:
+        assert SUMMARY_KEYS <= set(entry)
+        assert entry["verdict"] in ("held", "did not hold", "not enough data", None)
+    attn = [e for e in summary["fits"] if e["impl"] == "numpy" and e["block"] == "attention"
+            and e["metric"] == "time" and e["variable"] == "seq_len"]
+    assert len(attn) == 1 and attn[0]["verdict"] == "held" and attn[0]["theory"] == 2
+    assert summary["rule"]["llc_bytes"] == synthetic.L3
+    assert summary["attention_share_source"] == ["mha / (mha + ffn)"]
+
+
+def test_report_text(run):
+    run_dir, paths = run
+    text = paths["report"].read_text()
+    assert "**Machine:** Synthetic CPU" in text and "**Software:** Python" in text
+    assert "| block | metric vs | impl |" in text
+    assert "Attention time (numpy, fp32) grew as n^" in text
+    assert "the O(n²) time claim held" in text
+    assert "cache-set aliasing suspected" in text          # numpy at T = 1024
+    assert "![" in text and "(plots/time_vs_seq_len_attention.png)" in text
+    assert "## Precision" in text and "bf16" in text
+    assert "## Every case" in text and "failed: MemoryError" in text
+    for p in paths["plots"]:
+        assert f"(plots/{p.name})" in text
+
+
+def test_report_survives_a_run_without_measurements(tmp_path):
+    recs = [synthetic.record("torch", "attention", "fp32", 512, 768, None, status="failed: x")]
+    run_dir = synthetic.make_run(tmp_path / "empty", records=recs, meta={})
+    paths = write_report(run_dir)
+    assert paths["plots"] == []
+    text = paths["report"].read_text()
+    assert "0 measured" in text and "unknown CPU" in text
+    assert json.loads(paths["summary"].read_text())["fits"] == []
+
+
+def test_report_command(tmp_path, capsys):
+    recs = [r for r in _small_records() if r["block"] == "ffn" and r["d_model"] == 768]
+    run_dir = synthetic.make_run(tmp_path / "cli-run", records=recs)
+    assert cli(["report", str(run_dir), "--min-points", "5"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["rule"]["min_points"] == 5
+    assert cli(["report", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli(["report", str(run_dir), "--min-points", "1"]) == 2
