@@ -59,6 +59,9 @@ IMPL_DEVICES: dict[str, tuple[str, ...]] = {
 IMPL_BACKEND: dict[str, str] = {impl: ("numpy" if impl == "numpy" else "torch")
                                 for impl in IMPL_BLOCKS}
 
+# Blocks with a causal mask wired in (the others would silently ignore `causal: true`).
+CAUSAL_BLOCKS = ("attention", "mha")
+
 # Precisions that run, but very slowly, on a CPU (no fp16 matmul kernels: ~1 GFLOP/s).
 CPU_SLOW_PRECISIONS = ("fp16",)
 
@@ -105,6 +108,11 @@ def check_fields(case: Case, *, cuda: bool | None = None,
     if case.device not in IMPL_DEVICES[impl]:
         return "device", (f"impl {impl!r} cannot run on device {case.device!r} "
                           f"(it runs on: {', '.join(IMPL_DEVICES[impl])})")
+    if case.device == "cuda" and not (cuda_available() if cuda is None else cuda):
+        return "device", "device 'cuda' asked for, but torch.cuda.is_available() is False here"
+    device_reason = _precision_on_device(case)
+    if device_reason:
+        return "precision", device_reason
     if case.activation not in ACTIVATIONS:
         return "activation", (f"unknown activation {case.activation!r}; "
                               f"allowed: {', '.join(ACTIVATIONS)}")
@@ -119,9 +127,18 @@ def check_fields(case: Case, *, cuda: bool | None = None,
     if case.threads > n_cpus:
         return "threads", (f"threads={case.threads} is more than the {n_cpus} CPUs "
                            f"this machine gives the process")
-    if case.device == "cuda" and not (cuda_available() if cuda is None else cuda):
-        return "device", "device 'cuda' asked for, but torch.cuda.is_available() is False here"
+    if case.causal and block not in CAUSAL_BLOCKS:
+        return "causal", (f"causal masking is wired only for {', '.join(CAUSAL_BLOCKS)}, "
+                          f"not {block!r}")
     return None
+
+
+def _precision_on_device(case: Case) -> str | None:
+    """Precision x device facts (TF32 is CUDA only, bf16 needs compute capability 8.0+):
+    bench.precision decides them (it asks CUDA only for a CUDA case)."""
+    from bench import precision
+
+    return precision.supported(case.impl, case.precision, case.device)
 
 
 def check(case: Case, *, cuda: bool | None = None, cpus: int | None = None) -> str | None:

@@ -350,6 +350,8 @@ def test_every_case_field_has_exactly_one_rule():
     ({"impl": "numpy", "device": "cuda"}, "device"),
     ({"d_model": 100, "n_heads": 12}, "d_model"),
     ({"threads": 3}, "threads"),
+    ({"block": "ffn", "causal": True}, "causal"),
+    ({"impl": "torch-nn", "block": "mha", "causal": True}, None),
 ])
 def test_check_fields(changes, field):
     case = dataclasses.replace(Case(threads=1), **changes)
