@@ -424,8 +424,8 @@ def _prepare_torch_nn(case: Case) -> Prepared:
             module = (layer if case.block == "encoder_layer" else
                       nn.TransformerEncoder(layer, case.layers, enable_nested_tensor=False))
             call = lambda: module(x)                                             # noqa: E731
+        module.to(device=device, dtype=dtype).eval()       # first: loading copies into its dtype
         _load_state(module, _nn_state(case, cfg, make_params(case, cfg)), f"torch-nn {case.block}")
-        module.to(device=device, dtype=dtype).eval()
         module.requires_grad_(grad)
         if case.block != "ffn" and case.mode == "forward":
             fastpath = bool(torch.backends.mha.get_fastpath_enabled())
@@ -515,8 +515,8 @@ def _prepare_hf_bert(case: Case) -> Prepared:
     torch.manual_seed(case.seed)        # the module's own init runs first; our weights replace it
     module = {"encoder_layer": hf.BertLayer, "encoder": hf.BertEncoder,
               "model": hf.BertModel}[case.block](bert_cfg)
+    module.to(device=device, dtype=dtype).eval()           # first: loading copies into its dtype
     _load_state(module, _hf_state(case, cfg), f"hf-bert {case.block}")
-    module.to(device=device, dtype=dtype).eval()
     module.requires_grad_(grad)
     inputs = _to_torch_inputs(case, dtype, device, requires_grad=grad)
     if case.block == "model":
