@@ -34,6 +34,7 @@ LIBRARIES = ("numpy", "torch")
 CPU_DTYPES = ("fp64", "fp32", "bf16", "fp16")
 CUDA_TORCH_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16")
 KEY_ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_")
+KEY_ENV_IGNORED = {"KMP_DUPLICATE_LIB_OK"}    # set by threadpoolctl on import; not a speed knob
 
 NOT_RUN = {
     ("numpy", "bf16"): "NumPy has no bfloat16 dtype",
@@ -194,7 +195,8 @@ def cache_key(threads: int, device: str = "cpu") -> dict:
     versions = package_versions(("numpy", "torch"))
     key = {"hostname": socket.gethostname(), "cpu_model": cpu_model(), "threads": threads,
            "device": device, "numpy": versions["numpy"], "torch": versions["torch"],
-           "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(KEY_ENV_PREFIXES)}}
+           "env": {k: v for k, v in sorted(os.environ.items())
+                   if k.startswith(KEY_ENV_PREFIXES) and k not in KEY_ENV_IGNORED}}
     if device == "cuda":
         import torch
 

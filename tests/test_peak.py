@@ -117,6 +117,16 @@ def test_stale_or_corrupt_cache_is_ignored(tmp_path):
     assert fake.calls == 2
 
 
+def test_key_tracks_blas_env_but_not_import_side_effects(monkeypatch):
+    monkeypatch.delenv("KMP_DUPLICATE_LIB_OK", raising=False)
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    plain = peak.cache_key(2)
+    monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", "True")     # threadpoolctl sets it on import
+    assert peak.cache_key(2) == plain
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")     # changes the kernels OpenBLAS picks
+    assert peak.cache_key(2) != plain
+
+
 def test_measure_false_never_measures(tmp_path):
     fake = FakeMeasure()
     assert peak.load_or_measure_peak(threads=2, measure=False, directory=tmp_path,
