@@ -98,6 +98,9 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> SweepConfig:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(file, "", f"cannot read the config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "", f"not a UTF-8 text file ({exc.reason} at byte "
+                                    f"{exc.start})") from None
     raw = parse_yaml(text, file)
     parsed = parse_overrides(overrides)
     raw = apply_overrides(raw, parsed)
@@ -136,7 +139,9 @@ def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
         try:
             value = yaml.load(text, Loader=_StrictLoader)
         except yaml.YAMLError as exc:
-            raise ConfigError(OVERRIDE_FILE, key, f"value is not valid YAML: {exc}") from None
+            problem = getattr(exc, "problem", None) or exc
+            raise ConfigError(OVERRIDE_FILE, key, f"value {text!r} is not valid YAML: "
+                                                  f"{problem}") from None
         try:
             _check_override(key, value)
         except SweepError as exc:

@@ -262,6 +262,10 @@ def test_empty_and_non_mapping_and_missing_files(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "nope.yaml")
     assert "nope.yaml" in str(err.value) and "cannot read" in str(err.value)
+    (tmp_path / "bin.yaml").write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "bin.yaml")
+    assert "bin.yaml" in str(err.value) and "UTF-8" in str(err.value)
 
 
 def test_sweeps_and_top_level_grid_together(tmp_path):
