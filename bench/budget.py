@@ -11,8 +11,8 @@ call when it can be, and from one timed call when it must be:
    would stall the sweep. If even one call, so estimated, exceeds the budget, the case is
    skipped without calling fn. (Only one call is gated on the floor: gating the whole case on
    it would skip honest fp32 cases that the floor's 10x pessimism makes look long.)
-2. Probe: otherwise fn is called once (timed; it also serves as the first warm-up call) and the
-   whole case is extrapolated from that time with `estimate_case_seconds`.
+2. Probe: otherwise fn is called once, timed, and the whole case is extrapolated from that
+   time with `estimate_case_seconds` (the probe, warm-up, timed and extra calls).
 
 The skip reason is the record's status, exactly:
     "skipped: estimated N s > budget M s (<why>)"
@@ -73,23 +73,25 @@ def timed_repeats(call_s: float, measure: Measure) -> int:
 
 
 def extra_calls(measure: Measure, counts_flops: bool = True) -> int:
-    """Untimed calls beyond warm-up and timing: flop count, memory, accuracy (output + fp64 ref).
+    """Calls beyond the probe, warm-up and timing, as bench.runner makes them.
 
-    The fp64 reference is counted as one call at this precision's speed: an over-estimate for
+    One flop-counting call (torch only), two memory calls (the exact tracker, then the RSS
+    cross-check) and one fp64 reference call for accuracy (the output compared is the last
+    timed call's). The reference is counted at this precision's speed: an over-estimate for
     slow precisions, close for fp32/bf16.
     """
-    return (int(measure.count_flops and counts_flops) + int(measure.measure_memory)
-            + 2 * int(measure.accuracy))
+    return (int(measure.count_flops and counts_flops) + 2 * int(measure.measure_memory)
+            + int(measure.accuracy))
 
 
 def estimate_case_seconds(probe_s: float, measure: Measure, counts_flops: bool = True) -> float:
     """Seconds the whole case takes if one call takes `probe_s`.
 
-    (warmup + timed_repeats + extra_calls) * probe_s. The warm-up count includes the probe call.
+    (1 probe + warmup + timed_repeats + extra_calls) * probe_s.
     """
     if probe_s < 0 or not math.isfinite(probe_s):
         raise ValueError(f"probe_s: expected a finite time >= 0, got {probe_s!r}")
-    calls = max(1, measure.warmup) + timed_repeats(probe_s, measure) \
+    calls = 1 + measure.warmup + timed_repeats(probe_s, measure) \
         + extra_calls(measure, counts_flops)
     return calls * probe_s
 
