@@ -53,8 +53,6 @@ def main(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     start = time.perf_counter()
-    pe_path = positional_encoding_figure(out / PE_FILE)
-    print(f"wrote {pe_path}  (sinusoidal table, columns as curves, PE·PEᵀ vs distance)")
     source = attention_source(args.sentence, use_pretrained=not args.random, seed=args.seed)
     try:
         attn_path = attention_pattern_figure(out / ATTENTION_FILE, source, layers=args.layers,
@@ -64,6 +62,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {attn_path}  ({len(source.weights)} layers × "
           f"{source.weights[0].shape[0]} heads available, {len(source.tokens)} tokens)")
+    pe_path = positional_encoding_figure(out / PE_FILE)
+    print(f"wrote {pe_path}  (sinusoidal table, columns as curves, PE·PEᵀ vs distance)")
     print(f"attention figure shows: {source.description}")
     if not source.pretrained:
         print("NOTE: not a trained model; install the extra for real attention patterns: "

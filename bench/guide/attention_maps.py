@@ -76,22 +76,23 @@ def pretrained_attention(sentence: str = DEFAULT_SENTENCE) -> AttentionSource:
                     "BERT, on its own tokenizer's tokens")
 
 
-def random_attention(sentence: str = DEFAULT_SENTENCE, seed: int = 0,
-                     reason: str = "asked for") -> AttentionSource:
+def random_attention(sentence: str = DEFAULT_SENTENCE, seed: int = 0, reason: str = "asked for",
+                     cfg: ModelConfig | None = None) -> AttentionSource:
     """A randomly initialised model of MiniLM's shape on a synthetic sentence: the words are
-    split on spaces and numbered, so the pattern reflects random weights, not language."""
+    split on spaces and numbered, so the pattern reflects random weights, not language.
+    cfg: the model's sizes (default MiniLM's; the vocabulary is cut to the sentence)."""
     words = sentence.split()
     if not words:
         raise ValueError("sentence must contain at least one word")
     tokens = ("[CLS]", *words, "[SEP]")
-    cfg = PRESETS["minilm-l6"].replace(vocab_size=len(tokens) + 1)
+    cfg = (cfg or PRESETS["minilm-l6"]).replace(vocab_size=len(tokens) + 1)
     params = init_params("bert", cfg, seed=seed)
     ids = np.arange(1, len(tokens) + 1, dtype=np.int64)[None]             # (1, T)
     _, weights = bert_attention(params, cfg, ids)
     return AttentionSource(
         tokens=tokens, weights=tuple(w[0] for w in weights), pretrained=False,
-        description=f"RANDOMLY INITIALISED MiniLM-shaped model (seed {seed}) on synthetic token "
-                    f"ids ({reason}): not a learned pattern")
+        description=f"RANDOMLY INITIALISED {cfg.n_layers}-layer, {cfg.d_model}-wide model "
+                    f"(seed {seed}) on synthetic token ids ({reason}): not a learned pattern")
 
 
 def attention_source(sentence: str = DEFAULT_SENTENCE, use_pretrained: bool = True,

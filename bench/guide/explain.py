@@ -119,15 +119,16 @@ def attention(pr: Printer, seed: int) -> None:
     W_K = rng.normal(size=(d, d)) / math.sqrt(d)
     W_V = rng.normal(size=(d, d)) / math.sqrt(d)
     pr.line("    (W_K and W_V are drawn the same way; not printed)")
-    Q = pr.step("Q = X·W_Q", X @ W_Q)
-    K = pr.step("K = X·W_K", X @ W_K)
-    V = pr.step("V = X·W_V", X @ W_V)
-    S = pr.step(f"scores = Q·Kᵀ / √d_k   (√{d} = {math.sqrt(d):.3f}); row i: how much token i "
-                "matches each token", Q @ K.T / math.sqrt(d))
+    Q = pr.step(f"Q = X·W_Q   ({T}×{d})·({d}×{d})", X @ W_Q)
+    K = pr.step(f"K = X·W_K   ({T}×{d})·({d}×{d})", X @ W_K)
+    V = pr.step(f"V = X·W_V   ({T}×{d})·({d}×{d})", X @ W_V)
+    S = pr.step(f"scores = Q·Kᵀ / √d_k   ({T}×{d})·({d}×{T}), √{d} = {math.sqrt(d):.3f}",
+                Q @ K.T / math.sqrt(d), note="row i: how well token i's query matches each key")
     A = pr.step("A = softmax(scores) along each row", np_softmax(S, axis=-1),
                 note="row i is a probability distribution over the tokens that token i reads")
     pr.step("Σ_j A_ij", A.sum(axis=-1))
-    out = pr.step("output = A·V   (each row: a weighted average of the rows of V)", A @ V)
+    out = pr.step(f"output = A·V   ({T}×{T})·({T}×{d})", A @ V,
+                  note="row i is a weighted average of the rows of V, weights from row i of A")
 
     pr.section("causal (decoder) variant: token i may only look at tokens j ≤ i")
     causal_scores = np.where(np.tril(np.ones((T, T), dtype=bool)), S, -np.inf)
@@ -178,14 +179,16 @@ def mha(pr: Printer, seed: int) -> None:
     Qh = pr.step(f"split heads: Q (T, D) -> (T, H, d_k) -> (H, T, d_k); head h = columns "
                  f"[{d_k}h, {d_k}h+{d_k})", split(Q), slice_name="head")
     Kh, Vh = split(K), split(V)
-    S = pr.step(f"scores_h = Q_h·K_hᵀ / √d_k   (√{d_k} = {math.sqrt(d_k):.3f})",
+    S = pr.step(f"scores_h = Q_h·K_hᵀ / √d_k   per head ({T}×{d_k})·({d_k}×{T}), √{d_k} = "
+                f"{math.sqrt(d_k):.3f}",
                 Qh @ Kh.transpose(0, 2, 1) / math.sqrt(d_k), slice_name="head")
     A = pr.step("A_h = softmax(scores_h) row-wise: each head has its own pattern",
                 np_softmax(S, axis=-1), slice_name="head")
-    O = pr.step("head_h = A_h·V_h", A @ Vh, slice_name="head")
+    O = pr.step(f"head_h = A_h·V_h   per head ({T}×{T})·({T}×{d_k})", A @ Vh, slice_name="head")
     C = pr.step("concat heads: (H, T, d_k) -> (T, H, d_k) -> (T, D)",
                 O.transpose(1, 0, 2).reshape(T, D))
-    out = pr.step("output = concat·W_Oᵀ + b_O", C @ p["o.weight"].T + p["o.bias"])
+    out = pr.step(f"output = concat·W_Oᵀ + b_O   ({T}×{D})·({D}×{D})",
+                  C @ p["o.weight"].T + p["o.bias"])
 
     ours, weights = multi_head_attention(p, X[None], X[None], H, return_weights=True)
     ref, ref_w = _torch_mha(p, D, H)(_t(X[None]), _t(X[None]), _t(X[None]), need_weights=True,
