@@ -225,36 +225,3 @@ def context(name: str, device: str = "cpu"):
 
 autocast = context       # the name docs/INTERFACES.md first gave it
 
-
-_CASE_KEYS = ("impl", "block", "batch", "seq_len", "d_model", "n_heads", "d_ff", "layers",
-              "device", "threads", "mode", "activation", "norm_first", "causal", "vocab_size",
-              "seed")
-
-
-def ratios_vs_baseline(records: list[dict], baseline: str = BASELINE) -> list[dict]:
-    """Each record with `speedup_vs_fp32` and `memory_ratio_vs_fp32` added (new dicts).
-
-    speedup = median_s(baseline) / median_s(this); memory ratio = peak_bytes(this) /
-    peak_bytes(baseline), both against the record of the same case (every Case field equal but
-    precision) at `baseline` precision. None where either side is missing, not ok, or zero.
-    """
-    def key(record):
-        return tuple(record.get(k) for k in _CASE_KEYS)
-
-    base = {key(r): r for r in records
-            if r.get("precision") == baseline and r.get("status") == "ok"}
-    out = []
-    for record in records:
-        ref = base.get(key(record)) if record.get("status") == "ok" else None
-        out.append({**record,
-                    f"speedup_vs_{baseline}": _ratio(ref, record, "median_s") if ref else None,
-                    f"memory_ratio_vs_{baseline}": (_ratio(record, ref, "peak_bytes")
-                                                    if ref else None)})
-    return out
-
-
-def _ratio(numerator: dict, denominator: dict, field: str) -> float | None:
-    top, bottom = numerator.get(field), denominator.get(field)
-    if top is None or not bottom:
-        return None
-    return top / bottom

@@ -138,16 +138,3 @@ def test_tf32_flag_is_set_and_restored(name, inside, before):
     finally:
         matmul.allow_tf32 = saved
 
-
-def _rec(precision, median_s, peak_bytes, status="ok", seq_len=128):
-    return {"impl": "torch", "block": "ffn", "seq_len": seq_len, "precision": precision,
-            "status": status, "median_s": median_s, "peak_bytes": peak_bytes}
-
-
-def test_ratios_vs_fp32():
-    records = [_rec("fp32", 2.0, 400), _rec("bf16", 1.0, 200), _rec("fp16", 200.0, 200),
-               _rec("fp64", 4.0, 800, seq_len=256), _rec("fp16", None, None, "skipped: x")]
-    out = P.ratios_vs_baseline(records)
-    assert [r["speedup_vs_fp32"] for r in out] == [1.0, 2.0, 0.01, None, None]
-    assert [r["memory_ratio_vs_fp32"] for r in out] == [1.0, 0.5, 0.5, None, None]
-    assert "speedup_vs_fp32" not in records[0]                # inputs untouched
