@@ -14,7 +14,7 @@ Theory (per forward; backward is 2x the same matmuls, so the same exponents):
     ffn        seq_len   memory  1         the (B, T, d_ff) hidden
     ffn        d_model   time    2         d_ff = 4·D: 4·B·T·D·d_ff = 16·B·T·D²
     ffn        d_model   flops   2
-    layer      d_model   params  2         4·D² + 2·D·d_ff = 12·D² weights (+ 13·D biases/norms)
+    layer      d_model   params  2         4·D² + 2·D·d_ff = 12·D² weights (+ 13·D biases)
 
 Blocks mixing both (mha, encoder_layer, encoder, model) have no single exponent in T; the
 two-term model (fits.fit_two_term) describes them instead.
@@ -264,8 +264,8 @@ def departure_notes(group, entry: dict, variable: str, column: str, rule: FitRul
                      f"across the {fmt_bytes(llc)} last-level cache"
                      if ws_lo < llc * rule.ws_factor and ws_hi > llc / rule.ws_factor
                      else "with no cache boundary there")
-            notes.append(f"{entry['metric'].capitalize()} jumped ×{ratio:.2f} from {variable} {lo:g} to {hi:g} "
-                         f"(local slope {steep['slope']:.2f}), {where}.")
+            notes.append(f"{entry['metric'].capitalize()} jumped ×{ratio:.2f} from {variable} "
+                         f"{lo:g} to {hi:g} (local slope {steep['slope']:.2f}), {where}.")
     xs = np.unique(x)
     for a, b in zip(xs[:-1], xs[1:]):
         if column == "median_s" and a >= 64 and int(a) & (int(a) - 1) == 0:

@@ -190,7 +190,7 @@ def fit_two_term(n, d, t, *, min_points: int = 4, relative: bool = True) -> TwoT
                                              f"need {min_points}", n_points=int(n.size))
     A = np.column_stack([n ** 2 * d, n * d ** 2, np.ones_like(n)])   # (N, 3)
     scale = 1.0 / t if relative else np.ones_like(t)
-    col = np.abs(A * scale[:, None]).max(axis=0)                      # column scaling for conditioning
+    col = np.abs(A * scale[:, None]).max(axis=0)          # column scaling, for conditioning
     col[col == 0] = 1.0
     coef, _ = nnls(A * scale[:, None] / col, t * scale)
     a, b, c = (coef / col).tolist()

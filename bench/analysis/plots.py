@@ -293,11 +293,14 @@ def plot_roofline(df, meta_peak: dict, path: Path) -> Path | None:
             ax.plot(g["seq_len"], g["gflops"], "o", linestyle=PREC_STYLE.get(prec, "-"),
                     color=colors[impl], markersize=3, linewidth=1,
                     label=f"{impl} {prec}" + (f" d={d}" if b["d_model"].nunique() > 1 else ""))
+        ceilings: dict[tuple[str, float], list[str]] = {}
         for (backend, prec), peak in sorted(meta_peak.items()):
             if prec in set(b["precision"]) and math.isfinite(peak):
-                ax.axhline(peak, color="0.3", linestyle=PREC_STYLE.get(prec, "-"), linewidth=0.8)
-                ax.annotate(f"peak {backend} {prec}: {peak:.0f}", (0.01, peak),
-                            xycoords=("axes fraction", "data"), fontsize=7, va="bottom")
+                ceilings.setdefault((prec, round(peak)), []).append(backend)
+        for (prec, peak), backends in ceilings.items():
+            ax.axhline(peak, color="0.3", linestyle=PREC_STYLE.get(prec, "-"), linewidth=0.8)
+            ax.annotate(f"matmul peak {prec} ({', '.join(backends)}): {peak:.0f}", (0.01, peak),
+                        xycoords=("axes fraction", "data"), fontsize=7, va="bottom")
         ax.set_xscale("log", base=2)
         _plain_ticks(ax)
         ax.set_yscale("log")

@@ -142,8 +142,8 @@ def _f(v, fmt="{:.2f}", none="—") -> str:
     return fmt.format(v)
 
 
-def machine_lines(meta: dict) -> list[str]:
-    """Two lines: the machine, then the software."""
+def machine_lines(meta: dict, case_threads=()) -> list[str]:
+    """Two lines: the machine, then the software (threads: the cases' own setting)."""
     cpu = meta.get("cpu") or {}
     caches = cache_sizes(meta)
     cache_txt = " / ".join(f"{k} {fmt_bytes(v)}" for k, v in caches.items() if k != "L1i")
@@ -163,8 +163,7 @@ def machine_lines(meta: dict) -> list[str]:
                 else "; matmul peak not measured (`python -m bench peak`)") + ".")
     versions = meta.get("versions") or {}
     blas = ((meta.get("numpy_blas") or {}).get("blas") or {})
-    threads = (meta.get("threads") or {}).get("torch_num_threads") if isinstance(
-        meta.get("threads"), dict) else meta.get("threads")
+    threads = ", ".join(str(t) for t in sorted(set(case_threads))) or "?"
     git = meta.get("git") or {}
     sw = [f"Python {versions.get('python', '?')}"]
     for name in ("numpy", "torch", "transformers", "scipy"):
@@ -172,7 +171,7 @@ def machine_lines(meta: dict) -> list[str]:
             sw.append(f"{name} {versions[name]}" + (
                 f" ({blas.get('name')} {blas.get('version')})" if name == "numpy" and blas
                 else ""))
-    line2 = (f"**Software:** {', '.join(sw)}; threads {threads if threads else '?'}"
+    line2 = (f"**Software:** {', '.join(sw)}; threads per case: {threads}"
              + (f"; git {str(git.get('commit'))[:9]}{' (dirty)' if git.get('dirty') else ''}"
                 if git.get("commit") else "") + ".")
     return [line1, line2]
@@ -188,9 +187,10 @@ def claim_sentence(e: dict, llc: float, rule: claims.FitRule) -> str:
     if e["block"] == "attention" and e["metric"] == "memory":
         claim = f"O({var}{'²' if e['theory'] == 2 else ''}) memory ({e['attention_path']} path)"
     if e["exponent"] is None:
-        return (f"{who}: not enough data to test the {claim} claim ({e['reason']}; "
-                f"{e['points_asymptotic']} of {e['points_total']} sizes in the asymptotic "
-                f"range).")
+        why = (f"{e['points_asymptotic']} of {e['points_total']} sizes in the asymptotic range, "
+               f"{rule.min_points} needed" if e["points_asymptotic"] < rule.min_points
+               else e["reason"])
+        return f"{who}: not enough data to test the {claim} claim ({why})."
     lo, hi = e["range"]
     past = (f" (past {rule.ws_factor:g}× the {fmt_bytes(llc)} last-level cache)"
             if e["metric"] != "params" and math.isfinite(llc) else "")
@@ -291,11 +291,10 @@ def _cases_table(df) -> list[str]:
         out.append(
             f"| {r['impl']} | {r['block']} | {r['precision']} | {r['mode']} | {r['batch']} "
             f"| {r['seq_len']} | {r['d_model']} | {r['n_heads']} | {r['d_ff']} "
-            f"| {_f(r['median_s'] * 1e3 if r['median_s'] == r['median_s'] else None, '{:.3f}')} "
+            f"| {_f(r['median_s'] * 1e3, '{:.3f}')} "
             f"| {_f(r['spread'], '{:.1%}')}{flag} | {_f(r['gflops'], '{:.1f}')} "
-            f"| {_f(r['peak_fraction'], '{:.0%}')} "
-            f"| {_f(r['peak_bytes'] / mib if r['peak_bytes'] == r['peak_bytes'] else None, '{:.2f}')} "
-            f"| {_f(r['peak_bytes_predicted'] / mib if r['peak_bytes_predicted'] == r['peak_bytes_predicted'] else None, '{:.2f}')} "
+            f"| {_f(r['peak_fraction'], '{:.0%}')} | {_f(r['peak_bytes'] / mib, '{:.2f}')} "
+            f"| {_f(r['peak_bytes_predicted'] / mib, '{:.2f}')} "
             f"| {_f(r['rel_l2_err'], '{:.1e}')} | {r['status']} |")
     return out
 
@@ -311,7 +310,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
         lines += [f"_{meta['description']}_", ""]
     lines += [f"Run `{run_id}`: {len(df)} cases, {n_ok} measured, {n_skip} skipped, "
               f"{n_fail} failed.", ""]
-    lines += [machine_lines(meta)[0] + "  ", machine_lines(meta)[1], ""]
+    machine, software = machine_lines(meta, [int(t) for t in df["threads"].dropna()])
+    lines += [machine + "  ", software, ""]
 
     claimed = sorted((e for e in entries if e["theory"] is not None),
                      key=lambda e: (e["variable"], e["block"], e["metric"], e["impl"],

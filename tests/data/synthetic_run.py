@@ -4,7 +4,8 @@ The made-up machine: 32 MiB L3, matmul peak 200 GFLOP/s fp32 / 430 bf16. Time pe
 
     t = overhead + matmul_flops / rate,  rate = 50 GFLOP/s (fp32) for linear work;
     the attention's T² work runs at 40 GFLOP/s while the (B, H, T, T) matrix fits in the L3
-    (or always, on the fused torch-sdpa path, swept to 16384) and at 12 GFLOP/s once it does not (a 3.3x jump: the cache cliff), so the asymptotic
+    (or always, on the fused torch-sdpa path, swept to 16384) and at 12 GFLOP/s once it does
+    not (a 3.3x jump: the cache cliff), so the asymptotic
     exponent is exactly 2 past the cliff and the local slope spikes across it;
     numpy at T = 1024 is slowed 2.5x (power-of-two aliasing, as measured on the real machine).
 
