@@ -171,7 +171,7 @@ def predict(case: Case) -> dict:
     """The analytic side of a record: FLOPs (forward, + backward in forward+backward mode) and
     the predicted peak bytes above baseline, both from tfimpl.costs."""
     from bench.guard import bytes_per_element
-    from bench.registry import attn_impl_of, model_config
+    from bench.registry import attn_impl_of, backend_of, model_config
     from tfimpl import costs
 
     cfg = model_config(case)
@@ -182,7 +182,8 @@ def predict(case: Case) -> dict:
                                       causal=case.causal)["total"]
     peak = costs.predicted_peak_bytes(case.block, cfg, case.batch, case.seq_len,
                                       bytes_per_element(case.precision), attn_impl_of(case.impl),
-                                      case.mode, causal=case.causal, threads=case.threads)
+                                      case.mode, causal=case.causal, threads=case.threads,
+                                      backend=backend_of(case.impl))
     return {"flops_analytic": int(flops), "peak_bytes_predicted": int(peak)}
 
 

@@ -240,14 +240,8 @@ def _initial_meta(config, measure, executor_name, args) -> dict:
 
 def _machine_peak(measure_if_missing: bool):
     """The machine's matmul peak from bench.peak: cached only, or measured with --peak."""
-    import importlib
+    from bench import peak
 
-    try:
-        peak = importlib.import_module("bench.peak")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bench.peak":
-            raise
-        return None
     try:
         return peak.load_or_measure_peak(measure=measure_if_missing)
     except Exception as exc:                 # the peak is context, never a reason to stop
