@@ -249,7 +249,12 @@ def _torch_precision(case: Case):
 
 
 def _torch_runner(case: Case, call: Callable, leaves: list) -> tuple[Callable, Callable]:
-    """Wrap `call` (the forward) into fn() for the case's mode; returns (fn, output)."""
+    """Wrap `call` (the forward) into fn() for the case's mode; returns (fn, output).
+
+    `call` returns the output tensor, or a tuple whose first item is the output (the model:
+    hidden states, pooled). The backward's loss is the sum of every returned tensor, so the
+    whole model (pooler included) is differentiated, as tfimpl.costs.backward_flops counts it.
+    """
     import torch
 
     _, autocast = _torch_precision(case)
@@ -258,16 +263,18 @@ def _torch_runner(case: Case, call: Callable, leaves: list) -> tuple[Callable, C
     if case.mode == "forward":
         def fn():
             with torch.inference_mode(), autocast():
-                last[0] = call()
+                out = call()
+            last[0] = out[0] if isinstance(out, tuple) else out
             return last[0]
     else:
         def fn():
             with autocast():
                 out = call()
-            out.sum().backward()
+            outs = out if isinstance(out, tuple) else (out,)
+            sum(o.sum() for o in outs).backward()
             for t in leaves:
                 t.grad = None
-            last[0] = out.detach()
+            last[0] = outs[0].detach()
             return last[0]
 
     def output() -> np.ndarray:
@@ -320,7 +327,7 @@ def _prepare_tfimpl_torch(case: Case) -> Prepared:
         call = lambda: layers.encoder(p, x, cfg, attn_impl=impl)        # noqa: E731
     else:
         ids = inputs["input_ids"]
-        call = lambda: bert.bert(p, ids, cfg, attn_impl=impl)[0]        # noqa: E731
+        call = lambda: tuple(bert.bert(p, ids, cfg, attn_impl=impl))   # noqa: E731
     leaves = [t for t in list(p.values()) + list(inputs.values()) if t.requires_grad]
     fn, output = _torch_runner(case, call, leaves)
 
@@ -521,7 +528,10 @@ def _prepare_hf_bert(case: Case) -> Prepared:
     inputs = _to_torch_inputs(case, dtype, device, requires_grad=grad)
     if case.block == "model":
         ids = inputs["input_ids"]
-        call = lambda: module(input_ids=ids).last_hidden_state        # noqa: E731
+
+        def call():
+            out = module(input_ids=ids)
+            return out.last_hidden_state, out.pooler_output
     elif case.block == "encoder":
         x = inputs["x"]
         call = lambda: module(x).last_hidden_state                    # noqa: E731

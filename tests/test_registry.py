@@ -90,12 +90,15 @@ def test_unsupported_combinations_say_why(case, match):
         prepare(case)
 
 
-def test_forward_backward_counts_three_times_the_forward_matmuls():
-    """Weights AND inputs require grad, so backward computes both operand grads: 2x forward."""
+@pytest.mark.parametrize("impl, block", [("torch", "encoder_layer"), ("torch", "model"),
+                                         ("hf-bert", "model")])
+def test_forward_backward_counts_three_times_the_forward_matmuls(impl, block):
+    """Weights AND inputs require grad, and the loss sums every output (the model's pooled
+    output too), so backward computes both operand grads of every matmul: 2x forward."""
     from bench.flops import count_flops
     from bench.runner import predict
 
-    case = dataclasses.replace(BASE, impl="torch", block="encoder_layer", precision="fp32",
+    case = dataclasses.replace(BASE, impl=impl, block=block, precision="fp32",
                                mode="forward+backward")
     prepared = prepare(case)
     forward = predict(dataclasses.replace(case, mode="forward"))["flops_analytic"]
