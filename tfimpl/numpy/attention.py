@@ -27,10 +27,12 @@ def causal_mask(seq_len_q: int, seq_len_k: int) -> np.ndarray:
     return np.tri(seq_len_q, seq_len_k, dtype=bool)
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weights=False):
+def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weights=False, out=None):
     """softmax(Q Kᵀ / √d_k + mask) · V for q: (B, H, Tq, d_k), k: (B, H, Tk, d_k), v: (B, H, Tk, d_v).
 
     Returns out (B, H, Tq, d_v), or (out, weights (B, H, Tq, Tk)) when return_weights.
+    `out`, if given, receives the result: any (B, H, Tq, d_v) array, e.g. the transposed view
+    of a (B, Tq, H, d_v) buffer, so that merging the heads afterwards needs no copy.
     A query row with no allowed key gets all-zero weights (and a zero output).
     """
     check_qkv(q, k, v)
@@ -46,7 +48,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weight
         weights = _causal_softmax_(scores)                 # (B, H, Tq, Tk)  in place: same memory
     else:
         weights = softmax_(scores)                         # (B, H, Tq, Tk)  in place: same memory
-    out = weights @ v                                      # (B, H, Tq, Tk) @ (B, H, Tk, d_v) -> (B, H, Tq, d_v)
+    out = np.matmul(weights, v, out=out)                   # (B, H, Tq, Tk) @ (B, H, Tk, d_v) -> (B, H, Tq, d_v)
     return (out, weights) if return_weights else out
 
 
@@ -128,8 +130,10 @@ def multi_head_attention(p, x_q, x_kv, n_heads, mask=None, key_padding_mask=None
     batch, seq_q, _ = x_q.shape
     mask = combine_masks(mask, key_padding_mask, batch, n_heads, seq_q, x_kv.shape[1])
     q, k, v = _project_qkv(p, x_q, x_kv, n_heads)                              # (B, H, T, d_k)
-    result = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal,
-                                          return_weights=return_weights)
-    context, weights = result if return_weights else (result, None)           # (B, H, Tq, d_k)
-    out = linear(merge_heads(context), p["o.weight"], p["o.bias"])             # (B, Tq, D)
+    context = np.empty((batch, seq_q, n_heads, q.shape[-1]), np.result_type(q, v))  # (B, Tq, H, d_k)
+    result = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal, return_weights=return_weights,
+                                          out=context.transpose(0, 2, 1, 3))  # written as (B, H, Tq, d_k)
+    weights = result[1] if return_weights else None
+    merged = context.reshape(batch, seq_q, d_model)                            # (B, Tq, D) merge_heads, no copy
+    out = linear(merged, p["o.weight"], p["o.bias"])                           # (B, Tq, D)
     return (out, weights) if return_weights else out

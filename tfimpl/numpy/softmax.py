@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfimpl.numpy._threads import for_row_blocks
+
 # Rows per block of `softmax_`: about 256 KiB of float32, so a block stays in L2 cache while its
 # four passes (max, subtract+exp, sum, divide) run over it.
 _BLOCK_ELEMENTS = 1 << 16
@@ -29,16 +31,12 @@ def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.
 
 
 def softmax_(x: np.ndarray) -> np.ndarray:
-    """In-place softmax over the last axis of a C-contiguous `x`, in cache-sized row blocks.
+    """In-place softmax over the last axis of `x`, in cache-sized row blocks, blocks in parallel.
 
-    Same result as softmax(x, -1, out=x); the blocking only changes the order of the work,
-    so each block is read from memory once instead of four times.
+    Same result as softmax(x, -1, out=x); the blocking only changes the order of the work, so
+    each block is read from memory once instead of four times, and the cores share the blocks.
     """
     if not x.flags.c_contiguous:
         return softmax(x, axis=-1, out=x)
-    rows = x.reshape(-1, x.shape[-1])                      # (N, n) view of x
-    step = max(1, _BLOCK_ELEMENTS // max(1, rows.shape[1]))
-    for start in range(0, rows.shape[0], step):
-        block = rows[start:start + step]                   # (step, n) view
-        softmax(block, axis=-1, out=block)
+    for_row_blocks(lambda block: softmax(block, axis=-1, out=block), x, _BLOCK_ELEMENTS)
     return x
