@@ -48,18 +48,14 @@ def as_float64(x):
     """A float64 NumPy copy of a NumPy array or torch tensor (any device, any float dtype)."""
     import numpy as np
 
-    if hasattr(x, "detach"):                       # torch.Tensor: bf16 has no numpy dtype
+    if hasattr(x, "detach"):                       # torch.Tensor
+        import torch
+
         x = x.detach()
-        if x.is_floating_point() and x.dtype != _torch_float64():
-            x = x.float()
+        if x.dtype != torch.float64:
+            x = x.float()                          # bf16/fp16 widen exactly; NumPy has no bf16
         return x.double().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
-
-
-def _torch_float64():
-    import torch
-
-    return torch.float64
 
 
 def errors(out, ref, eps: float = REL_EPS) -> dict[str, float]:
