@@ -48,6 +48,7 @@ def test_inline_yields_records_in_order_and_reports_starts():
     assert all(r["executor"] == "inline" and r["pid"] == os.getpid() for r in records)
 
 
+@pytest.mark.slow
 def test_process_runs_in_a_fresh_process_and_survives_a_crash():
     executor = ProcessExecutor(prepare=scripted_prepare, timeout_s=120)
     records = list(executor.run([OK, CRASH], MEASURE))

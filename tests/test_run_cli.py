@@ -82,6 +82,7 @@ def test_dry_run_lists_predictions_and_writes_nothing(tmp_path, capsys, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_process_isolation_from_the_command_line(tmp_path):
     out = tmp_path / "run"
     code = main(["run", SMOKE, "--out", str(out), "--isolation", "process", "--timeout", "120",
@@ -92,3 +93,44 @@ def test_process_isolation_from_the_command_line(tmp_path):
     assert record["status"] == "ok" and record["executor"] == "process"
     meta = json.loads((out / "meta.json").read_text())
     assert meta["executor"] == "process" and meta["measure"]["timeout_s"] == 120
+
+
+def test_first_ctrl_c_asks_to_stop_the_second_aborts():
+    import io
+
+    from bench.commands.run import StopRequest
+
+    stop = StopRequest(stream=io.StringIO())
+    stop(2, None)
+    assert stop.requested and "after the current case" in stop.stream.getvalue()
+    with pytest.raises(KeyboardInterrupt):
+        stop(2, None)
+
+
+def test_progress_lines_and_eta_from_finished_cases():
+    import io
+
+    from bench.case import Case
+    from bench.progress import Progress, format_duration, format_result
+
+    assert format_duration(75.2) == "1:15" and format_duration(3725) == "1:02:05"
+    assert format_duration(None) == "?"
+    now = [100.0]
+    stream = io.StringIO()
+    progress = Progress(4, stream=stream, clock=lambda: now[0])
+    case = Case(impl="numpy", block="ffn", seq_len=16)
+    progress.start(case)
+    assert progress.eta() is None
+    now[0] += 10.0
+    record = {**case.to_dict(), "status": "ok", "median_s": 0.00123, "gflops_per_s": 45.6,
+              "peak_bytes": 12_300_000, "unstable": False}
+    progress.finish(record)
+    assert progress.eta() == pytest.approx(30.0)               # 10 s per case, 3 left
+    progress.start(case)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[1/4] numpy/ffn") and "ETA ?" in lines[0]
+    assert lines[1].startswith("[1/4] ok") and "1.23 ms" in lines[1]
+    assert "45.6 GFLOP/s" in lines[1] and "12.3 MB" in lines[1]
+    assert "elapsed 0:10  ETA 0:30" in lines[2]
+    failed = {**record, "status": "failed: timeout after 5 s"}
+    assert format_result(failed).startswith("failed: timeout after 5 s  numpy/ffn")
