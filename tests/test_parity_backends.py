@@ -220,3 +220,33 @@ def test_the_backends_mirror_each_other_name_for_name():
     assert set(tn.__all__) == set(tt.__all__)
     for name in tn.__all__:
         assert name in public(tt)
+
+
+# ---- memory: the explicit path holds one score matrix (plus the small output) ---------------------
+
+def torch_cpu_peak_bytes(fn) -> int:
+    """Peak of the running sum of allocations seen by the profiler's [memory] events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                    key=lambda e: e.start_ns())
+    current = peak = 0
+    for event in events:
+        current += event.nbytes()
+        peak = max(peak, current)
+    return peak
+
+
+@pytest.mark.parametrize("masking", ["none", "causal", "padding"])
+def test_torch_explicit_attention_peak_is_one_score_matrix(masking):
+    B, H, T, d = 1, 2, 1024, 8
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(B, H, T, d, generator=g) for _ in range(3))
+    mask = torch.ones(B, 1, 1, T, dtype=torch.bool) if masking == "padding" else None
+    with torch.no_grad():
+        peak = torch_cpu_peak_bytes(lambda: tt.scaled_dot_product_attention(q, k, v, mask=mask,
+                                                                            causal=masking == "causal"))
+    scores, small = B * H * T * T * 4, B * H * T * d * 4
+    assert scores <= peak <= 1.01 * (scores + small)

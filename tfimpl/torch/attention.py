@@ -29,6 +29,8 @@ from tfimpl.torch.linear import linear
 from tfimpl.torch.softmax import softmax_
 
 ATTN_IMPLS = ("explicit", "sdpa")
+NEG_INF = float("-inf")
+_MASK_BLOCK_ELEMENTS = 1 << 16       # causal pattern made a block of rows at a time
 
 
 def _check_attn_impl(attn_impl: str) -> None:
@@ -70,20 +72,33 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weight
     scale = 1.0 / math.sqrt(d_k)                            # scale q (small), not the scores (large)
     scores = (q * scale) @ k.transpose(-2, -1)              # (B, H, Tq, d_k) @ (B, H, d_k, Tk) -> (B, H, Tq, Tk)
     in_place = not (torch.is_grad_enabled() and scores.requires_grad)
-    allowed = _allowed(mask, causal, seq_q, seq_k, q.device)
-    if allowed is not None:
-        if in_place:
-            scores.masked_fill_(~allowed, float("-inf"))
-        else:
-            scores = scores.masked_fill(~allowed, float("-inf"))
+    if mask is not None:                                    # masked_fill (in place when no grad)
+        scores = scores.masked_fill_(~mask, NEG_INF) if in_place else scores.masked_fill(~mask, NEG_INF)
+    if causal:
+        scores = (_mask_future_(scores) if in_place
+                  else scores.masked_fill(~causal_mask(seq_q, seq_k, q.device), NEG_INF))
     weights = softmax_(scores) if in_place else torch.softmax(scores, dim=-1)  # (B, H, Tq, Tk)
-    if allowed is not None:
-        has_key = allowed.any(dim=-1, keepdim=True)         # (.., Tq, 1)  small
-        if not bool(has_key.all()):                         # rows with no key: NaN -> 0
-            weights = (weights.masked_fill_(~has_key, 0.0) if in_place
-                       else weights.masked_fill(~has_key, 0.0))
+    if mask is not None:
+        no_key = weights[..., :1].isnan()                   # (B, H, Tq, 1) rows that saw only -inf
+        if bool(no_key.any()):                              # came out NaN: give them zero weights
+            weights = weights.masked_fill_(no_key, 0.0) if in_place else weights.masked_fill(no_key, 0.0)
     out = weights @ v                                       # (B, H, Tq, Tk) @ (B, H, Tk, d_v) -> (B, H, Tq, d_v)
     return (out, weights) if return_weights else out
+
+
+def _mask_future_(scores: torch.Tensor) -> torch.Tensor:
+    """scores[..., i, j] = -inf where j > i, in place, a block of query rows at a time.
+
+    Only a (rows, Tk) causal pattern exists at any moment, never a (Tq, Tk) mask.
+    """
+    seq_q, seq_k = scores.shape[-2:]
+    rows = max(1, _MASK_BLOCK_ELEMENTS // seq_k)
+    for start in range(0, seq_q, rows):
+        block = scores[..., start:start + rows, :]                             # (B, H, r, Tk) view
+        future = torch.ones(block.shape[-2], seq_k, dtype=torch.bool,
+                            device=scores.device).triu_(start + 1)             # (r, Tk)  j > i
+        block.masked_fill_(future, NEG_INF)
+    return scores
 
 
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
