@@ -23,7 +23,6 @@ it); `forward+backward` makes weights and float inputs require grad, runs forwar
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
