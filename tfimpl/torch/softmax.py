@@ -11,11 +11,14 @@ from __future__ import annotations
 import torch
 
 
-def softmax(x: torch.Tensor, axis: int = -1, out: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax along `axis`, one step per line; `out` may be `x` itself (in place, no autograd).
+def softmax(x: torch.Tensor, axis: int = -1, out: torch.Tensor | None = None, *,
+            dim: int | None = None) -> torch.Tensor:
+    """softmax along `axis` (or `dim`, PyTorch's name), one step per line; `out` may be `x`
+    itself (in place, no autograd).
 
     Equal to torch.softmax(x, axis) (the tests check it) except on all -inf rows (zeros here).
     """
+    axis = axis if dim is None else dim
     row_max = x.amax(dim=axis, keepdim=True)                          # (..., 1, ...)
     row_max = row_max.masked_fill(row_max == float("-inf"), 0.0)      # all -inf row: exp(-inf) = 0
     if out is None:                                                   # autograd-friendly
