@@ -277,3 +277,25 @@ def test_param_names_per_kind():
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---- element-wise work shared between threads ------------------------------------------------------
+
+def test_row_block_parallelism_gives_identical_results():
+    from threadpoolctl import threadpool_limits
+
+    x = rng(14).standard_normal((3, 50, 3000)).astype(np.float32)
+    results = {}
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            results[threads] = (tn.softmax_(x.copy()), tn.gelu(x))
+    for a, b in zip(results[1], results[2]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(results[1][0], scipy_softmax(x, axis=-1), rtol=1e-5)
+
+
+def test_gelu_into_a_strided_out():
+    x = rng(15).standard_normal((4, 6))
+    out = np.zeros((6, 4)).T                                   # not C-contiguous
+    assert tn.gelu(x, out=out) is out
+    np.testing.assert_allclose(out, 0.5 * x * (1 + erf(x / math.sqrt(2))), rtol=1e-14)

@@ -26,19 +26,23 @@ def blas_threads() -> int:
     return max([c.num_threads for c in _blas_controllers()] + [1])
 
 
-def for_row_blocks(fn, x: np.ndarray, block_elements: int = 1 << 16) -> None:
-    """fn(block) for consecutive row blocks (views) of x viewed as (rows, last axis), in parallel.
+def for_row_blocks(fn, *arrays: np.ndarray, block_elements: int = 1 << 16) -> None:
+    """fn(*blocks) for consecutive row blocks (views) of same-shaped arrays, in parallel.
 
-    fn must write its result in place (into the block); x must be C-contiguous.
+    Each array is viewed as (rows, last axis); fn must write its result in place, into one of
+    the blocks it is given. The arrays must be C-contiguous (so the views share their memory).
     """
-    rows = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x             # (N, n) view
-    step = max(1, block_elements // max(1, rows.shape[1]))
-    blocks = [rows[start:start + step] for start in range(0, rows.shape[0], step)]
+    if not all(a.flags.c_contiguous for a in arrays):
+        raise ValueError("for_row_blocks needs C-contiguous arrays (their row blocks are views)")
+    rows = [a.reshape(-1, a.shape[-1]) for a in arrays]                      # (N, n) views
+    n_rows, width = rows[0].shape
+    step = max(1, block_elements // max(1, width))
+    blocks = [[r[start:start + step] for r in rows] for start in range(0, n_rows, step)]
     workers = min(blas_threads(), len(blocks))
     if workers <= 1:
         for block in blocks:
-            fn(block)
+            fn(*block)
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(fn, blocks):
+        for _ in pool.map(lambda block: fn(*block), blocks):
             pass

@@ -38,5 +38,5 @@ def softmax_(x: np.ndarray) -> np.ndarray:
     """
     if not x.flags.c_contiguous:
         return softmax(x, axis=-1, out=x)
-    for_row_blocks(lambda block: softmax(block, axis=-1, out=block), x, _BLOCK_ELEMENTS)
+    for_row_blocks(lambda block: softmax(block, axis=-1, out=block), x, block_elements=_BLOCK_ELEMENTS)
     return x
