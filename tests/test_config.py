@@ -162,7 +162,8 @@ def test_error_caused_by_set_says_so(tmp_path):
 def test_negative_size_message_is_exactly_one_line(tmp_path):
     text = GOOD.replace("seq_len: [16, 32]", "seq_len: [16, -4]")
     exc, message = error(tmp_path, text)
-    assert message == f"{tmp_path / 'x.yaml'}: sweeps[0].grid.seq_len: must be a positive int, got -4"
+    expected = "sweeps[0].grid.seq_len: must be a positive int, got -4"
+    assert message == f"{tmp_path / 'x.yaml'}: {expected}"
 
 
 def test_unknown_top_level_key(tmp_path):
