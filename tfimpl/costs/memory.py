@@ -35,7 +35,7 @@ LSE_BYTES = 4                     # the fused kernels keep their log-sum-exp in 
 # torch's CPU flash-attention kernel (aten/src/ATen/native/cpu/FlashAttentionKernel.cpp)
 SDPA_KV_BLOCK = 512
 BACKENDS = ("numpy", "torch")
-NUMPY_SOFTMAX_BLOCK = 1 << 16     # elements per row block of tfimpl/numpy/softmax.py
+ROW_BLOCK = 1 << 16               # elements per row block: NumPy softmax/GELU/causal, torch causal
 
 
 # ---- activation memory -------------------------------------------------------------------
@@ -111,10 +111,9 @@ def _attention_peak(cfg, b, t, e, attn_impl, causal, threads, contiguous=True, b
     explicit (tfimpl/{numpy,torch}/attention.py): ONE (B,H,T,T) score matrix, soft-maxed in
     place (NumPy in cache-sized row blocks, so its reductions are tiny), beside first the
     scaled Q (a temporary) and then the output, both (B,H,T,d_k). torch.matmul also copies
-    a Q or K that is not contiguous per head (the views of the fused Q|K|V inside mha) before
-    its bmm: Q scaled + its copy + K's copy beside the scores, then V's copy + the output.
-    causal: NumPy masks row blocks (two small boolean tiles); torch builds a (T,T) boolean
-    mask (alive to the end) and, while masking, its negation.
+    a Q or K whose (B, H) dims cannot fold into one batch dim (the views of the fused Q|K|V
+    inside mha, when B > 1) before its bmm: Q scaled + its copy + K's copy beside the scores, then V's copy + the output.
+    causal: both mask a block of query rows at a time (small boolean tiles, no (T,T) mask).
     sdpa (torch's fused CPU flash kernel): the output, a float32 (B,H,T) log-sum-exp and,
     per thread, a float32 q_block x kv_block score tile plus q_block x (d_k + 2) accumulators
     (`sdpa_block_sizes`); no T x T matrix. Measured exact for float32 on torch 2.13.
@@ -127,37 +126,54 @@ def _attention_peak(cfg, b, t, e, attn_impl, causal, threads, contiguous=True, b
         return head_tensor + b * h * t * LSE_BYTES + threads * per_thread
     scores = b * h * t * t * e
     if backend == "numpy":
-        rows = max(1, NUMPY_SOFTMAX_BLOCK // (b * h * t))
+        rows = max(1, ROW_BLOCK // (b * h * t))
         return scores + head_tensor + (2 * rows * t if causal else 0)
-    mask = t * t                                        # torch.bool, 1 byte per element
     multiplying = (1 if contiguous else 3) * head_tensor          # Q·Kᵀ: scaled Q (+ 2 copies)
-    masking = 2 * mask if causal else 0                           # the mask and its negation
-    weighting = (1 if contiguous else 2) * head_tensor + (mask if causal else 0)  # P·V (+ V copy)
+    masking = max(1, ROW_BLOCK // t) * t if causal else 0         # one (rows, T) bool tile
+    weighting = (1 if contiguous else 2) * head_tensor            # P·V: output (+ V's copy)
     return scores + max(multiplying, masking, weighting)
 
 
 def _mha_peak(cfg, b, t, e, attn_impl, causal, threads, backend) -> int:
     """Self-attention (tfimpl/*/attention.py multi_head_attention), x given, three phases:
     A projecting: the concatenated (3D, D) weight and (3D,) bias, the fused (B,T,3D) Q|K|V;
-    B attending: Q|K|V (alive until the call returns) + the core attention's own peak;
-    C output: Q|K|V + context + merged heads (a copy, except after sdpa, whose output is laid
-      out (B,T,H,d_k) already) + W_O's output. Everything is (B,T,D)-sized.
+    B attending: Q|K|V (alive until the call returns) + the core attention's own peak; NumPy
+      first allocates the (B,T,H,d_k) context buffer the core writes into (so merging the heads
+      is a view), torch's core returns a new output;
+    C output: Q|K|V + context + merged heads (a copy on the torch explicit path; a view after
+      sdpa, whose output is laid out (B,T,H,d_k) already, and in NumPy) + W_O's output.
+    Everything but the scores is (B,T,D)-sized.
     """
     nd = b * t * cfg.d_model * e
     d = cfg.d_model
     projecting = (3 * d * d + 3 * d) * e + 3 * nd
+    if backend == "numpy":
+        attending = 4 * nd + _attention_peak(cfg, b, t, e, attn_impl, causal, threads,
+                                             backend=backend)
+        return max(projecting, attending, 5 * nd)
+    # the per-head views of Q|K|V fold into bmm's batch without a copy only when B = 1
     attending = 3 * nd + _attention_peak(cfg, b, t, e, attn_impl, causal, threads,
-                                         contiguous=False, backend=backend)
+                                         contiguous=b == 1, backend=backend)
     output = 3 * nd + (2 if attn_impl == "sdpa" else 3) * nd
     return max(projecting, attending, output)
 
 
-def _ffn_peak(cfg, b, t, e) -> int:
-    """tfimpl/*/feed_forward.py: the (B,T,d_ff) hidden, then the activation: in place for relu
-    (NumPy always, torch when no grad is needed), one more (B,T,d_ff) for gelu (NumPy's Φ(x)
-    temporary, torch's F.gelu output) and gelu_tanh; then the hidden beside the (B,T,D) output."""
-    hidden, nd = b * t * cfg.d_ff * e, b * t * cfg.d_model * e
-    activation = 0 if cfg.activation == "relu" else hidden
+def _ffn_peak(cfg, b, t, e, threads, backend) -> int:
+    """tfimpl/*/feed_forward.py: the (B,T,d_ff) hidden, the activation, then the hidden beside
+    the (B,T,D) output. The activation: relu in place (NumPy always, torch when no grad is
+    needed); gelu in NumPy in place by row blocks of ROW_BLOCK elements, each block's Φ(x)
+    temporary alive in each of `threads` workers at once; gelu_tanh in NumPy and any gelu in
+    torch (F.gelu's output) one more (B,T,d_ff)."""
+    n = b * t
+    hidden, nd = n * cfg.d_ff * e, n * cfg.d_model * e
+    if cfg.activation == "relu":
+        activation = 0
+    elif cfg.activation == "gelu" and backend == "numpy":
+        rows = max(1, ROW_BLOCK // cfg.d_ff)                      # rows per block
+        blocks = -(-n // rows)
+        activation = min(threads, blocks) * min(rows, n) * cfg.d_ff * e
+    else:
+        activation = hidden
     return hidden + max(activation, nd)
 
 
@@ -168,7 +184,7 @@ def _layer_peak(cfg, b, t, e, attn_impl, causal, threads, backend) -> int:
     nd = b * t * cfg.d_model * e
     pre = nd if cfg.norm_first else 0
     attending = pre + _mha_peak(cfg, b, t, e, attn_impl, causal, threads, backend)
-    feeding = nd + pre + _ffn_peak(cfg, b, t, e)
+    feeding = nd + pre + _ffn_peak(cfg, b, t, e, threads, backend)
     return max(attending, feeding, 3 * nd)
 
 
@@ -188,7 +204,7 @@ def _forward_peak(block, cfg, b, t, e, attn_impl, causal, threads, backend) -> i
     if block == "mha":
         return _mha_peak(cfg, b, t, e, attn_impl, causal, threads, backend)
     if block == "ffn":
-        return _ffn_peak(cfg, b, t, e)
+        return _ffn_peak(cfg, b, t, e, threads, backend)
     if block == "encoder_layer":
         return _layer_peak(cfg, b, t, e, attn_impl, causal, threads, backend)
     if block == "encoder":
@@ -202,14 +218,21 @@ def _forward_peak(block, cfg, b, t, e, attn_impl, causal, threads, backend) -> i
     return max(embeddings, stack) + 8 * b * t + 2 * b * cfg.d_model * e
 
 
-def _backward_extra(block, cfg, b, t, e, attn_impl) -> int:
+def _backward_extra(block, cfg, b, t, e, attn_impl, threads) -> int:
     """Working set of the backward beyond the saved activations, on the upper side: two
-    (B,T,D) gradients and the largest transient pair: dP and dS (two B·H·T·T) in the
-    explicit softmax backward, or two (B,T,d_ff) in the feed-forward's."""
+    (B,T,D) gradients plus the largest transient: the explicit softmax backward holds dP and
+    dS (two B·H·T·T) beside the saved P; the feed-forward's gradient w.r.t. the activation and
+    w.r.t. its input overlap by one (B,T,d_ff) (the saved activation output is released between
+    them); the fused sdpa backward keeps per-thread tiles (three score tiles per thread)."""
     n = b * t
-    softmax_grads = 2 * b * cfg.n_heads * t * t * e if attn_impl == "explicit" else 0
-    ffn_grads = 2 * n * cfg.d_ff * e if block not in ("attention", "mha") else 0
-    return 2 * n * cfg.d_model * e + max(softmax_grads, ffn_grads, 3 * n * cfg.d_model * e)
+    attention = block != "ffn"
+    softmax_grads = 2 * b * cfg.n_heads * t * t * e if attention and attn_impl == "explicit" else 0
+    ffn_grads = n * cfg.d_ff * e if block not in ("attention", "mha") else 0
+    tiles = 0
+    if attention and attn_impl == "sdpa":
+        qb, kvb = sdpa_block_sizes(t)
+        tiles = 3 * threads * qb * kvb * 4
+    return 2 * n * cfg.d_model * e + tiles + max(softmax_grads, ffn_grads, 3 * n * cfg.d_model * e)
 
 
 def predicted_peak_bytes(block: str, cfg: ModelConfig, batch: int, seq_len: int,
@@ -220,9 +243,9 @@ def predicted_peak_bytes(block: str, cfg: ModelConfig, batch: int, seq_len: int,
 
     forward: the largest phase of the block as implemented (the _*_peak docstrings); what
     tracemalloc (NumPy) or the torch profiler's memory events (torch, CPU) measure. `backend`
-    ("numpy" | "torch") matters only for the explicit multi-head path, where torch.matmul copies
-    non-contiguous heads (torch is the larger, hence the default); `threads` only for "sdpa"
-    (per-thread tiles): pass the case's thread count.
+    ("numpy" | "torch"): the two differ in the explicit multi-head path and the GELU (torch is
+    the larger, hence the default). `threads`: torch's intra-op threads for "sdpa" (per-thread
+    tiles), NumPy's BLAS threads for its row-blocked GELU: pass the case's thread count.
     forward+backward (torch): all saved activations (`activation_memory`) + one gradient per
     weight + the backward's working set (`_backward_extra`). An upper-side estimate: autograd
     frees saved tensors as the backward consumes them, so the true peak is lower (measured
@@ -239,4 +262,5 @@ def predicted_peak_bytes(block: str, cfg: ModelConfig, batch: int, seq_len: int,
     kind = "bert" if block == "model" else block
     saved = activation_memory(block, cfg, batch, seq_len, e, attn_impl)["total"]
     grads = param_counts(kind, cfg)["total"] * e
-    return max(forward, saved + grads + _backward_extra(block, cfg, batch, seq_len, e, attn_impl))
+    extra = _backward_extra(block, cfg, batch, seq_len, e, attn_impl, threads)
+    return max(forward, saved + grads + extra)
