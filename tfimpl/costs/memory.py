@@ -19,9 +19,12 @@ which our blocks do not have). Per layer, with N = B·T:
 `predicted_peak_bytes`: the bytes ABOVE the baseline (weights and inputs already allocated) a
 call holds at its worst moment, as our implementations are written. In forward mode tensors die
 as soon as their last user is done, so the peak is the largest of a few "phases" (listed per
-block below), not the sum of all activations. Modelled on tfimpl/numpy (attention.py, linear.py,
-layer_norm.py, feed_forward.py, layers.py); where a phase is uncertain we take the larger
-reading, because the harness also uses the prediction to skip cases that would not fit.
+block below), not the sum of all activations. Modelled on the code of tfimpl/numpy and
+tfimpl/torch (attention.py, linear.py, layer_norm.py, feed_forward.py, layers.py, bert.py) and
+checked against measurement (tests/test_costs_counted.py): forward peaks to within NumPy's small
+ufunc buffers; forward+backward from above. If those files change how they allocate, these
+phases must follow. Where a phase is uncertain we take the larger reading, because the harness
+also uses the prediction to skip cases that would not fit.
 """
 
 from __future__ import annotations
