@@ -148,9 +148,10 @@ def _torch_mem_call(block, cfg, attn_impl, causal=False, seed=0):
 
 
 def _close(measured, predicted):
-    """Exact up to small bookkeeping arrays: NumPy's ufunc buffers (8192 elements per operand
-    when a ufunc buffers), reductions, token-type ids. <= 1% or 64 KiB."""
-    return abs(predicted - measured) <= max(0.01 * measured, 64 * 1024)
+    """Exact up to small bookkeeping: NumPy's ufunc buffers (8192 elements per operand when a
+    ufunc buffers), row-block reductions, the thread pool of the row-blocked element-wise passes
+    (Python objects tracemalloc sees). <= 1% or 96 KiB, well below one (B,T,D) array here."""
+    return abs(predicted - measured) <= max(0.01 * measured, 96 * 1024)
 
 
 @pytest.mark.parametrize("cfg", [MEM, MEM.replace(activation="relu"),
