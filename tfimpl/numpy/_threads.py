@@ -1,9 +1,13 @@
-"""Run element-wise NumPy work on row blocks in parallel, as many threads as BLAS may use.
+"""Share NumPy work between threads: element-wise passes in row blocks, attention in tiles.
 
 NumPy's element-wise functions (exp, max, erf, ...) run on one core; its matrix products use all
 the threads BLAS is allowed (set with threadpoolctl, as the benchmark harness does). To keep the
 two on equal terms, long element-wise passes are cut into row blocks that Python threads share:
 NumPy releases the GIL inside its loops, so the blocks run truly in parallel.
+
+Many small matrix products (attention's per-head Q·Kᵀ and weights·V) are another case: BLAS
+threads spend more time synchronising than computing on them. `map_tiles` runs such tiles on
+our own threads instead, each tile's products single-threaded, for the duration of the call.
 """
 
 from __future__ import annotations
@@ -15,15 +19,27 @@ import numpy as np
 
 
 @functools.cache
-def _blas_controllers():
+def _controller():
+    """threadpoolctl's handle on the loaded BLAS libraries (found once; reading it is cheap)."""
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController().select(user_api="blas").lib_controllers
+    return ThreadpoolController()
 
 
 def blas_threads() -> int:
     """How many threads NumPy's BLAS may use right now (threadpoolctl's live setting)."""
-    return max([c.num_threads for c in _blas_controllers()] + [1])
+    libs = _controller().select(user_api="blas").lib_controllers
+    return max([lib.num_threads for lib in libs] + [1])
+
+
+def _run(fn, items, workers: int) -> None:
+    if workers <= 1:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(fn, items):
+            pass
 
 
 def for_row_blocks(fn, *arrays: np.ndarray, block_elements: int = 1 << 16) -> None:
@@ -38,11 +54,14 @@ def for_row_blocks(fn, *arrays: np.ndarray, block_elements: int = 1 << 16) -> No
     n_rows, width = rows[0].shape
     step = max(1, block_elements // max(1, width))
     blocks = [[r[start:start + step] for r in rows] for start in range(0, n_rows, step)]
-    workers = min(blas_threads(), len(blocks))
+    _run(lambda block: fn(*block), blocks, min(blas_threads(), len(blocks)))
+
+
+def map_tiles(fn, tiles: list) -> None:
+    """fn(tile) for every tile, on as many threads as BLAS may use, BLAS single-threaded meanwhile."""
+    workers = min(blas_threads(), len(tiles))
     if workers <= 1:
-        for block in blocks:
-            fn(*block)
+        _run(fn, tiles, 1)
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(lambda block: fn(*block), blocks):
-            pass
+    with _controller().limit(limits=1, user_api="blas"):
+        _run(fn, tiles, workers)

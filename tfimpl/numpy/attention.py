@@ -18,8 +18,12 @@ import numpy as np
 
 from tfimpl.numpy._checks import (check_heads, check_key_padding_mask, check_mask, check_ndim,
                                   check_qkv, check_same_batch)
+from tfimpl.numpy._threads import map_tiles
 from tfimpl.numpy.linear import linear
-from tfimpl.numpy.softmax import _BLOCK_ELEMENTS, softmax, softmax_
+from tfimpl.numpy.softmax import softmax
+
+# Scores per tile: 256 Ki elements (1 MiB in float32), about one core's L2 cache.
+_TILE_ELEMENTS = 1 << 18
 
 
 def causal_mask(seq_len_q: int, seq_len_k: int) -> np.ndarray:
@@ -34,37 +38,51 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weight
     `out`, if given, receives the result: any (B, H, Tq, d_v) array, e.g. the transposed view
     of a (B, Tq, H, d_v) buffer, so that merging the heads afterwards needs no copy.
     A query row with no allowed key gets all-zero weights (and a zero output).
+
+    The work goes tile by tile (one batch entry, some heads, a block of query rows); each tile's
+    steps run back to back while its scores are in cache, and the tiles are shared by threads:
+        scores[tile] = (q[tile] / √d_k) · kᵀ ;  -inf where masked ;  soft-max in place
+        out[tile]    = scores[tile] · v
+    The (B, H, Tq, Tk) score matrix is still made in full, once: the result is the same as
+    running each step over the whole matrix, which is what `return_weights` hands back.
     """
     check_qkv(q, k, v)
     batch, heads, seq_q, d_k = q.shape
     seq_k = k.shape[2]
     if mask is not None:
         check_mask(mask, (batch, heads, seq_q, seq_k))
-    scale = q.dtype.type(1.0 / np.sqrt(d_k))               # scale q (small), not the scores (large)
-    scores = (q * scale) @ k.swapaxes(-1, -2)              # (B, H, Tq, d_k) @ (B, H, d_k, Tk) -> (B, H, Tq, Tk)
-    if mask is not None:
-        np.copyto(scores, -np.inf, where=~mask)            # masked_fill in place (~mask: mask-sized)
-    if causal:
-        weights = _causal_softmax_(scores)                 # (B, H, Tq, Tk)  in place: same memory
-    else:
-        weights = softmax_(scores)                         # (B, H, Tq, Tk)  in place: same memory
-    out = np.matmul(weights, v, out=out)                   # (B, H, Tq, Tk) @ (B, H, Tk, d_v) -> (B, H, Tq, d_v)
-    return (out, weights) if return_weights else out
+        mask = np.broadcast_to(mask, (batch, heads, seq_q, seq_k))        # a view, no copy
+    dtype = np.result_type(q, k, v)
+    scale = dtype.type(1.0 / np.sqrt(d_k))                               # scale q (small), not scores
+    scores = np.empty((batch, heads, seq_q, seq_k), dtype)              # (B, H, Tq, Tk) the one big array
+    if out is None:
+        out = np.empty((batch, heads, seq_q, v.shape[-1]), dtype)       # (B, H, Tq, d_v)
+
+    def attend(tile):
+        b, hs, rs = tile                                                # batch entry, head and row slices
+        s = scores[b, hs, rs]                                           # (g, r, Tk) view
+        np.matmul(q[b, hs, rs] * scale, k[b, hs].swapaxes(-1, -2), out=s)   # (g, r, d_k) @ (g, d_k, Tk)
+        if mask is not None:
+            np.copyto(s, -np.inf, where=~mask[b, hs, rs])              # masked_fill in place
+        if causal:
+            future = np.tri(s.shape[1], seq_k, k=rs.start, dtype=bool)      # (r, Tk)  j <= i ...
+            np.logical_not(future, out=future)                          # ... now j > i
+            np.copyto(s, -np.inf, where=future)
+        softmax(s, axis=-1, out=s)                                      # in place: the weights
+        np.matmul(s, v[b, hs], out=out[b, hs, rs])                      # (g, r, Tk) @ (g, Tk, d_v)
+
+    group, rows = _tile_shape(heads, seq_q, seq_k)
+    map_tiles(attend, [(b, slice(h, h + group), slice(r, r + rows))
+                       for b in range(batch) for h in range(0, heads, group)
+                       for r in range(0, seq_q, rows)])
+    return (out, scores) if return_weights else out
 
 
-def _causal_softmax_(scores: np.ndarray) -> np.ndarray:
-    """Mask keys j > i with -inf and soft-max, in place, a few query rows at a time.
-
-    Working in row blocks keeps the (rows, Tk) causal pattern small: no (Tq, Tk) mask is made.
-    """
-    batch, heads, seq_q, seq_k = scores.shape
-    rows = max(1, _BLOCK_ELEMENTS // (batch * heads * seq_k))
-    for start in range(0, seq_q, rows):
-        block = scores[:, :, start:start + rows]                               # (B, H, r, Tk) view
-        future = ~np.tri(block.shape[2], seq_k, k=start, dtype=bool)           # (r, Tk)  j > i
-        np.copyto(block, -np.inf, where=future)
-        softmax(block, axis=-1, out=block)
-    return scores
+def _tile_shape(heads: int, seq_q: int, seq_k: int) -> tuple[int, int]:
+    """(heads per tile, query rows per tile) so that a tile holds about _TILE_ELEMENTS scores."""
+    if seq_q * seq_k >= _TILE_ELEMENTS:
+        return 1, max(1, _TILE_ELEMENTS // seq_k)
+    return max(1, min(heads, _TILE_ELEMENTS // (seq_q * seq_k))), seq_q
 
 
 def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
