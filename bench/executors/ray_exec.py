@@ -17,7 +17,8 @@ so a timing never shares its machine (CPU) or its device (GPU). Ray sets CUDA_VI
 for the task, so the case's `cuda` is the GPU it was given.
 
 Each task runs in a fresh worker process (`max_calls=1`): every case starts from the same
-state, as with the process executor. A worker that dies (crash, OOM kill, node lost) is retried
+state, as with the process executor, at the price of a worker start and the imports (torch)
+per case; `fresh_worker=False` reuses workers, like the inline executor does its process. A worker that dies (crash, OOM kill, node lost) is retried
 by Ray up to `retries` times; the driver only ever sees the final outcome, so a case is
 recorded once: `ok`/`skipped`/`failed: ...` from `run_case`, or `failed: worker died ...` once
 the retries are spent. A case that fails by itself (an exception) is not retried.
@@ -140,7 +141,8 @@ class RayExecutor(Executor):
 
     def __init__(self, prepare: Callable | None = None, address: str | None = None,
                  exclusive: str = "node", retries: int = 0, timeout_s: float | None = None,
-                 max_in_flight: int | None = None, init_options: dict | None = None):
+                 max_in_flight: int | None = None, fresh_worker: bool = True,
+                 init_options: dict | None = None):
         super().__init__(prepare)
         if exclusive not in EXCLUSIVE:
             raise ValueError(f"exclusive must be one of {', '.join(EXCLUSIVE)}, got {exclusive!r}")
@@ -155,6 +157,7 @@ class RayExecutor(Executor):
         self.retries = retries
         self.timeout_s = timeout_s          # None: use Measure.timeout_s
         self.max_in_flight = max_in_flight  # None: what the cluster can run at once
+        self.fresh_worker = fresh_worker    # False: reuse workers (no per-case import cost)
         self.init_options = dict(init_options or {})   # extra ray.init arguments (local only)
 
     # -- connecting ------------------------------------------------------------------------
@@ -208,7 +211,7 @@ class RayExecutor(Executor):
 
         timeout = self.timeout_s if self.timeout_s is not None else measure.timeout_s
         deadline_s = (timeout + GRACE_S) * (self.retries + 1) if timeout else None
-        remote = ray.remote(max_calls=1)(_run_on_worker)
+        remote = ray.remote(max_calls=1 if self.fresh_worker else 0)(_run_on_worker)
         pending = list(cases)
         while pending or in_flight:
             for case in self._submittable(pending, in_flight, cluster):
