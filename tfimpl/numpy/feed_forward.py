@@ -5,6 +5,11 @@
     relu(x)      = max(x, 0)                                         (the 2017 paper)
     gelu(x)      = x · Φ(x) = ½ x (1 + erf(x / √2))                  (exact; BERT)
     gelu_tanh(x) = ½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))          (Hendrycks & Gimpel's approximation)
+
+Each activation is written for one block of rows (`_relu_block`, ...) and run over the rows in
+cache-sized blocks that threads share (tfimpl.numpy._threads): NumPy's element-wise loops use
+one core, BLAS uses several. erf is SciPy's (exact to the last bit, but scalar code, so the
+slowest step of a NumPy GELU layer).
 """
 
 from __future__ import annotations
@@ -20,23 +25,8 @@ _SQRT_HALF = 1.0 / np.sqrt(2.0)
 _SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
 
 
-def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """max(x, 0); `out` may be `x` (in place)."""
-    return np.maximum(x, 0, out=out)
-
-
-def gelu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """½ x (1 + erf(x / √2)); `out` may be `x` (in place).
-
-    erf is SciPy's (accurate to the last bit, but scalar code: the slowest step of a NumPy GELU
-    layer), so the work is split into row blocks that the BLAS threads' worth of cores share.
-    """
-    x = np.ascontiguousarray(x)
-    target = out if out is not None and out.flags.c_contiguous else np.empty_like(x)
-    for_row_blocks(_gelu_block, x, target)
-    if out is not None and target is not out:
-        out[...] = target
-    return out if out is not None else target
+def _relu_block(x: np.ndarray, out: np.ndarray) -> None:
+    np.maximum(x, 0, out=out)
 
 
 def _gelu_block(x: np.ndarray, out: np.ndarray) -> None:
@@ -47,8 +37,7 @@ def _gelu_block(x: np.ndarray, out: np.ndarray) -> None:
     np.multiply(x, phi, out=out)
 
 
-def gelu_tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """½ x (1 + tanh(√(2/π) (x + 0.044715 x³))); `out` may be `x` (in place)."""
+def _gelu_tanh_block(x: np.ndarray, out: np.ndarray) -> None:
     inner = np.square(x)                                   # x²
     inner *= 0.044715
     inner += 1
@@ -57,15 +46,46 @@ def gelu_tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     np.tanh(inner, out=inner)
     inner += 1
     inner *= 0.5
-    return np.multiply(x, inner, out=out)
+    np.multiply(x, inner, out=out)
 
 
-ACTIVATION_FNS = {"relu": relu, "gelu": gelu, "gelu_tanh": gelu_tanh}
+_BLOCKS = {"relu": _relu_block, "gelu": _gelu_block, "gelu_tanh": _gelu_tanh_block}
+
+
+def _apply(block_fn, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """block_fn over row blocks of x into out (new if None; may be x itself)."""
+    x = np.ascontiguousarray(x)
+    target = out if out is not None and out.flags.c_contiguous else np.empty_like(x)
+    for_row_blocks(block_fn, x, target)
+    if out is not None and target is not out:
+        out[...] = target
+    return out if out is not None else target
+
+
+def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """max(x, 0); `out` may be `x` (in place)."""
+    return _apply(_relu_block, x, out)
+
+
+def gelu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """½ x (1 + erf(x / √2)); `out` may be `x` (in place)."""
+    return _apply(_gelu_block, x, out)
+
+
+def gelu_tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """½ x (1 + tanh(√(2/π) (x + 0.044715 x³))); `out` may be `x` (in place)."""
+    return _apply(_gelu_tanh_block, x, out)
 
 
 def feed_forward(p, x: np.ndarray, activation: str = "gelu") -> np.ndarray:
     """(B, T, D) -> (B, T, D) through the (B, T, d_ff) hidden layer."""
     check_activation(activation)
-    hidden = linear(x, p["ff1.weight"], p["ff1.bias"])      # (B, T, D) @ (D, d_ff) -> (B, T, d_ff)
-    ACTIVATION_FNS[activation](hidden, out=hidden)          # in place
+    hidden = linear(x, p["ff1.weight"])                     # (B, T, D) @ (D, d_ff) -> (B, T, d_ff)
+    bias, act = p["ff1.bias"], _BLOCKS[activation]
+
+    def bias_and_activation(h):                             # one pass per block, in place
+        h += bias
+        act(h, h)
+
+    for_row_blocks(bias_and_activation, hidden)
     return linear(hidden, p["ff2.weight"], p["ff2.bias"])   # (B, T, d_ff) @ (d_ff, D) -> (B, T, D)

@@ -2,8 +2,9 @@
 
     y = (x - μ) / √(σ² + ε) · γ + β,   μ = mean(x),  σ² = mean((x - μ)²)   (biased variance)
 
-The rows are independent, so they are done in blocks that fit in cache (each block's five
-passes then never touch main memory), and the blocks are shared between threads.
+With `residual`, the normalised input is x + residual: the paper's "Add & Norm",
+LayerNorm(x + Sublayer(x)), in one pass. The rows are independent, so they are done in blocks
+that fit in cache (each block's passes then never touch main memory), shared between threads.
 """
 
 from __future__ import annotations
@@ -13,15 +14,21 @@ import numpy as np
 from tfimpl.numpy._threads import for_row_blocks
 
 
-def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Normalise each position's feature vector, then scale by γ=`weight` and shift by β=`bias`."""
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5,
+               residual: np.ndarray | None = None) -> np.ndarray:
+    """LayerNorm(x) (or LayerNorm(x + residual)), scaled by γ=`weight` and shifted by β=`bias`."""
     if weight.shape != x.shape[-1:] or bias.shape != x.shape[-1:]:
         raise ValueError(f"weight and bias must have shape ({x.shape[-1]},) to match x's last "
                          f"dimension, got {weight.shape} and {bias.shape}")
+    if residual is not None and residual.shape != x.shape:
+        raise ValueError(f"residual must have the shape of x {x.shape}, got {residual.shape}")
     x = np.ascontiguousarray(x)
-    y = np.empty(x.shape, np.result_type(x, weight, bias))                # (..., D)
+    inputs = (x,) if residual is None else (x, np.ascontiguousarray(residual))
+    y = np.empty(x.shape, np.result_type(*inputs, weight, bias))           # (..., D)
 
-    def normalise(x_rows, y_rows):                                         # (n, D) blocks
+    def normalise(y_rows, x_rows, residual_rows=None):                     # (n, D) blocks
+        if residual_rows is not None:
+            x_rows = np.add(x_rows, residual_rows, out=y_rows)             # x + residual
         mean = x_rows.mean(axis=-1, keepdims=True)                         # (n, 1)  μ
         np.subtract(x_rows, mean, out=y_rows)                              # x - μ
         var = np.einsum("nd,nd->n", y_rows, y_rows)[:, None]               # (n, 1)  Σ (x - μ)²
@@ -32,5 +39,5 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
         y_rows *= weight                                                   # · γ
         y_rows += bias                                                     # + β
 
-    for_row_blocks(normalise, x, y)
+    for_row_blocks(normalise, y, *inputs)
     return y

@@ -20,8 +20,8 @@ from tfimpl.numpy.layer_norm import layer_norm
 from tfimpl.params import subtree
 
 
-def _norm(p, name, x, cfg):
-    return layer_norm(x, p[f"{name}.weight"], p[f"{name}.bias"], cfg.layer_norm_eps)
+def _norm(p, name, x, cfg, residual=None):
+    return layer_norm(x, p[f"{name}.weight"], p[f"{name}.bias"], cfg.layer_norm_eps, residual=residual)
 
 
 def _sublayer(p, norm_name, x, cfg, fn):
@@ -30,9 +30,7 @@ def _sublayer(p, norm_name, x, cfg, fn):
         out = fn(_norm(p, norm_name, x, cfg))              # (B, T, D)
         out += x                                           # x + f(LN(x))
         return out
-    out = fn(x)                                            # (B, T, D)
-    out += x
-    return _norm(p, norm_name, out, cfg)                   # LN(x + f(x))
+    return _norm(p, norm_name, fn(x), cfg, residual=x)     # LN(f(x) + x), "Add & Norm"
 
 
 def encoder_layer(p, x, cfg: ModelConfig, key_padding_mask=None):

