@@ -30,7 +30,7 @@ from bench.runner import RECORD_KEYS  # noqa: E402
 
 MEASURE = Measure(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=1.0, accuracy=False,
                   count_flops=False, measure_memory=False)
-FAKE_GPUS = 4
+FAKE_GPUS = 2
 RAY_QUIET = {"include_dashboard": False, "log_to_driver": False}
 
 
