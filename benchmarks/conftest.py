@@ -36,6 +36,18 @@ def model_config(activation: str) -> ModelConfig:
                        n_layers=1, activation=activation, layer_norm_eps=1e-5)
 
 
+@pytest.fixture(scope="session")
+def sizes() -> dict:
+    """The benchmark's sizes (TFBENCH_* environment variables override the defaults)."""
+    return dict(SIZES)
+
+
+@pytest.fixture(scope="session")
+def config_for():
+    """config_for(activation) -> the ModelConfig of one layer at the benchmark's sizes."""
+    return model_config
+
+
 @pytest.fixture(scope="session", autouse=True)
 def fixed_threads():
     import torch

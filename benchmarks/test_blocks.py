@@ -17,10 +17,11 @@ import tfimpl.torch as tt
 from tfimpl import loaders
 from tfimpl import params as P
 
-from conftest import SIZES, model_config
-
-B, T, D, H = SIZES["batch"], SIZES["seq_len"], SIZES["d_model"], SIZES["n_heads"]
 SEED = 0
+
+
+def dims(sizes):
+    return sizes["batch"], sizes["seq_len"], sizes["d_model"], sizes["n_heads"]
 
 
 def inputs_np(*shape, seed=1):
@@ -48,8 +49,9 @@ def torch_call(fn, fast_path=True):
 # ---- core attention: q, k, v of shape (B, H, T, d_k) ---------------------------------------------
 
 @pytest.mark.parametrize("impl", ["numpy", "torch", "torch-sdpa"])
-def test_attention(run, benchmark, impl):
+def test_attention(run, benchmark, sizes, impl):
     benchmark.group = "attention"
+    B, T, D, H = dims(sizes)
     q, k, v = (inputs_np(B, H, T, D // H, seed=s) for s in range(3))
     if impl == "numpy":
         run(lambda: tn.scaled_dot_product_attention(q, k, v))
@@ -62,9 +64,10 @@ def test_attention(run, benchmark, impl):
 # ---- multi-head self-attention ------------------------------------------------------------------
 
 @pytest.mark.parametrize("impl", ["numpy", "torch", "torch-sdpa", "torch-nn-fast", "torch-nn-slow"])
-def test_mha(run, benchmark, impl):
+def test_mha(run, benchmark, sizes, config_for, impl):
     benchmark.group = "mha"
-    cfg = model_config("relu")
+    B, T, D, H = dims(sizes)
+    cfg = config_for("relu")
     p = P.init_params("mha", cfg, SEED, dtype=np.float32)
     x = inputs_np(B, T, D)
     if impl == "numpy":
@@ -85,9 +88,10 @@ def test_mha(run, benchmark, impl):
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.parametrize("impl", ["numpy", "torch"])
-def test_ffn(run, benchmark, impl, activation):
+def test_ffn(run, benchmark, sizes, config_for, impl, activation):
     benchmark.group = f"ffn[{activation}]"
-    cfg = model_config(activation)
+    B, T, D, H = dims(sizes)
+    cfg = config_for(activation)
     p = P.init_params("ffn", cfg, SEED, dtype=np.float32)
     x = inputs_np(B, T, D)
     if impl == "numpy":
@@ -101,9 +105,10 @@ def test_ffn(run, benchmark, impl, activation):
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.parametrize("impl", ["numpy", "torch", "torch-sdpa", "torch-nn-fast", "torch-nn-slow"])
-def test_encoder_layer(run, benchmark, impl, activation):
+def test_encoder_layer(run, benchmark, sizes, config_for, impl, activation):
     benchmark.group = f"encoder_layer[{activation}]"
-    cfg = model_config(activation)
+    B, T, D, H = dims(sizes)
+    cfg = config_for(activation)
     p = P.init_params("encoder_layer", cfg, SEED, dtype=np.float32)
     x = inputs_np(B, T, D)
     if impl == "numpy":
