@@ -8,8 +8,9 @@ Masks are boolean, True = may attend, broadcastable to (B, H, Tq, Tk); a key pad
 (B, Tk) with True = real token. Causal masking lets query i see keys j <= i.
 
 Memory: the (B, H, Tq, Tk) score matrix is the only large array. It is made once (by the
-Q·Kᵀ matmul, with the small Q scaled beforehand) and then masked and soft-maxed in place, so the
-weights reuse its memory; the result of weights·V is small again.
+Q·Kᵀ matmuls, with the small Q scaled beforehand) and then masked and soft-maxed in place, so
+the weights reuse its memory. Peak: B·H·Tq·(Tk + d_v) elements (scores and output) plus a
+workspace of a few tiles (under 2 MiB), whatever the sizes.
 """
 
 from __future__ import annotations

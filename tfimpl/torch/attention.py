@@ -10,7 +10,9 @@ Masks are boolean, True = may attend, broadcastable to (B, H, Tq, Tk); a key pad
 Two ways to compute the same thing (`attn_impl`):
   "explicit" (default): matmul, softmax, matmul, as written above. The (B, H, Tq, Tk) score
       matrix is made once (Q is scaled first, it is the small side) and, when no gradient is
-      needed, masked and soft-maxed in place, so the weights reuse its memory.
+      needed, masked and soft-maxed in place, so the weights reuse its memory: peak
+      B·H·Tq·(Tk + d_v) elements (scores and output). Under autograd each step is out of
+      place instead (autograd keeps the intermediates it needs).
   "sdpa": torch.nn.functional.scaled_dot_product_attention, PyTorch's fused kernel (flash
       attention on CPU), which never holds the full score matrix. It cannot return the weights,
       so return_weights=True always takes the explicit path.
