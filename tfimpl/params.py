@@ -153,7 +153,8 @@ def to_torch(params: dict, dtype=None, device="cpu", requires_grad: bool = False
     dtype = torch.float32 if dtype is None else dtype
     out = {}
     for name, value in params.items():
-        tensor = torch.as_tensor(np.asarray(value)).to(device=device, dtype=dtype)
+        tensor = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+        tensor = tensor.to(device=device, dtype=dtype)
         out[name] = tensor.requires_grad_(requires_grad) if requires_grad else tensor
     return out
 
