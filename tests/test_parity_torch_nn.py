@@ -197,6 +197,7 @@ def test_decoder_layer(norm_first, batch, seq_len):
 
 # ---- the encoder-decoder Transformer ------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 @pytest.mark.parametrize("fast", [False, True])
 def test_transformer(fast):
     cfg = CFG.replace(final_norm=True)
