@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 IMPLS = ("numpy", "torch", "torch-sdpa", "torch-nn", "hf-bert")
 BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
-PRECISIONS = ("fp64", "fp32", "bf16", "fp16", "amp-bf16", "amp-fp16")
+PRECISIONS = ("fp64", "fp32", "tf32", "bf16", "fp16", "amp-bf16", "amp-fp16")
 DEVICES = ("cpu", "cuda")
 MODES = ("forward", "forward+backward")
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh")

@@ -131,7 +131,7 @@ def _check(case: Case) -> None:
         blocks = capabilities.IMPL_BLOCKS.get(case.impl, ())
         raise Unsupported(f"impl {case.impl} has no block {case.block} "
                           f"(it has: {', '.join(blocks) or 'none'})")
-    if case.causal and case.block not in ("attention", "mha"):
+    if case.causal and case.block not in capabilities.CAUSAL_BLOCKS:
         raise Unsupported(f"causal masking is only wired for attention and mha, not {case.block}")
     reason = precision.supported(case.impl, case.precision, case.device)
     if reason:
@@ -333,7 +333,7 @@ def _prepare_tfimpl_torch(case: Case) -> Prepared:
     def weights():
         if impl != "explicit" or block not in ("attention", "mha"):
             return None
-        with torch.inference_mode():
+        with torch.inference_mode(), _torch_precision(case)[1]():   # same autocast as timed
             if block == "attention":
                 _, w = attention.scaled_dot_product_attention(
                     inputs["q"], inputs["k"], inputs["v"], causal=case.causal,

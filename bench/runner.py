@@ -34,11 +34,13 @@ RESULT_KEYS = (
     "peak_bytes", "peak_method", "peak_bytes_predicted", "rss_peak_bytes",
     "max_abs_err", "max_rel_err", "rel_l2_err",
     "attn_max_abs_err", "attn_max_rel_err", "attn_rel_l2_err",
-    "hostname", "pid", "node_id", "gpu_name", "start_time", "end_time", "elapsed_s", "executor",
+    "hostname", "pid", "node_id", "gpu_name", "gpu_uuid", "start_time", "end_time", "elapsed_s",
+    "executor",
 )
 RECORD_KEYS = CASE_FIELDS + RESULT_KEYS
 # Filled from where the case ran, kept even when it failed.
-_PLACE_KEYS = ("case_id", "status", "hostname", "pid", "node_id", "gpu_name", "start_time",
+_PLACE_KEYS = ("case_id", "status", "hostname", "pid", "node_id", "gpu_name", "gpu_uuid",
+               "start_time",
                "end_time", "elapsed_s", "executor")
 
 
@@ -65,12 +67,16 @@ def failed_record(case: Case, reason: str, start_time: float, pid: int | None = 
     return record
 
 
-def _gpu_name(case: Case) -> str | None:
+def _gpu_identity(case: Case) -> tuple[str | None, str | None]:
+    """(name, UUID) of the GPU a cuda case runs on (device 0 of CUDA_VISIBLE_DEVICES)."""
     if case.device != "cuda":
-        return None
+        return None, None
     import torch
 
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    if not torch.cuda.is_available():
+        return None, None
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return props.name, str(getattr(props, "uuid", "")) or None
 
 
 def run_case(case: Case, measure: Measure, prepare: Callable | None = None) -> dict:
@@ -80,7 +86,7 @@ def run_case(case: Case, measure: Measure, prepare: Callable | None = None) -> d
     record.update(hostname=socket.gethostname(), pid=os.getpid(), start_time=start,
                   executor="inline")
     try:
-        record["gpu_name"] = _gpu_name(case)
+        record["gpu_name"], record["gpu_uuid"] = _gpu_identity(case)
         if prepare is None:
             from bench.registry import prepare
         _measure_into(record, case, measure, prepare)

@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", choices=("inline", "process", "ray"),
                         help="where cases run (default: the config's executor.kind, "
                              "or process when isolation is process)")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="ray: cluster address (default: executor.address, RAY_ADDRESS, "
+                             "else a local instance)")
+    parser.add_argument("--exclusive", choices=("node", "device"),
+                        help="ray: one case per node, or per GPU (CPU cases: always node)")
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="kill a case after S seconds (process and ray executors)")
     parser.add_argument("--no-report", action="store_true",
@@ -116,13 +121,14 @@ def _executor_name(config, args, measure) -> str:
     return "process" if measure.isolation == "process" else "inline"
 
 
-def _executor_options(config, executor_name: str, measure) -> dict:
+def _executor_options(config, executor_name: str, measure, args) -> dict:
     if executor_name == "process":
         return {"timeout_s": measure.timeout_s}
     if executor_name == "ray":
         ex = config.executor
-        return {"address": ex.address, "exclusive": ex.exclusive, "retries": ex.retries,
-                "timeout_s": measure.timeout_s}
+        return {"address": getattr(args, "ray_address", None) or ex.address,
+                "exclusive": getattr(args, "exclusive", None) or ex.exclusive,
+                "retries": ex.retries, "timeout_s": measure.timeout_s}
     return {}
 
 
@@ -173,10 +179,10 @@ def _resume_command(args, run_dir: Path) -> str:
             "--resume", str(run_dir)]
     for item in args.overrides:
         argv += ["--set", item]
-    for flag in ("isolation", "executor", "timeout"):
-        value = getattr(args, flag)
+    for flag in ("isolation", "executor", "timeout", "ray_address", "exclusive"):
+        value = getattr(args, flag, None)
         if value is not None:
-            argv += [f"--{flag}", str(value)]
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
     if args.no_report:
         argv.append("--no-report")
     return shlex.join(argv)
@@ -256,9 +262,12 @@ def _run(config, measure, executor_name, args) -> int:
 
     try:
         executor = make_executor(executor_name,
-                                 **_executor_options(config, executor_name, measure))
+                                 **_executor_options(config, executor_name, measure, args))
+        for check in ("connect", "check_cluster"):       # ray: fail before a folder exists
+            if hasattr(executor, check):
+                getattr(executor, check)()
         writer, done, resumed = _open_run_dir(config, measure, executor_name, args)
-    except (RunDirError, ValueError) as exc:
+    except (RunDirError, ValueError, ConnectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     done_ids = {r["case_id"] for r in done}

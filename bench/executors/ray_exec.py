@@ -171,6 +171,7 @@ class RayExecutor(Executor):
 
         if ray.is_initialized():
             return False
+        self._started_local = True
         address = self.address or os.environ.get("RAY_ADDRESS")
         quiet = {"include_dashboard": False, "log_to_driver": False,
                  "logging_level": logging.WARNING}
@@ -194,7 +195,7 @@ class RayExecutor(Executor):
             on_start: Callable[[Case], None] | None = None) -> Iterator[dict]:
         import ray
 
-        started_here = self.connect()
+        started_here = self.connect() or getattr(self, "_started_local", False)
         in_flight: dict = {}                      # ObjectRef -> (case, submitted at)
         try:
             cluster = self.check_cluster()
