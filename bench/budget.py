@@ -75,23 +75,24 @@ def timed_repeats(call_s: float, measure: Measure) -> int:
 def extra_calls(measure: Measure, counts_flops: bool = True) -> int:
     """Calls beyond the probe, warm-up and timing, as bench.runner makes them.
 
-    One flop-counting call (torch only), two memory calls (the exact tracker, then the RSS
-    cross-check) and one fp64 reference call for accuracy (the output compared is the last
+    One flop-counting call (torch only), one memory call (the exact tracker runs inside the
+    RSS sampler) and one fp64 reference call for accuracy (the output compared is the last
     timed call's). The reference is counted at this precision's speed: an over-estimate for
     slow precisions, close for fp32/bf16.
     """
-    return (int(measure.count_flops and counts_flops) + 2 * int(measure.measure_memory)
+    return (int(measure.count_flops and counts_flops) + int(measure.measure_memory)
             + int(measure.accuracy))
 
 
 def estimate_case_seconds(probe_s: float, measure: Measure, counts_flops: bool = True) -> float:
     """Seconds the whole case takes if one call takes `probe_s`.
 
-    (1 probe + warmup + timed_repeats + extra_calls) * probe_s.
+    (1 probe + (warmup - 1) + timed_repeats + extra_calls) * probe_s: the probe is the first
+    warm-up call.
     """
     if probe_s < 0 or not math.isfinite(probe_s):
         raise ValueError(f"probe_s: expected a finite time >= 0, got {probe_s!r}")
-    calls = 1 + measure.warmup + timed_repeats(probe_s, measure) \
+    calls = 1 + max(0, measure.warmup - 1) + timed_repeats(probe_s, measure) \
         + extra_calls(measure, counts_flops)
     return calls * probe_s
 

@@ -16,6 +16,10 @@ including allocator caching and page reuse, so it rarely matches the exact numbe
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 import tracemalloc
 from typing import Callable
 
@@ -52,12 +56,42 @@ def peak_torch_cpu(fn: Callable[[], object]) -> int:
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
+    with _quiet_kineto():
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
     events = [e for e in prof.profiler.kineto_results.events()
               if e.name() == "[memory]" and e.device_type() == DeviceType.CPU]
     events.sort(key=lambda e: e.start_ns())
     return running_peak([e.nbytes() for e in events])
+
+
+@contextlib.contextmanager
+def _quiet_kineto():
+    """Drop the `USDT: ... profiler_start/stop` lines libkineto writes to fd 2 at every profile.
+
+    They come from C++ (no Python logger or env var silences them), so fd 2 goes to a temporary
+    file for the duration and every other line is passed on to the real stderr afterwards.
+    """
+    try:
+        stderr_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):     # pytest capture, notebooks: leave it be
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(stderr_fd)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), stderr_fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, stderr_fd)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode(errors="replace").splitlines(True)
+                    if not line.startswith("USDT:")]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def peak_cuda(fn: Callable[[], object], device=None) -> int:

@@ -127,7 +127,10 @@ def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable)
         try:
             sync = _sync_for(prepared.device)
             _check_budget(record, case, prepared, measure, sync)
-            _time_into(record, prepared.fn, measure, sync)
+            # the probe call was a first call too: it counts as one of the warm-up calls
+            timed = dataclasses.replace(measure, warmup=max(0, measure.warmup - 1))
+            _time_into(record, prepared.fn, timed, sync)
+            record["warmup"] = measure.warmup
             if record["median_s"]:
                 record["gflops_per_s"] = record["flops_analytic"] / record["median_s"] / 1e9
             if measure.count_flops and prepared.backend == "torch":
@@ -209,9 +212,17 @@ def _flops_into(record: dict, prepared) -> None:
 def _memory_into(record: dict, prepared) -> None:
     from bench import memory
 
-    peak, method = memory.measure_peak(prepared.fn, prepared.backend, prepared.device)
-    record.update(peak_bytes=int(peak), peak_method=method,
-                  rss_peak_bytes=int(memory.rss_peak(prepared.fn)))
+    # One call serves both: the exact tracker (tracemalloc / profiler / CUDA) runs inside the
+    # RSS sampler, so the cross-check column costs no extra forward.
+    exact: dict = {}
+
+    def tracked():
+        exact["peak"], exact["method"] = memory.measure_peak(prepared.fn, prepared.backend,
+                                                             prepared.device)
+
+    rss = memory.rss_peak(tracked)
+    record.update(peak_bytes=int(exact["peak"]), peak_method=exact["method"],
+                  rss_peak_bytes=int(rss))
 
 
 def _accuracy_into(record: dict, case: Case, output, weights, prepare: Callable) -> None:

@@ -48,17 +48,17 @@ def test_timed_repeats(call_s, expected):
 
 
 def test_extra_calls():
-    assert B.extra_calls(M) == 4                         # flops + memory + RSS + fp64 ref
-    assert B.extra_calls(M, counts_flops=False) == 3     # numpy: nothing to count
+    assert B.extra_calls(M) == 3                         # flops + memory (RSS inside) + fp64 ref
+    assert B.extra_calls(M, counts_flops=False) == 2     # numpy: nothing to count
     assert B.extra_calls(Measure(count_flops=False, measure_memory=False, accuracy=False)) == 0
 
 
 def test_estimate_case_seconds_by_hand():
-    # 1 probe + 2 warm-up + timed + 4 extra
-    assert B.estimate_case_seconds(0.1, M) == pytest.approx((1 + 2 + 5 + 4) * 0.1)
-    assert B.estimate_case_seconds(0.01, M) == pytest.approx((1 + 2 + 20 + 4) * 0.01)
+    # 1 probe (the first warm-up call) + 1 more warm-up + timed + 3 extra
+    assert B.estimate_case_seconds(0.1, M) == pytest.approx((1 + 1 + 5 + 3) * 0.1)
+    assert B.estimate_case_seconds(0.01, M) == pytest.approx((1 + 1 + 20 + 3) * 0.01)
     assert B.estimate_case_seconds(5.0, M, counts_flops=False) == pytest.approx(
-        (1 + 2 + 2 + 3) * 5)
+        (1 + 1 + 2 + 2) * 5)
     with pytest.raises(ValueError, match="probe_s"):
         B.estimate_case_seconds(-1.0, M)
 
@@ -74,7 +74,7 @@ def test_probe_over_budget_skips_with_the_estimate():
     probe_s, reason = B.probe(fake_fn(clock, 2.0, calls), budget_s=10, clock=clock, measure=M)
     assert probe_s == 2.0 and len(calls) == 1
     estimate, budget, why = STATUS.match(reason).groups()
-    assert float(estimate) == (1 + 2 + 5 + 4) * 2.0 and float(budget) == 10
+    assert float(estimate) == (1 + 1 + 5 + 3) * 2.0 and float(budget) == 10
     assert why.startswith("probe: one call took 2 s")
 
 
@@ -100,7 +100,7 @@ def test_small_fp16_case_is_probed_then_judged_on_its_time():
     clock, calls = FakeClock(), []
     probe_s, reason = B.probe(fake_fn(clock, 3.0, calls), budget_s=20, clock=clock, measure=M,
                               flops=1e9, device="cpu", precision="fp16")
-    assert probe_s == 3.0 and len(calls) == 1 and reason.startswith("skipped: estimated 33 s")  # (1 + 2 + 4 + 4) calls
+    assert probe_s == 3.0 and len(calls) == 1 and reason.startswith("skipped: estimated 27 s")  # (1 + 1 + 4 + 3) calls
 
 
 def test_sync_brackets_the_probe():
