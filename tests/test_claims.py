@@ -125,12 +125,89 @@ def test_summary_keys_present(entries):
         assert needed <= set(e)
 
 
-def test_asymptotic_mask_rule():
-    g = pd.DataFrame({"median_s": [5e-4, 2e-3, 2e-3, 5e-3],
-                      "ws_over_llc": [4.0, 1.0, 2.0, np.nan]})
-    assert claims.asymptotic_mask(g, RULE).tolist() == [False, False, True, False]
-    unknown = g.assign(ws_over_llc=np.nan)          # cache size unknown: only the time floor
-    assert claims.asymptotic_mask(unknown, RULE).tolist() == [False, True, True, True]
+def _sweep(times, ws_over_llc, metric_values=None):
+    """A one-series sweep over octaves 32..2048 with the given times and working sets."""
+    x = [32, 64, 128, 256, 512, 1024, 2048]
+    return pd.DataFrame({"seq_len": x, "median_s": times, "ws_over_llc": ws_over_llc,
+                         "flops": metric_values or [float(v) ** 2 for v in x],
+                         "peak_bytes": metric_values or [float(v) for v in x]})
+
+
+FAST_THEN_SLOW = [1e-4, 5e-4, 2e-3, 5e-3, 2e-2, 8e-2, 3e-1]
+
+
+@pytest.mark.parametrize("metric", ["flops", "params"])
+def test_fit_points_exact_counts_use_every_size(metric):
+    """Under the time floor and inside the cache alike: a count has no regime."""
+    g = _sweep(FAST_THEN_SLOW, [0.01, 0.02, 0.1, 0.5, 1, 3, 9])
+    mask, regime = claims.fit_points(g, "seq_len", metric, RULE)
+    assert regime == claims.REGIME_ALL and mask.all()
+
+
+def test_fit_points_memory_top_three_octaves():
+    g = _sweep(FAST_THEN_SLOW, [0.01] * 7)
+    mask, regime = claims.fit_points(g, "seq_len", "memory", RULE)
+    assert regime == claims.REGIME_TOP
+    assert g["seq_len"][mask].tolist() == [256, 512, 1024, 2048]      # x >= 2048 / 8
+    # counted down from the largest size that has a value
+    g2 = g.assign(peak_bytes=[1.0, 2, 3, 4, 5, 6, np.nan])
+    mask2, _ = claims.fit_points(g2, "seq_len", "memory", RULE)
+    assert g2["seq_len"][mask2].tolist() == [128, 256, 512, 1024, 2048]
+    mask3, _ = claims.fit_points(g, "seq_len", "memory", claims.FitRule(top_octaves=1))
+    assert g["seq_len"][mask3].tolist() == [1024, 2048]
+
+
+def test_fit_points_time_past_the_cache():
+    """The working set crosses 2x LLC at 1024: only the sizes past it (and >= 1 ms) count."""
+    g = _sweep(FAST_THEN_SLOW, [0.01, 0.03, 0.1, 0.4, 1.5, 3.0, 9.0])
+    mask, regime = claims.fit_points(g, "seq_len", "time", RULE)
+    assert regime == claims.REGIME_PAST_CACHE
+    assert g["seq_len"][mask].tolist() == [1024, 2048]
+    # past the cache but under the time floor: left out too
+    g2 = g.assign(median_s=[1e-4] * 6 + [3e-1])
+    assert g2["seq_len"][claims.fit_points(g2, "seq_len", "time", RULE)[0]].tolist() == [2048]
+
+
+def test_fit_points_time_cache_resident():
+    """Never reaches 2x LLC (fused SDPA): the top three octaves at >= 1 ms."""
+    g = _sweep([1e-4, 2e-4, 4e-4, 8e-4, 2e-3, 8e-3, 3e-2], [0.01, 0.02, 0.05, 0.1, 0.3, 1.0, 1.9])
+    mask, regime = claims.fit_points(g, "seq_len", "time", RULE)
+    assert regime == claims.REGIME_IN_CACHE
+    assert g["seq_len"][mask].tolist() == [512, 1024, 2048]             # 256 is under 1 ms
+    unknown = g.assign(ws_over_llc=np.nan)
+    mask_u, regime_u = claims.fit_points(unknown, "seq_len", "time", RULE)
+    assert regime_u == claims.REGIME_CACHE_UNKNOWN and mask_u.tolist() == mask.tolist()
+
+
+def test_fused_attention_time_gets_a_verdict_in_cache():
+    """Synthetic fused SDPA up to T = 4096: working set 4·T·D·4 B ≤ 48 MiB never reaches 64 MiB;
+    time ∝ T² at 40 GFLOP/s. The whole sweep (to 16384) does pass 2x LLC: the other regime."""
+    recs = [r for r in synthetic.make_records(seed=0)
+            if r["impl"] == "torch-sdpa" and r["block"] == "attention" and r["seq_len"] <= 4096]
+    entries = claims.fit_all(records_frame(recs, synthetic.META), RULE)
+    e = _find(entries, impl="torch-sdpa", block="attention", precision="fp32", metric="time",
+              variable="seq_len")
+    assert e["regime"] == claims.REGIME_IN_CACHE
+    assert e["range"] == [512.0, 4096.0]                # the top three octaves
+    assert e["verdict"] == claims.HELD and e["theory"] == 2.0
+    assert any("cache-resident throughout" in n for n in e["notes"])
+    m = _find(entries, impl="torch-sdpa", block="attention", precision="fp32", metric="memory",
+              variable="seq_len")
+    assert m["regime"] == claims.REGIME_TOP and m["range"] == [512.0, 4096.0]
+    assert m["theory"] == 1.0 and m["verdict"] == claims.HELD
+    f = _find(entries, impl="torch-sdpa", block="attention", precision="fp32", metric="flops",
+              variable="seq_len")
+    assert f["regime"] == claims.REGIME_ALL and f["range"] == [128.0, 4096.0]
+    assert f["verdict"] == claims.HELD
+    full = _find(claims.fit_all(records_frame(synthetic.make_records(seed=0), synthetic.META),
+                                RULE), impl="torch-sdpa", block="attention", precision="fp32",
+                 metric="time", variable="seq_len")
+    assert full["regime"] == claims.REGIME_PAST_CACHE and full["range"] == [6144.0, 16384.0]
+
+
+def test_fit_rule_rejects_bad_octaves():
+    with pytest.raises(ValueError, match="top_octaves"):
+        claims.FitRule(top_octaves=0)
 
 
 def test_two_term_crossover_on_fused_path(frame):

@@ -99,3 +99,16 @@ def test_report_command(tmp_path, capsys):
     assert cli(["report", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert cli(["report", str(run_dir), "--min-points", "1"]) == 2
+
+
+def test_report_parser_does_not_import_numpy():
+    """The CLI builds every sub-command's parser for --help: no NumPy at that point."""
+    import subprocess
+    import sys
+
+    code = ("import argparse, sys\n"
+            "from bench.commands import report\n"
+            "report.add_arguments(argparse.ArgumentParser())\n"
+            "print('numpy' in sys.modules, 'pandas' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -19,12 +19,11 @@ Theory (per forward; backward is 2x the same matmuls, so the same exponents):
 Blocks mixing both (mha, encoder_layer, encoder, model) have no single exponent in T; the
 two-term model (fits.fit_two_term) describes them instead.
 
-Asymptotic range (the rule, stated in the report): a point tests an asymptotic claim when its
-working set is at least `ws_factor` x the last-level cache (it no longer fits; the cache
-transition, where time jumps 3-5x, lies below) and its median time is at least `min_time_s`
-(above that, fixed per-call overheads no longer dominate). Fewer than `min_points` such points:
-"not enough data", never a fit of what is left. When the cache size is unknown, only the time
-floor applies (and the report says so).
+Fit range (bench.analysis.rule, stated in the report): per metric. FLOPs and parameter counts
+use every size (exact counts); peak memory the top three octaves of the sweep; time the sizes
+past 2x the last-level cache when the working set gets there within the sweep, else (cache-
+resident throughout, e.g. fused SDPA) the sizes >= 1 ms in the top three octaves. Fewer than
+`min_points` such points: "not enough data", never a fit of what is left.
 
 Verdict (an equivalence test against the theory, at the CI's confidence):
     held             the whole CI lies within theory ± tolerance
@@ -37,9 +36,10 @@ exact unless the count is not a pure power law).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 from bench.analysis import fits
+from bench.analysis.rule import (REGIME_ALL, REGIME_CACHE_UNKNOWN, REGIME_IN_CACHE,  # noqa: F401
+                                 REGIME_PAST_CACHE, REGIME_TOP, FitRule, fmt_bytes)
 
 HELD = "held"
 NOT_HELD = "did not hold"
@@ -52,62 +52,6 @@ CO_VARYING = {"seq_len": ("seq_len",), "d_model": ("d_model", "n_heads", "d_ff")
 GROUP_FIELDS = ("impl", "block", "batch", "seq_len", "d_model", "n_heads", "d_ff", "layers",
                 "precision", "device", "threads", "mode", "activation", "norm_first", "causal",
                 "vocab_size")
-
-
-@dataclass(frozen=True)
-class FitRule:
-    """How fits choose their points and how verdicts are reached (see module docstring)."""
-
-    ws_factor: float = 2.0
-    min_time_s: float = 1e-3
-    min_points: int = 4
-    tolerance: float = 0.3
-    flops_tolerance: float = 0.05
-    ci: float = 0.95
-    n_boot: int = 2000
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("ws_factor", "tolerance", "flops_tolerance"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"FitRule.{name} must be > 0, got {getattr(self, name)!r}")
-        if not self.min_time_s >= 0:
-            raise ValueError(f"FitRule.min_time_s must be >= 0, got {self.min_time_s!r}")
-        if self.min_points < 3:
-            raise ValueError(f"FitRule.min_points must be >= 3, got {self.min_points!r}")
-        if not 0 < self.ci < 1:
-            raise ValueError(f"FitRule.ci must be in (0, 1), got {self.ci!r}")
-
-    def tolerance_for(self, metric: str) -> float:
-        return self.flops_tolerance if metric in ("flops", "params") else self.tolerance
-
-    def describe(self, llc_bytes: float) -> str:
-        cache = (f"working set ≥ {self.ws_factor:g}× the last-level cache "
-                 f"({fmt_bytes(self.ws_factor * llc_bytes)})" if math.isfinite(llc_bytes)
-                 else "cache size unknown, so no cache condition")
-        return (f"a point is asymptotic when its {cache} and its median time ≥ "
-                f"{self.min_time_s * 1e3:g} ms; a fit needs ≥ {self.min_points} such points "
-                f"(distinct sizes), else 'not enough data'. Exponent: Theil–Sen slope of "
-                f"log y on log x, {self.ci:.0%} CI by bootstrap over points ({self.n_boot} "
-                f"resamples, seed {self.seed}).")
-
-    def describe_verdict(self) -> str:
-        return (f"held: the whole {self.ci:.0%} CI lies within theory ± {self.tolerance:g} "
-                f"(± {self.flops_tolerance:g} for FLOPs and parameter counts, which are exact); "
-                f"did not hold: the whole CI lies outside that band; not enough data: too few "
-                f"asymptotic points, or the CI straddles the band's edge.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def fmt_bytes(n: float) -> str:
-    if not math.isfinite(n):
-        return "?"
-    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
-        if abs(n) >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.0f} B"
 
 
 def theory_exponent(block: str, metric: str, variable: str, attention_path: str | None = None,
@@ -145,15 +89,35 @@ def verdict(fit: fits.PowerFit, theory: float | None, tolerance: float) -> str |
     return NOT_ENOUGH
 
 
-def asymptotic_mask(group, rule: FitRule):
-    """Boolean Series: rows of an ok-only group that satisfy the asymptotic-range rule."""
+def fit_points(group, variable: str, metric: str, rule: FitRule):
+    """(mask, regime): the rows of an ok-only sweep that may test `metric`'s claim, and why.
+
+    See bench.analysis.rule: flops/params all sizes; memory the top octaves; time past
+    ws_factor x LLC when the working set gets there in the sweep, else the sizes at or above
+    the time floor in the top octaves (cache-resident, or cache size unknown). The top octaves
+    are counted down from the largest size that has a value of the metric.
+    """
     import numpy as np
 
-    mask = group["median_s"].to_numpy(float) >= rule.min_time_s
+    x = group[variable].to_numpy(float)
+    y = group[METRICS.get(metric, "median_s")].to_numpy(float) if metric in METRICS else x
+    if metric in ("flops", "params"):
+        return np.ones(x.shape, bool), REGIME_ALL
+    has = np.isfinite(y) & (y > 0)
+    x_max = x[has].max() if has.any() else np.inf
+    top = x >= x_max / 2 ** rule.top_octaves
+    if metric == "memory":
+        return top, REGIME_TOP
+    if metric != "time":
+        raise ValueError(f"metric: expected one of {tuple(METRICS) + ('params',)}, got {metric!r}")
+    floor = group["median_s"].to_numpy(float) >= rule.min_time_s
     ratio = group["ws_over_llc"].to_numpy(float)
-    if np.isfinite(ratio).any():
-        mask &= np.nan_to_num(ratio, nan=0.0) >= rule.ws_factor
-    return mask
+    if not np.isfinite(ratio).any():
+        return floor & top, REGIME_CACHE_UNKNOWN
+    past = np.nan_to_num(ratio, nan=0.0) >= rule.ws_factor
+    if past.any():
+        return floor & past, REGIME_PAST_CACHE
+    return floor & top, REGIME_IN_CACHE
 
 
 def sweep_groups(df, variable: str, min_distinct: int = 2):
@@ -186,7 +150,7 @@ def fit_group(group, fixed: dict, variable: str, metric: str, rule: FitRule) -> 
     path = group["attention_path"].iloc[0]
     ratio_fixed = bool((group["d_ff"] / group["d_model"]).nunique() == 1)
     theory = theory_exponent(block, metric, variable, path, ratio_fixed)
-    mask = asymptotic_mask(group, rule)
+    mask, regime = fit_points(group, variable, metric, rule)
     x = group[variable].to_numpy(float)
     y = group[column].to_numpy(float)
     fit = fits.fit_power_law(x[mask], y[mask], min_points=rule.min_points, n_boot=rule.n_boot,
@@ -209,7 +173,8 @@ def fit_group(group, fixed: dict, variable: str, metric: str, rule: FitRule) -> 
         "theory_in_ci": (bool(fit.ci_low <= theory <= fit.ci_high)
                          if theory is not None and fit.ok else None),
         "tolerance": rule.tolerance_for(metric) if theory is not None else None,
-        "mode": fixed.get("mode"), "attention_path": path,
+        "mode": fixed.get("mode"), "attention_path": path, "regime": regime,
+        "regime_text": rule.regime_text(regime, float(group["llc_bytes"].iloc[0])),
         "fixed": {k: _plain(v) for k, v in fixed.items()
                   if k not in ("impl", "block", "precision")},
         "points_total": int(np.isfinite(y).sum()), "points_asymptotic": int(mask.sum()),
@@ -243,11 +208,21 @@ def departure_notes(group, entry: dict, variable: str, column: str, rule: FitRul
     if under.any():
         notes.append(f"{int(under.sum())} size(s) under {rule.min_time_s * 1e3:g} ms left out "
                      f"(fixed per-call costs dominate there): {variable} ≤ {x[under].max():g}.")
+    regime = entry.get("regime")
     in_cache = ~under & (np.nan_to_num(ws / llc, nan=np.inf) < rule.ws_factor)
-    if in_cache.any() and math.isfinite(llc):
+    if regime == REGIME_PAST_CACHE and in_cache.any():
         notes.append(f"{int(in_cache.sum())} size(s) whose working set is under "
                      f"{rule.ws_factor:g}× the {fmt_bytes(llc)} last-level cache left out "
                      f"({variable} {x[in_cache].min():g}–{x[in_cache].max():g}).")
+    if regime in (REGIME_IN_CACHE, REGIME_CACHE_UNKNOWN):
+        low = ~under & (x < x[np.isfinite(y)].max() / 2 ** rule.top_octaves)
+        why = ("the working set stays under "
+               f"{rule.ws_factor:g}× the {fmt_bytes(llc)} last-level cache at every size "
+               "(cache-resident throughout)" if regime == REGIME_IN_CACHE
+               else "the cache size is unknown")
+        notes.append(f"{why[0].upper()}{why[1:]}: fitted on {rule.octaves_text}"
+                     + (f"; {int(low.sum())} smaller size(s) left out ({variable} "
+                        f"{x[low].min():g}–{x[low].max():g})." if low.any() else "."))
     theory, k, full = entry["theory"], entry["exponent"], entry["full_range_exponent"]
     tol = rule.tolerance_for(entry["metric"])
     if full is not None and (k is None or abs(full - k) > tol):
@@ -348,6 +323,7 @@ def params_fits(df, rule: FitRule) -> list[dict]:
         "status": fit.status, "reason": fit.reason,
         "theory_in_ci": bool(fit.ci_low <= 2.0 <= fit.ci_high) if fit.ok else None,
         "tolerance": rule.tolerance_for("params"), "mode": None, "attention_path": None,
+        "regime": REGIME_ALL, "regime_text": rule.regime_text(REGIME_ALL),
         "fixed": {"d_ff/d_model": 4},
         "counts": [{"d_model": int(d), "params": laid, "costs_total": total}
                    for d, (laid, total) in zip(x, counts)],

@@ -130,8 +130,8 @@ def plot_scaling(sweeps, entries, meta_llc: float, block: str, path: Path, *, va
     """Time (or another metric) vs the swept variable for one block, one line per series.
 
     sweeps: list(claims.sweep_groups(df, variable)). Filled markers: points in the fit's
-    asymptotic range; hollow: excluded (in cache or under the time floor). The legend gives the
-    fitted exponent and CI.
+    fit range (claims.fit_points: per metric and cache regime); hollow: left out. The legend gives
+    the fitted exponent and CI.
     """
     groups = [(f, g) for f, g in sweeps if f["block"] == block]
     column = claims.METRICS[metric]
@@ -145,7 +145,7 @@ def plot_scaling(sweeps, entries, meta_llc: float, block: str, path: Path, *, va
     theory = None
     for fixed, g in groups:
         entry = _entry_for(entries, fixed, variable, metric)
-        mask = claims.asymptotic_mask(g, rule)
+        mask, _ = claims.fit_points(g, variable, metric, rule)
         x, y = g[variable].to_numpy(float), g[column].to_numpy(float)
         style = PREC_STYLE.get(fixed["precision"], "-")
         color = colors[fixed["impl"]]

@@ -49,7 +49,8 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     summary = {
         "run": run_dir.name, "n_records": int(len(df)), "n_ok": int(df["ok"].sum()),
         "rule": {**rule.to_dict(), "llc_bytes": None if math.isnan(llc) else llc,
-                 "asymptotic": rule.describe(llc), "verdict": rule.describe_verdict()},
+                 "fit_range": rule.describe_by_metric(llc), "fit_range_text": rule.describe(llc),
+                 "verdict": rule.describe_verdict()},
         "fits": entries, "two_term": two_term,
         "attention_share_source": None if share is None else sorted(set(share["blocks"])),
         "plots": {name: str(p.relative_to(run_dir)) for name, p in figures.items()},
@@ -187,25 +188,28 @@ def claim_sentence(e: dict, llc: float, rule: claims.FitRule) -> str:
     if e["block"] == "attention" and e["metric"] == "memory":
         claim = f"O({var}{'²' if e['theory'] == 2 else ''}) memory ({e['attention_path']} path)"
     if e["exponent"] is None:
-        why = (f"{e['points_asymptotic']} of {e['points_total']} sizes in the asymptotic range, "
-               f"{rule.min_points} needed" if e["points_asymptotic"] < rule.min_points
-               else e["reason"])
+        why = (f"{e['points_asymptotic']} of {e['points_total']} sizes in the fit range "
+               f"[{e['regime_text']}], {rule.min_points} needed"
+               if e["points_asymptotic"] < rule.min_points else e["reason"])
         return f"{who}: not enough data to test the {claim} claim ({why})."
     lo, hi = e["range"]
-    past = (f" (past {rule.ws_factor:g}× the {fmt_bytes(llc)} last-level cache)"
-            if e["metric"] != "params" and math.isfinite(llc) else "")
     verdict = {claims.HELD: "held", claims.NOT_HELD: "did not hold",
                claims.NOT_ENOUGH: "could not be decided (the CI straddles the tolerance band)"
                }[e["verdict"]]
     return (f"{who} grew as {var}^{e['exponent']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}] "
-            f"between {e['variable']} = {lo:g} and {hi:g}{past}: the {claim} claim {verdict} "
-            f"(theory {e['theory']:g} ± {e['tolerance']:g}).")
+            f"between {e['variable']} = {lo:g} and {hi:g} ({e['regime_text']}): the {claim} "
+            f"claim {verdict} (theory {e['theory']:g} ± {e['tolerance']:g}).")
+
+
+REGIME_SHORT = {claims.REGIME_ALL: "all sizes", claims.REGIME_TOP: "top octaves",
+                claims.REGIME_PAST_CACHE: "past 2×LLC", claims.REGIME_IN_CACHE: "in cache",
+                claims.REGIME_CACHE_UNKNOWN: "cache unknown"}
 
 
 def _claims_table(rows: list[dict]) -> list[str]:
     out = ["| block | metric vs | impl | precision | theory | measured exponent [95% CI] "
-           "| range | R² | points | theory in CI | verdict |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| fit range | range | R² | points | theory in CI | verdict |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in rows:
         rng = f"{e['range'][0]:g}–{e['range'][1]:g}" if e["range"] else "—"
         measured = (f"{e['exponent']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
@@ -213,21 +217,23 @@ def _claims_table(rows: list[dict]) -> list[str]:
                     f"— (all sizes: {_f(e.get('full_range_exponent'))})")
         in_ci = {True: "yes", False: "no", None: "—"}[e["theory_in_ci"]]
         out.append(f"| {e['block']} | {e['metric']} vs {e['variable']} | {e['impl']} "
-                   f"| {e['precision'] or '—'} | {e['theory']:g} | {measured} | {rng} "
+                   f"| {e['precision'] or '—'} | {e['theory']:g} | {measured} "
+                   f"| {REGIME_SHORT.get(e.get('regime'), '—')} | {rng} "
                    f"| {_f(e['r2'], '{:.3f}')} | {e['points_asymptotic']}/{e['points_total']} "
                    f"| {in_ci} | **{e['verdict']}** |")
     return out
 
 
 def _other_fits_table(rows: list[dict]) -> list[str]:
-    out = ["| block | metric vs | impl | precision | exponent [95% CI] | range | all sizes ≥ "
-           "floor |", "|---|---|---|---|---|---|---|"]
+    out = ["| block | metric vs | impl | precision | exponent [95% CI] | fit range | range "
+           "| all sizes ≥ floor |", "|---|---|---|---|---|---|---|---|"]
     for e in rows:
         rng = f"{e['range'][0]:g}–{e['range'][1]:g}" if e["range"] else "—"
         k = (f"{e['exponent']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}]"
              if e["exponent"] is not None else "not enough data")
         out.append(f"| {e['block']} | {e['metric']} vs {e['variable']} | {e['impl']} "
-                   f"| {e['precision']} | {k} | {rng} | {_f(e['full_range_exponent'])} |")
+                   f"| {e['precision']} | {k} | {REGIME_SHORT.get(e.get('regime'), '—')} "
+                   f"| {rng} | {_f(e['full_range_exponent'])} |")
     return out
 
 
@@ -313,11 +319,19 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
     machine, software = machine_lines(meta, [int(t) for t in df["threads"].dropna()])
     lines += [machine + "  ", software, ""]
 
+    by_metric = rule.describe_by_metric(llc)
     claimed = sorted((e for e in entries if e["theory"] is not None),
                      key=lambda e: (e["variable"], e["block"], e["metric"], e["impl"],
                                     str(e["precision"])))
     lines += ["## Claims", "",
-              f"**Fit range rule.** {rule.describe(llc)}", "",
+              "**Fit range rule** (per metric; the *fit range* column names the regime each fit "
+              "used):", ""]
+    lines += [f"- {name}: {text}" for name, text in
+              zip(("FLOPs", "Peak memory", "Time"),
+                  (by_metric["flops"], by_metric["memory"], by_metric["time"]))]
+    lines += ["", f"Every fit needs ≥ {rule.min_points} distinct sizes in its range, else 'not "
+              f"enough data'. Exponent: Theil–Sen slope of log y on log x, {rule.ci:.0%} CI by "
+              f"bootstrap over points ({rule.n_boot} resamples, seed {rule.seed}).", "",
               f"**Verdict rule.** {rule.describe_verdict()}", ""]
     if claimed:
         lines += _claims_table(claimed) + ["", "In words:", ""]
@@ -325,7 +339,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
         notes = [(e, n) for e in claimed if e["metric"] == "time" for n in e.get("notes", [])]
         if notes:
             lines += ["", "**Where the measurements depart from a single power law** "
-                          "(time fits; the robust fit uses only the asymptotic sizes):", ""]
+                          "(time fits; the robust fit uses only the sizes in its fit range):",
+                      ""]
             for e, n in notes:
                 lines.append(f"- {e['impl']} {e['block']} {e['precision']} "
                              f"(vs {e['variable']}): {n}")

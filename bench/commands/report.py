@@ -18,18 +18,21 @@ The fit-range and verdict rules are written at the top of report.md."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bench.analysis.claims import FitRule
+    from bench.analysis.rule import FitRule      # no NumPy: --help stays cheap
 
     d = FitRule()
     parser.add_argument("run_dir", help="a run folder with records.jsonl and meta.json")
     parser.add_argument("--ws-factor", type=float, default=d.ws_factor,
-                        help=f"asymptotic sizes: working set >= this x the last-level cache "
-                             f"(default {d.ws_factor:g})")
+                        help=f"time fits: sizes whose working set is >= this x the last-level "
+                             f"cache, when the sweep gets there (default {d.ws_factor:g})")
     parser.add_argument("--min-time-ms", type=float, default=d.min_time_s * 1e3,
-                        help=f"asymptotic sizes: median time >= this (default "
+                        help=f"time fits: sizes with median time >= this (default "
                              f"{d.min_time_s * 1e3:g} ms)")
+    parser.add_argument("--top-octaves", type=int, default=d.top_octaves,
+                        help=f"memory fits, and time fits of a cache-resident block: sizes "
+                             f">= x_max / 2^this (default {d.top_octaves})")
     parser.add_argument("--min-points", type=int, default=d.min_points,
-                        help=f"fewer asymptotic sizes than this: 'not enough data' "
+                        help=f"fewer sizes in a fit's range than this: 'not enough data' "
                              f"(default {d.min_points})")
     parser.add_argument("--tolerance", type=float, default=d.tolerance,
                         help=f"held when the CI lies within theory +- this (default "
@@ -38,12 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.analysis.claims import FitRule
     from bench.analysis.report import write_report
+    from bench.analysis.rule import FitRule
 
     try:
         rule = FitRule(ws_factor=args.ws_factor, min_time_s=args.min_time_ms / 1e3,
-                       min_points=args.min_points, tolerance=args.tolerance, seed=args.seed)
+                       top_octaves=args.top_octaves, min_points=args.min_points,
+                       tolerance=args.tolerance, seed=args.seed)
         paths = write_report(args.run_dir, rule)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
