@@ -25,6 +25,9 @@ ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_", "GOTO_", "DNNL_", 
                 "ATEN_", "TORCH_")
 ENV_NAMES = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE")
 CACHE_ROOT = Path("/sys/devices/system/cpu/cpu0/cache")
+# ISA extensions that decide matmul speed per dtype (bf16/fp16 natively, or by conversion).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16",
+             "amx_tile", "amx_fp16")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -53,6 +56,22 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or None
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo"), wanted=CPU_FLAGS) -> list[str] | None:
+    """The flags of `wanted` that the first CPU in /proc/cpuinfo lists, in `wanted`'s order.
+
+    None where there is no /proc/cpuinfo (macOS, Windows) or it has no flags line; an ARM
+    "Features" line gives [] (none of these x86 extensions).
+    """
+    if not cpuinfo.exists():
+        return None
+    for line in cpuinfo.read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            present = set(value.split())
+            return [flag for flag in wanted if flag in present]
+    return None
 
 
 def cpu_info() -> dict:
@@ -188,6 +207,7 @@ def collect_meta(repo: Path = REPO_ROOT) -> dict:
         "versions": package_versions,
         "platform": platform_info,
         "cpu": cpu_info,
+        "cpu_flags": cpu_flags,
         "cache_bytes": cache_bytes,
         "memory": memory_info,
         "threads": thread_info,

@@ -11,7 +11,8 @@ import bench.environment as env
 
 def test_collect_meta_is_complete_and_json():
     meta = env.collect_meta()
-    for key in ("hostname", "versions", "platform", "cpu", "cache_bytes", "memory", "threads",
+    for key in ("hostname", "versions", "platform", "cpu", "cpu_flags", "cache_bytes", "memory",
+                "threads",
                 "numpy_blas", "torch_config", "env", "gpu", "git", "collected_at", "errors"):
         assert key in meta
     assert json.loads(json.dumps(meta)) == meta
@@ -104,3 +105,31 @@ def test_package_versions_unknown_is_none():
     versions = env.package_versions(("numpy", "surely-not-installed-pkg-xyz"))
     assert versions["surely-not-installed-pkg-xyz"] is None
     assert versions["python"].count(".") == 2
+
+
+CPUINFO = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Processor @ 2.50GHz
+flags\t\t: fpu sse2 avx2 fma avx512f avx512dq avx512_vnni avx512_bf16x_not_a_flag
+processor\t: 1
+flags\t\t: fpu amx_bf16 amx_tile
+"""
+
+
+def test_cpu_flags_from_fake_cpuinfo(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text(CPUINFO)
+    # the first CPU's line, in CPU_FLAGS order; a flag's prefix is not the flag
+    assert env.cpu_flags(path) == ["avx2", "fma", "avx512f", "avx512_vnni"]
+    path.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")     # ARM
+    assert env.cpu_flags(path) == []
+    path.write_text("processor\t: 0\n")
+    assert env.cpu_flags(path) is None
+    assert env.cpu_flags(tmp_path / "absent") is None                  # macOS, Windows
+
+
+def test_this_machine_cpu_flags():
+    flags = env.cpu_flags()
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo flags here")
+    assert set(flags) <= set(env.CPU_FLAGS)
+    assert list(flags) == [f for f in env.CPU_FLAGS if f in flags]
