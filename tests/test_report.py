@@ -112,3 +112,44 @@ def test_report_parser_does_not_import_numpy():
             "print('numpy' in sys.modules, 'pandas' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+PEAK = {"numpy": {"fp64": 100.0, "fp32": 200.0, "bf16": None, "fp16": None},
+        "torch": {"fp64": 100.0, "fp32": 210.0, "bf16": 50.0, "fp16": None},
+        "notes": {"numpy.bf16": "no dtype"}, "details": {"torch.fp32": [{"n": 1024}]},
+        "threads": 2, "device": "cpu", "key": {"threads": 2, "device": "cpu"}}
+
+
+@pytest.mark.parametrize("backend, precision, threads, device, expected", [
+    ("torch", "fp32", 2, "cpu", 210.0),
+    ("torch", "amp-bf16", 2, "cpu", 50.0),       # autocast matmuls run in bf16
+    ("torch", "tf32", 2, "cpu", 210.0),          # tf32 is an fp32 matmul on a CPU
+    ("numpy", "fp32", 2, "cpu", 200.0),
+    ("torch", "fp16", 2, "cpu", None),           # not measured
+    ("torch", "amp-fp16", 2, "cpu", None),
+    ("torch", "fp32", 1, "cpu", None),           # peak at 2 threads, case at 1
+    ("torch", "fp32", 2, "cuda", None),          # peak on the CPU, case on a GPU
+    ("torch", "fp32", None, None, 210.0),        # unknown on the case side: no mismatch
+])
+def test_machine_peak_lookup(backend, precision, threads, device, expected):
+    from bench.analysis.frame import machine_peak, peak_values
+
+    got = machine_peak({"machine_peak": PEAK}, backend, precision, threads, device)
+    assert (got == expected) if expected is not None else got != got      # NaN
+    assert set(peak_values({"machine_peak": PEAK})) == {
+        ("numpy", "fp64"), ("numpy", "fp32"), ("torch", "fp64"), ("torch", "fp32"),
+        ("torch", "bf16")}                  # notes / details / key are not peaks
+
+
+def test_report_without_usable_peak(tmp_path):
+    """Peak measured at 1 thread, cases at 2: no % of peak, and the report and plot say why."""
+    recs = [r for r in _small_records() if r["block"] == "ffn" and r["d_model"] == 768]
+    meta = {**synthetic.META, "machine_peak": {**PEAK, "threads": 1}}
+    paths = write_report(synthetic.make_run(tmp_path / "peak-threads", records=recs, meta=meta))
+    text = paths["report"].read_text()
+    assert "measured with 1 thread" in text
+    assert "without % of peak: peak measured with 1 thread(s), case runs 2" in text
+    assert any(p.name == "gflops_vs_peak.png" for p in paths["plots"])
+    no_peak = {k: v for k, v in synthetic.META.items() if k != "machine_peak"}
+    paths = write_report(synthetic.make_run(tmp_path / "no-peak", records=recs, meta=no_peak))
+    assert "no matmul peak in meta.json" in paths["report"].read_text()

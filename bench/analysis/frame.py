@@ -18,8 +18,11 @@ Derived columns (all computed from the record and meta.json, nothing measured he
     ws_over_llc        working_set_bytes / llc_bytes
     flops              flops_counted where counted, else flops_analytic; flops_source says which
     gflops             flops / median_s / 1e9 (the record's gflops_per_s when it has one)
-    peak_gflops        the machine's matmul peak for the backend and precision (meta.json
-                       "machine_peak", written by bench.peak; "peak" accepted too)
+    peak_backend       numpy for impl numpy, else torch (whose matmul peak bounds the case)
+    peak_dtype         the matmul dtype: amp-bf16 -> bf16, amp-fp16 -> fp16, tf32 -> fp32 on CPU
+    peak_gflops        the machine's matmul peak for (peak_backend, peak_dtype) from meta.json
+                       "machine_peak" (bench.peak; "peak" accepted too); NaN when not measured
+                       or measured at another thread count or device than the case's
     peak_fraction      gflops / peak_gflops
 """
 
@@ -34,6 +37,8 @@ FUSED_IMPLS = ("torch-sdpa",)
 MATERIALISED_IMPLS = ("numpy", "torch")
 MIXED_BLOCKS = ("encoder_layer", "encoder", "model")
 _AMP_BYTES = 2  # autocast activations land in the low dtype (see bench.precision)
+PEAK_BACKENDS = ("numpy", "torch")
+PEAK_DTYPE = {"amp-bf16": "bf16", "amp-fp16": "fp16"}
 
 NUMERIC_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "std_s", "spread", "flops_analytic",
                    "flops_counted", "gflops_per_s", "peak_bytes", "peak_bytes_predicted",
@@ -67,15 +72,55 @@ def peak_table(meta: dict) -> dict:
     return {}
 
 
-def machine_peak(meta: dict, backend: str, precision: str) -> float:
-    """peak_table(meta)[backend][precision] in GFLOP/s (NaN when not measured)."""
+def peak_values(meta: dict) -> dict[tuple[str, str], float]:
+    """{(backend, dtype): GFLOP/s} of the measured entries (bench.peak's numpy / torch tables)."""
+    out = {}
+    for backend, table in peak_table(meta).items():
+        if backend not in PEAK_BACKENDS or not isinstance(table, dict):
+            continue
+        for dtype, value in table.items():
+            if isinstance(value, dict):            # {"gflops": ...} style entry
+                value = value.get("gflops", value.get("gflops_per_s"))
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                out[(backend, dtype)] = float(value)
+    return out
+
+
+def peak_dtype(precision: str, device: str = "cpu") -> str:
+    """The matmul dtype whose peak bounds a case: autocast runs its matmuls in the low dtype
+    (amp-bf16 -> bf16, amp-fp16 -> fp16); tf32 is an fp32 matmul off CUDA."""
+    dtype = PEAK_DTYPE.get(precision, precision)
+    if dtype == "tf32" and not str(device).startswith("cuda"):
+        return "fp32"
+    return dtype
+
+
+def peak_mismatch(meta: dict, threads=None, device=None) -> str | None:
+    """Why the machine peak cannot bound a case with these threads / device (None if it can).
+
+    bench.peak measures at one thread count (the run's default) on one device; comparing a
+    1-thread case with a 2-thread peak would be apples and oranges.
+    """
     peak = peak_table(meta)
-    table = peak.get(backend)
-    value = table.get(precision) if isinstance(table, dict) else None
-    if isinstance(value, dict):                    # {"gflops": ...} style entry
-        value = value.get("gflops", value.get("gflops_per_s"))
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else math.nan
+    p_threads, p_device = peak.get("threads"), peak.get("device")
+    if threads is not None and p_threads is not None and int(p_threads) != int(threads):
+        return f"peak measured with {int(p_threads)} thread(s), case runs {int(threads)}"
+    if device is not None and p_device is not None and \
+            str(device).split(":")[0] != str(p_device).split(":")[0]:
+        return f"peak measured on {p_device}, case runs on {device}"
+    return None
+
+
+def machine_peak(meta: dict, backend: str, precision: str, threads=None,
+                 device: str | None = None) -> float:
+    """The matmul peak (GFLOP/s) that bounds a case: peak_values(meta)[(backend, peak_dtype)].
+
+    NaN when not measured, or when the peak's thread count or device differs from the case's
+    (peak_mismatch): no "% of peak" then, rather than a comparison of unlike things.
+    """
+    if peak_mismatch(meta, threads, device) is not None:
+        return math.nan
+    return peak_values(meta).get((backend, peak_dtype(precision, device or "cpu")), math.nan)
 
 
 def bytes_per_element(precision: str) -> float:
@@ -147,10 +192,18 @@ def records_frame(records: list[dict], meta: dict | None = None):
                                   np.where(df["flops_analytic"].notna(), "analytic", None))
     recomputed = df["flops"] / df["median_s"] / 1e9
     df["gflops"] = df["gflops_per_s"].where(df["gflops_per_s"].notna(), recomputed)
-    df["peak_gflops"] = [machine_peak(meta, "numpy" if i == "numpy" else "torch", str(p))
-                         for i, p in zip(df["impl"], df["precision"])]
+    df["peak_backend"] = ["numpy" if i == "numpy" else "torch" for i in df["impl"]]
+    df["peak_dtype"] = [peak_dtype(str(p), str(d)) for p, d in zip(df["precision"],
+                                                                   df["device"])]
+    df["peak_gflops"] = [
+        machine_peak(meta, b, str(p), None if _missing(t) else t, None if _missing(d) else str(d))
+        for b, p, t, d in zip(df["peak_backend"], df["precision"], df["threads"], df["device"])]
     df["peak_fraction"] = df["gflops"] / df["peak_gflops"]
     return df
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def load_run(run_dir: str | Path):

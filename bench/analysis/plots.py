@@ -275,8 +275,13 @@ def plot_attention_share(share, crossovers: list[dict], path: Path) -> Path | No
     return _save(fig, path)
 
 
-def plot_roofline(df, meta_peak: dict, path: Path) -> Path | None:
-    """Achieved GFLOP/s vs n per block, with the machine's measured matmul peaks as ceilings."""
+def plot_roofline(df, path: Path, note: str | None = None) -> Path | None:
+    """Achieved GFLOP/s vs n per block, with the machine's matmul peaks as ceilings.
+
+    Ceilings come from the frame's peak_gflops (per backend and matmul dtype: an amp-bf16
+    series is bounded by the bf16 peak). Without any usable peak only the achieved GFLOP/s are
+    drawn, and `note` (why there is no ceiling) is written on the plot.
+    """
     ok = df[df["ok"] & df["gflops"].notna() & (df["gflops"] > 0)]
     blocks = sorted(ok["block"].unique())
     if not blocks:
@@ -293,20 +298,27 @@ def plot_roofline(df, meta_peak: dict, path: Path) -> Path | None:
             ax.plot(g["seq_len"], g["gflops"], "o", linestyle=PREC_STYLE.get(prec, "-"),
                     color=colors[impl], markersize=3, linewidth=1,
                     label=f"{impl} {prec}" + (f" d={d}" if b["d_model"].nunique() > 1 else ""))
-        ceilings: dict[tuple[str, float], list[str]] = {}
-        for (backend, prec), peak in sorted(meta_peak.items()):
-            if prec in set(b["precision"]) and math.isfinite(peak):
-                ceilings.setdefault((prec, round(peak)), []).append(backend)
-        for (prec, peak), backends in ceilings.items():
-            ax.axhline(peak, color="0.3", linestyle=PREC_STYLE.get(prec, "-"), linewidth=0.8)
-            ax.annotate(f"matmul peak {prec} ({', '.join(backends)}): {peak:.0f}", (0.01, peak),
-                        xycoords=("axes fraction", "data"), fontsize=7, va="bottom")
+        ceilings: dict[tuple[str, float], set[str]] = {}
+        for (backend, dtype), peak in b.groupby(["peak_backend", "peak_dtype"])["peak_gflops"]:
+            peak = peak.dropna()
+            if len(peak):
+                ceilings.setdefault((dtype, round(float(peak.iloc[0]))), set()).add(backend)
+        for (dtype, peak), backends in sorted(ceilings.items()):
+            ax.axhline(peak, color="0.3", linestyle=PREC_STYLE.get(dtype, "-"), linewidth=0.8)
+            ax.annotate(f"matmul peak {dtype} ({', '.join(sorted(backends))}): {peak:.0f}",
+                        (0.01, peak), xycoords=("axes fraction", "data"), fontsize=7,
+                        va="bottom")
+        if not ceilings:
+            ax.annotate(note or "no matmul peak for these cases: achieved GFLOP/s only",
+                        (0.01, 0.98), xycoords="axes fraction", fontsize=7, va="top",
+                        color="tab:red")
         ax.set_xscale("log", base=2)
         _plain_ticks(ax)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length n (tokens)")
         ax.set_ylabel("achieved GFLOP/s (matmul FLOPs / median time)")
-        ax.set_title(f"{block}: achieved vs machine peak")
+        ax.set_title(f"{block}: achieved vs machine peak" if ceilings
+                     else f"{block}: achieved GFLOP/s (no peak)")
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, loc="lower right")

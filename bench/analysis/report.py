@@ -13,8 +13,8 @@ from pathlib import Path
 
 from bench.analysis import claims, plots
 from bench.analysis.claims import fmt_bytes
-from bench.analysis.frame import (cache_sizes, last_level_cache, load_run, peak_table,
-                                  precision_speedups)
+from bench.analysis.frame import (cache_sizes, last_level_cache, load_run, peak_mismatch,
+                                  peak_table, peak_values, precision_speedups)
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -91,16 +91,29 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path) ->
     keep("memory", plots.plot_memory(df, out / "memory_vs_seq_len.png"))
     keep("attention_share", plots.plot_attention_share(
         share, _share_crossovers(share, two_term), out / "attention_share.png"))
-    peaks = {(backend, prec): float(v) for backend, table in peak_table(meta).items()
-             if isinstance(table, dict) for prec, v in table.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    keep("roofline", plots.plot_roofline(df, peaks, out / "gflops_vs_peak.png"))
+    keep("roofline", plots.plot_roofline(df, out / "gflops_vs_peak.png",
+                                         note=peak_note(df, meta)))
     for block in blocks:
         keep(f"time_vs_d_model_{block}", plots.plot_scaling(
             by_width, entries, llc, block, out / f"time_vs_d_model_{block}.png", variable="d_model",
             rule=rule))
     keep("precision", plots.plot_precision(speedups, out / "precision.png"))
     return figures
+
+
+def peak_note(df, meta: dict) -> str | None:
+    """Why some measured cases have no % of peak (None when all have one)."""
+    ok = df[df["ok"]]
+    if ok.empty or ok["peak_gflops"].notna().all():
+        return None
+    if not peak_values(meta):
+        return ("no matmul peak in meta.json (`python -m bench peak`, or `run --peak`): "
+                "achieved GFLOP/s only")
+    missing = ok[ok["peak_gflops"].isna()]
+    reasons = sorted({peak_mismatch(meta, t, d) or f"no {b} {p} peak measured"
+                      for b, p, t, d in zip(missing["peak_backend"], missing["peak_dtype"],
+                                            missing["threads"], missing["device"])})
+    return f"{len(missing)} case(s) without % of peak: " + "; ".join(reasons)
 
 
 def _share_crossovers(share, two_term) -> list[dict]:
@@ -149,13 +162,13 @@ def machine_lines(meta: dict, case_threads=()) -> list[str]:
     caches = cache_sizes(meta)
     cache_txt = " / ".join(f"{k} {fmt_bytes(v)}" for k, v in caches.items() if k != "L1i")
     mem = (meta.get("memory") or {}).get("total_bytes")
-    peaks = []
-    for backend, table in peak_table(meta).items():
-        if isinstance(table, dict):
-            vals = [f"{p} {v:.0f}" for p, v in table.items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            if vals:
-                peaks.append(f"{backend} " + ", ".join(vals))
+    peaks = {}
+    for (backend, dtype), value in peak_values(meta).items():
+        peaks.setdefault(backend, []).append(f"{dtype} {value:.0f}")
+    peaks = [f"{backend} " + ", ".join(vals) for backend, vals in peaks.items()]
+    p_threads = peak_table(meta).get("threads")
+    if peaks and p_threads is not None:
+        peaks[-1] += f" (measured with {p_threads} thread{'s' if p_threads != 1 else ''})"
     cores = cpu.get("usable_cores") or cpu.get("logical_cores") or meta.get("cores")
     line1 = (f"**Machine:** {cpu.get('model') or 'unknown CPU'}, {cores or '?'} cores, "
              f"caches {cache_txt or 'unknown'}"
@@ -379,6 +392,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
             cap += (" (share = " + "; ".join(sorted(set(share["blocks"]))) + ", from "
                     + ", ".join(sorted(set(share["source"]))) + " cases)")
         lines += [f"### {cap}", "", f"![{cap}]({path.relative_to(run_dir).as_posix()})", ""]
+        if name == "roofline" and peak_note(df, meta):
+            lines += [f"Note: {peak_note(df, meta)}.", ""]
     if not figures:
         lines += ["No plot: no measured case.", ""]
 
