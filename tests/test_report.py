@@ -153,3 +153,77 @@ def test_report_without_usable_peak(tmp_path):
     no_peak = {k: v for k, v in synthetic.META.items() if k != "machine_peak"}
     paths = write_report(synthetic.make_run(tmp_path / "no-peak", records=recs, meta=no_peak))
     assert "no matmul peak in meta.json" in paths["report"].read_text()
+
+
+def _prec_records():
+    """One case in fp32 / bf16 (half the time, 0.6x memory) / fp16 (budget skip), plus a
+    numpy fp32-only case (nothing to compare) and an amp-bf16 case without an fp32 twin."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    fp32 = synthetic.record("torch", "ffn", "fp32", 512, 768, rng)
+    bf16 = synthetic.record("torch", "ffn", "bf16", 512, 768, rng)
+    bf16.update(median_s=fp32["median_s"] * 2.0, peak_bytes=int(fp32["peak_bytes"] * 0.6))
+    fp16 = synthetic.record("torch", "ffn", "fp16", 512, 768, rng, status=synthetic.FP16_SKIP)
+    lone = synthetic.record("numpy", "ffn", "fp32", 512, 768, rng)
+    amp = synthetic.record("torch", "attention", "amp-bf16", 256, 768, rng)
+    amp32 = synthetic.record("torch", "attention", "fp32", 256, 768, rng, status="failed: x")
+    return [fp32, bf16, fp16, lone, amp, amp32]
+
+
+def test_precision_table_rows_ratios_and_slow_paths():
+    from bench.analysis import precisions
+    from bench.analysis.frame import records_frame
+
+    recs = _prec_records()
+    table = precisions.precision_table(records_frame(recs, synthetic.META))
+    ffn = table[table["block"] == "ffn"]
+    assert ffn["precision"].tolist() == ["fp32", "bf16", "fp16"]          # numpy left out
+    bf16 = ffn[ffn["precision"] == "bf16"].iloc[0]
+    assert bf16["speedup"] == pytest.approx(0.5)
+    assert bf16["mem_ratio"] == pytest.approx(0.6, rel=1e-3)
+    fp16 = ffn[ffn["precision"] == "fp16"].iloc[0]
+    assert fp16["slow_path"] and fp16["status"] == synthetic.FP16_SKIP and fp16["speedup"] != \
+        fp16["speedup"]                                                      # NaN
+    attn = table[table["block"] == "attention"]                              # fp32 twin failed
+    assert attn["speedup"].isna().all() and not attn["slow_path"].any()
+    sentence = precisions.block_sentence("ffn", ffn)
+    assert sentence.startswith("Feed-forward at T=512 (d=768): bf16 ran at 0.50× fp32 speed "
+                               "with torch (slower), rel. L2 error")
+    assert "fp16 was not measured in 1 case(s): a slow path" in sentence
+    assert "estimated 188 s > budget 15 s" in sentence
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["avx2", "fma", "avx512f", "avx512_vnni"], ["lacks avx512_bf16", "conversion path",
+                                                "as expected", "fp16 matmuls have no CPU"]),
+    (["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"],
+     ["run natively", "NOT as expected"]),               # bf16 measured slower: said so
+    (None, ["not in meta.json"]),
+])
+def test_isa_lines(flags, expected):
+    from bench.analysis import precisions
+    from bench.analysis.frame import records_frame
+
+    table = precisions.precision_table(records_frame(_prec_records(), synthetic.META))
+    text = " ".join(precisions.isa_lines({"cpu_flags": flags}, table))
+    for phrase in expected:
+        assert phrase in text
+    gpu = table.assign(device="cuda")
+    assert precisions.isa_lines({"cpu_flags": flags}, gpu) == []
+
+
+def test_report_precision_section(run):
+    run_dir, paths = run
+    text = paths["report"].read_text()
+    section = text[text.index("## Precision"):]
+    assert "**CPU instruction set**" in section and "it has AMX/avx512_bf16" in section
+    assert "**attention**: Attention at T=4096 (d=768): bf16 ran at" in section
+    assert "(faster)" in section                        # synthetic bf16 is 1.8x fp32
+    assert "| torch | forward | 512 | 768 | fp16 |" in section
+    assert "**slow path**: skipped: estimated 188 s > budget 15 s" in section
+    summary = json.loads((run_dir / "summary.json").read_text())["precision"]
+    assert summary["cpu_flags"] == synthetic.META["cpu_flags"]
+    assert set(summary["sentences"]) == {"attention"}
+    row = next(r for r in summary["rows"] if r["precision"] == "bf16" and r["seq_len"] == 512)
+    assert row["speedup"] == pytest.approx(1.8, rel=0.1)

@@ -43,7 +43,7 @@ PEAK_DTYPE = {"amp-bf16": "bf16", "amp-fp16": "fp16"}
 NUMERIC_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "std_s", "spread", "flops_analytic",
                    "flops_counted", "gflops_per_s", "peak_bytes", "peak_bytes_predicted",
                    "rss_peak_bytes", "max_abs_err", "max_rel_err", "rel_l2_err",
-                   "attn_max_abs_err")
+                   "attn_max_abs_err", "attn_rel_l2_err")
 
 
 def cache_sizes(meta: dict) -> dict[str, float]:
@@ -217,22 +217,3 @@ def load_run(run_dir: str | Path):
         raise FileNotFoundError(f"{run_dir} has no {RECORDS_FILE}: not a tfbench run folder")
     meta = read_meta(run_dir)
     return records_frame(read_records(run_dir), meta), meta
-
-
-def precision_speedups(df):
-    """Each ok row with its fp32 twin (same case but the precision): speedup = t_fp32 / t.
-
-    Columns: the case fields, median_s, speedup (NaN without an fp32 twin), and the accuracy
-    columns. fp32 rows are kept (speedup 1) so their own error vs fp64 shows too.
-    """
-    ok = df[df["ok"] & df["median_s"].notna()]
-    if ok.empty:
-        return None
-    keys = [f for f in CASE_FIELDS if f not in ("precision", "seed") and f in ok.columns]
-    base = ok[ok["precision"] == "fp32"][keys + ["median_s"]].rename(
-        columns={"median_s": "median_s_fp32"})
-    merged = ok.merge(base.drop_duplicates(keys), on=keys, how="left")
-    merged["speedup"] = merged["median_s_fp32"] / merged["median_s"]
-    cols = keys + ["precision", "median_s", "median_s_fp32", "speedup", "max_abs_err",
-                   "max_rel_err", "rel_l2_err", "attn_max_abs_err"]
-    return merged[cols]

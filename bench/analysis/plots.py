@@ -17,6 +17,8 @@ from bench.analysis.frame import working_set_bytes
 
 PREC_STYLE = {"fp64": ":", "fp32": "-", "bf16": "--", "fp16": (0, (1, 1)), "amp-bf16": "-.",
               "amp-fp16": (0, (3, 1, 1, 1))}
+PREC_MARKER = {"fp64": "P", "fp32": "D", "tf32": "d", "bf16": "o", "amp-bf16": "s", "fp16": "^",
+               "amp-fp16": "v"}
 DPI = 110
 
 
@@ -90,6 +92,16 @@ def _plain_ticks(ax) -> None:
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _ratio_ticks(ax) -> None:
+    """A log axis of ratios labelled 0.3×, 1×, 2× (minor ticks too: a ratio axis spans little)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2, 3, 5)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.2g}×"))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
 
 
 def _theory_line(ax, x, y, slope: float, label: str) -> None:
@@ -309,9 +321,11 @@ def plot_roofline(df, path: Path, note: str | None = None) -> Path | None:
                         (0.01, peak), xycoords=("axes fraction", "data"), fontsize=7,
                         va="bottom")
         if not ceilings:
-            ax.annotate(note or "no matmul peak for these cases: achieved GFLOP/s only",
-                        (0.01, 0.98), xycoords="axes fraction", fontsize=7, va="top",
-                        color="tab:red")
+            import textwrap
+
+            text = note or "no matmul peak for these cases: achieved GFLOP/s only"
+            ax.annotate(textwrap.fill(text, 70), (0.01, 0.98), xycoords="axes fraction",
+                        fontsize=7, va="top", color="tab:red")
         ax.set_xscale("log", base=2)
         _plain_ticks(ax)
         ax.set_yscale("log")
@@ -327,38 +341,54 @@ def plot_roofline(df, path: Path, note: str | None = None) -> Path | None:
     return _save(fig, path)
 
 
-def plot_precision(speedups, path: Path) -> Path | None:
-    """Left: speedup vs fp32 for the same case; right: error vs the fp64 reference; vs n."""
-    if speedups is None or speedups.empty:
+def plot_precision(table, path: Path) -> Path | None:
+    """One row per block: left, speedup vs fp32 against n per (impl, precision), with the 1×
+    line (as fast as fp32) and slow-path skips marked at the bottom; right, the relative L2
+    error against the fp64 reference (fp32 included) against n.
+
+    table: bench.analysis.precisions.precision_table.
+    """
+    if table is None or table.empty:
         return None
-    fig, (left, right) = _figure(ncols=2, size=(6.0, 4.5))
-    colors = _colors(speedups["impl"])
-    markers = dict(zip(sorted(speedups["block"].unique()), "os^vDP*X"))
-    for (impl, block, prec), g in speedups.groupby(["impl", "block", "precision"]):
-        g = g.sort_values("seq_len")
-        style = dict(color=colors[impl], marker=markers[block], markersize=4,
-                     linestyle=PREC_STYLE.get(prec, "-"), linewidth=1,
-                     label=f"{impl} {block} {prec}")
-        if prec != "fp32" and g["speedup"].notna().any():
-            left.plot(g["seq_len"], g["speedup"], **style)
-        if g["rel_l2_err"].notna().any() and (g["rel_l2_err"] > 0).any():
-            right.plot(g["seq_len"], g["rel_l2_err"], **style)
-    left.axhline(1.0, color="0.4", linewidth=0.8)
-    left.set_xscale("log", base=2)
-    _plain_ticks(left)
-    left.set_xlabel("sequence length n (tokens)")
-    left.set_ylabel("speedup vs fp32 (fp32 median / this median)")
-    left.set_title("Speed of each precision vs fp32, same case")
-    right.set_xscale("log", base=2)
-    _plain_ticks(right)
-    right.set_yscale("log")
-    right.set_xlabel("sequence length n (tokens)")
-    right.set_ylabel("relative L2 error vs fp64 reference")
-    right.set_title("Error of each precision")
-    for ax in (left, right):
-        ax.grid(True, which="both", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6)
+    blocks = sorted(table["block"].unique())
+    fig, axes = _figure(ncols=2, nrows=len(blocks), size=(6.0, 4.2))
+    fig.subplots_adjust(left=0.08, wspace=0.3)
+    colors = _colors(table["impl"])
+    for row, block in enumerate(blocks):
+        left, right = axes[2 * row], axes[2 * row + 1]
+        b = table[table["block"] == block]
+        for (impl, prec, d), g in b.groupby(["impl", "precision", "d_model"]):
+            ok = g[g["ok"]].sort_values("seq_len")
+            label = f"{impl} {prec}" + (f" d={d}" if b["d_model"].nunique() > 1 else "")
+            style = dict(color=colors[impl], marker=PREC_MARKER.get(prec, "o"), markersize=4,
+                         linewidth=1.2,
+                         linestyle=PREC_STYLE.get(prec, "-"), label=label)
+            if prec != "fp32" and ok["speedup"].notna().any():
+                left.plot(ok["seq_len"], ok["speedup"], **style)
+            if (ok["rel_l2_err"] > 0).any():
+                right.plot(ok["seq_len"], ok["rel_l2_err"], **style)
+            slow = g[g["slow_path"]]
+            if len(slow):
+                left.plot(slow["seq_len"], [0.03] * len(slow), "x", color=colors[impl],
+                          markersize=7, mew=2, transform=left.get_xaxis_transform(),
+                          label=f"{impl} {prec}: slow path, not measured")
+        left.axhline(1.0, color="0.3", linewidth=1.0, linestyle=(0, (6, 3)))
+        left.annotate("1× = fp32 speed", (0.99, 1.0), xycoords=("axes fraction", "data"),
+                      fontsize=7, ha="right", va="bottom", color="0.3")
+        left.set_yscale("log")
+        _ratio_ticks(left)
+        left.set_ylabel("speedup vs fp32 (fp32 median / this median)")
+        left.set_title(f"{block}: speed of each precision vs fp32, same case")
+        right.set_yscale("log")
+        right.set_ylabel("relative L2 error vs fp64 reference")
+        right.set_title(f"{block}: error of each precision")
+        for ax in (left, right):
+            ax.set_xscale("log", base=2)
+            _plain_ticks(ax)
+            ax.set_xlabel("sequence length n (tokens)")
+            ax.grid(True, which="both", alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=6, loc="best")
     return _save(fig, path)
 
 

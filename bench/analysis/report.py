@@ -11,10 +11,10 @@ import json
 import math
 from pathlib import Path
 
-from bench.analysis import claims, plots
+from bench.analysis import claims, plots, precisions
 from bench.analysis.claims import fmt_bytes
 from bench.analysis.frame import (cache_sizes, last_level_cache, load_run, peak_mismatch,
-                                  peak_table, peak_values, precision_speedups)
+                                  peak_table, peak_values)
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -43,7 +43,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     two_term = claims.two_term_fits(df, rule)
     ok = df[df["ok"]]
     share = claims.attention_share(ok) if not ok.empty else None
-    speedups = precision_speedups(df)
+    speedups = precisions.precision_table(df)
     figures = _draw(df, entries, two_term, share, speedups, meta, llc, rule,
                     run_dir / PLOTS_DIR)
     summary = {
@@ -53,6 +53,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
                  "verdict": rule.describe_verdict()},
         "fits": entries, "two_term": two_term,
         "attention_share_source": None if share is None else sorted(set(share["blocks"])),
+        "precision": precision_summary(speedups, meta),
         "plots": {name: str(p.relative_to(run_dir)) for name, p in figures.items()},
     }
     summary_path = run_dir / SUMMARY_FILE
@@ -272,31 +273,50 @@ def _local_table(rows: list[dict]) -> list[str]:
     return out
 
 
-def _precision_tables(speedups) -> list[str]:
-    import numpy as np
-
-    if speedups is None or speedups.empty or speedups["precision"].nunique() < 2 and \
-            speedups["rel_l2_err"].isna().all():
-        return ["No precision comparison in this run."]
-    out = []
-    for block, b in speedups.groupby("block"):
-        out += [f"**{block}**", "",
-                "| impl | precision | n range | speedup vs fp32 (geo. mean, min–max) "
-                "| rel. L2 error (median, max) | max abs error | attention-weights max abs "
-                "error |", "|---|---|---|---|---|---|---|"]
-        for (impl, prec), g in b.groupby(["impl", "precision"]):
-            sp = g["speedup"].dropna()
-            sp_txt = (f"{np.exp(np.log(sp).mean()):.2f}× ({sp.min():.2f}–{sp.max():.2f})"
-                      if len(sp) and prec != "fp32" else ("1 (baseline)" if prec == "fp32"
-                                                          else "no fp32 twin"))
-            err = g["rel_l2_err"].dropna()
-            out.append(f"| {impl} | {prec} | {g['seq_len'].min()}–{g['seq_len'].max()} "
-                       f"| {sp_txt} | "
-                       + (f"{err.median():.2e}, {err.max():.2e}" if len(err) else "—")
-                       + f" | {_f(g['max_abs_err'].max(), '{:.2e}')} "
-                       f"| {_f(g['attn_max_abs_err'].max(), '{:.2e}')} |")
+def _precision_tables(table, meta: dict) -> list[str]:
+    """Per block: one plain sentence, then a row per (impl, case, precision), skips included."""
+    if table is None or table.empty:
+        return ["No precision comparison in this run (no case was run in two precisions)."]
+    out = ["Each precision against the fp32 run of the same case: speedup = fp32 median / this "
+           "median, memory = this peak / fp32 peak; errors against the fp64 reference. Cases "
+           "that were not measured keep their status; a budget skip or a timeout is marked "
+           "**slow path** (a finding about that precision here).", ""]
+    isa = precisions.isa_lines(meta, table)
+    if isa:
+        out += isa + [""]
+    mib = 2 ** 20
+    for block, rows in table.groupby("block", sort=True):
+        sentence = precisions.block_sentence(block, rows)
+        out += [f"**{block}**" + (f": {sentence}" if sentence else ""), "",
+                "| impl | mode | n | d | precision | median ms | speedup vs fp32 "
+                "| peak MiB | memory vs fp32 | max abs err | rel. L2 err | attn max abs err "
+                "| attn rel. L2 err | status |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows.to_dict("records"):
+            status = r["status"]
+            if r["slow_path"]:
+                status = f"**slow path**: {status}"
+            out.append(
+                f"| {r['impl']} | {r['mode']} | {r['seq_len']} | {r['d_model']} "
+                f"| {r['precision']} | {_f(r['median_s'] * 1e3, '{:.3f}')} "
+                f"| {_f(r['speedup'], '{:.2f}×')} | {_f(r['peak_bytes'] / mib, '{:.2f}')} "
+                f"| {_f(r['mem_ratio'], '{:.2f}×')} | {_f(r['max_abs_err'], '{:.1e}')} "
+                f"| {_f(r['rel_l2_err'], '{:.1e}')} | {_f(r['attn_max_abs_err'], '{:.1e}')} "
+                f"| {_f(r['attn_rel_l2_err'], '{:.1e}')} | {status} |")
         out.append("")
     return out
+
+
+def precision_summary(table, meta: dict) -> dict:
+    """summary.json's "precision": rows (JSON-ready), a sentence per block, the ISA note."""
+    if table is None or table.empty:
+        return {"rows": [], "sentences": {}, "cpu_flags": meta.get("cpu_flags"), "isa": []}
+    rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+             for k, v in r.items()} for r in table.to_dict("records")]
+    return {"rows": rows,
+            "sentences": {b: precisions.block_sentence(b, g)
+                          for b, g in table.groupby("block", sort=True)},
+            "cpu_flags": meta.get("cpu_flags"), "isa": precisions.isa_lines(meta, table)}
 
 
 def _cases_table(df) -> list[str]:
@@ -385,7 +405,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
                 "memory": "Peak memory: measured vs predicted",
                 "attention_share": "Attention's share of the layer's time",
                 "roofline": "Achieved GFLOP/s vs the machine's matmul peak",
-                "precision": "Precision: speedup vs fp32 and error vs fp64"}
+                "precision": "Precision: speedup vs fp32 (1× = as fast as fp32) and error vs "
+                             "fp64, per block"}
     for name, path in figures.items():
         cap = captions.get(name, name.replace("_", " "))
         if name == "attention_share" and share is not None:
@@ -397,7 +418,7 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
     if not figures:
         lines += ["No plot: no measured case.", ""]
 
-    lines += ["## Precision", ""] + _precision_tables(speedups) + [""]
+    lines += ["## Precision", ""] + _precision_tables(speedups, meta) + [""]
     others = [e for e in entries if e["theory"] is None]
     if others:
         lines += ["## Other fits (no single-exponent claim)", "",

@@ -1,0 +1,173 @@
+"""Every precision against fp32 for the same case: speed, memory, error, and what the CPU explains.
+
+    speedup    = median_s(fp32 twin) / median_s          (> 1: faster than fp32)
+    mem_ratio  = peak_bytes / peak_bytes(fp32 twin)
+    errors     = the record's own, each against the fp64 reference (bench.accuracy)
+
+The fp32 twin is the record with every case field equal except precision (and seed). Cases
+that were not measured (skipped or failed) stay in the table with their status: a case the
+budget skipped ("skipped: estimated N s > budget M s (...)") or that timed out is a slow path,
+which is a finding about that precision on this machine, not a gap.
+
+The CPU's instruction set decides bf16 and fp16 matmul speed: without avx512_bf16 / AMX-BF16 a
+bf16 matmul converts to fp32 and back (slower than fp32); with them it runs natively (up to ~2x
+fp32 with AVX512-BF16, more with AMX). fp16 without avx512_fp16 / AMX-FP16 has no CPU matmul
+kernel at all (emulated, orders of magnitude slower).
+"""
+
+from __future__ import annotations
+
+import math
+
+from bench.case import CASE_FIELDS
+
+BASELINE = "fp32"
+ORDER = ("fp64", "fp32", "tf32", "bf16", "amp-bf16", "fp16", "amp-fp16")
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16",
+             "amx_tile", "amx_fp16")
+BF16_NATIVE = ("avx512_bf16", "amx_bf16")
+FP16_NATIVE = ("avx512_fp16", "amx_fp16")
+VALUE_COLUMNS = ("median_s", "peak_bytes", "max_abs_err", "max_rel_err", "rel_l2_err",
+                 "attn_max_abs_err", "attn_rel_l2_err")
+BLOCK_WORDS = {"attention": "attention", "mha": "multi-head attention", "ffn": "feed-forward",
+               "encoder_layer": "encoder layer", "encoder": "encoder", "model": "model"}
+
+
+def precision_rank(name: str) -> int:
+    return ORDER.index(name) if name in ORDER else len(ORDER)
+
+
+def is_slow_path(status: str) -> bool:
+    """A budget skip or a timeout: the precision is too slow here to be measured."""
+    return status.startswith("skipped: estimated") or "timeout" in status
+
+
+def precision_table(df):
+    """One row per case in every group that has at least two precisions (any status).
+
+    Columns: the case fields, status, slow_path, VALUE_COLUMNS, median_s_fp32, peak_bytes_fp32,
+    speedup and mem_ratio (NaN without a measured fp32 twin). None when no group compares.
+    """
+    if df.empty:
+        return None
+    keys = [f for f in CASE_FIELDS if f not in ("precision", "seed") and f in df.columns]
+    cols = [c for c in VALUE_COLUMNS if c in df.columns]
+    frame = df.assign(_key=[tuple(str(v) for v in row) for row in df[keys].itertuples(
+        index=False)])
+    n_prec = frame.groupby("_key")["precision"].nunique()
+    frame = frame[frame["_key"].map(n_prec) >= 2]
+    if frame.empty:
+        return None
+    base = frame[frame["ok"] & (frame["precision"] == BASELINE)]
+    base = base.drop_duplicates("_key").set_index("_key")
+    out = frame[keys + ["precision", "status", "ok", "_key"] + cols].copy()
+    out["median_s_fp32"] = out["_key"].map(base["median_s"])
+    out["peak_bytes_fp32"] = out["_key"].map(base["peak_bytes"])
+    out["speedup"] = out["median_s_fp32"] / out["median_s"]
+    out["mem_ratio"] = out["peak_bytes"] / out["peak_bytes_fp32"]
+    out["slow_path"] = [not ok and is_slow_path(s) for ok, s in zip(out["ok"], out["status"])]
+    out["_rank"] = [precision_rank(p) for p in out["precision"]]
+    out = out.sort_values(["block", "impl", "mode", "d_model", "seq_len", "_rank"])
+    return out.drop(columns=["_key", "_rank"]).reset_index(drop=True)
+
+
+def _span(values, fmt: str) -> str:
+    lo, hi = min(values), max(values)
+    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else \
+        f"{fmt.format(lo)}–{fmt.format(hi)}"
+
+
+def _direction(speedup: float) -> str:
+    return "slower" if speedup < 0.95 else "faster" if speedup > 1.05 else "about the same"
+
+
+def _speeds(g) -> str:
+    """'0.29× fp32 speed with torch and 0.38× with torch-sdpa (slower)'; directions per impl
+    when they differ."""
+    sp, impls = g["speedup"].tolist(), g["impl"].tolist()
+    dirs = [_direction(v) for v in sp]
+    same = len(set(dirs)) == 1
+    items = [f"{v:.2f}×" + (" fp32 speed" if i == 0 else "") + f" with {impl}"
+             + ("" if same else f" ({d})") for i, (v, impl, d) in enumerate(zip(sp, impls, dirs))]
+    text = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    return text + (f" ({dirs[0]})" if same else "")
+
+
+def block_sentence(block: str, rows) -> str | None:
+    """One plain sentence: each precision vs fp32 at the block's largest compared case.
+
+    E.g. "Encoder layer at T=512 (d=768): bf16 ran at 0.29× fp32 speed (slower; torch) with
+    rel. L2 error 4.8e-03." Slow-path skips of the block are named after it.
+    """
+    measured = rows[rows["ok"] & rows["speedup"].notna() & (rows["precision"] != BASELINE)]
+    parts = []
+    where = ""
+    if not measured.empty:
+        top = measured.sort_values(["seq_len", "d_model"]).iloc[-1]
+        at = measured[(measured["seq_len"] == top["seq_len"])
+                      & (measured["d_model"] == top["d_model"])]
+        where = f" at T={top['seq_len']} (d={top['d_model']})"
+        for prec in sorted(set(at["precision"]), key=precision_rank):
+            g = at[at["precision"] == prec].sort_values("impl")
+            err = g["rel_l2_err"].dropna().tolist()
+            parts.append(f"{prec} ran at {_speeds(g)}"
+                         + (f", rel. L2 error {_span(err, '{:.1e}')}" if err else ""))
+    slow = rows[rows["slow_path"]]
+    for prec in sorted(set(slow["precision"]), key=precision_rank):
+        s = slow[slow["precision"] == prec]
+        parts.append(f"{prec} was not measured in {len(s)} case(s): a slow path "
+                     f"(\"{s['status'].iloc[0]}\")")
+    if not parts:
+        return None
+    name = BLOCK_WORDS.get(block, block)
+    return f"{name[0].upper()}{name[1:]}{where}: " + "; ".join(parts) + "."
+
+
+def geometric_mean(values) -> float:
+    values = [v for v in values if v > 0 and math.isfinite(v)]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
+
+
+def isa_lines(meta: dict, table) -> list[str]:
+    """What the CPU's ISA flags imply for bf16 / fp16 speed, checked against the measurement.
+
+    Only for CPU cases in low precision; [] when the table has none.
+    """
+    if table is None:
+        return []
+    cpu = table[table["device"].astype(str) == "cpu"]
+    low = cpu[cpu["precision"].isin(("bf16", "amp-bf16", "fp16", "amp-fp16"))]
+    if low.empty:
+        return []
+    flags = meta.get("cpu_flags")
+    if flags is None:
+        return ["The CPU's ISA flags are not in meta.json (`cpu_flags`, recorded by newer "
+                "runs), so the low-precision speed cannot be tied to the instruction set here."]
+    present = [f for f in ISA_FLAGS if f in flags]
+    absent = [f for f in ISA_FLAGS if f not in flags]
+    lines = [f"**CPU instruction set** (meta.json cpu_flags, from /proc/cpuinfo): this CPU has "
+             f"{', '.join(present) or 'none of the listed extensions'}"
+             + (f"; it lacks {', '.join(absent)}." if absent else ".")]
+    bf16 = low[low["precision"].isin(("bf16", "amp-bf16"))]
+    if not bf16.empty:
+        native = any(f in flags for f in BF16_NATIVE)
+        expect = ("it has AMX/avx512_bf16: bf16 matmuls run natively; expect ~2× fp32 speed "
+                  "(more with AMX)" if native else
+                  "no avx512_bf16/AMX: bf16 matmuls fall back to a conversion path; expect "
+                  "bf16 slower than fp32 here")
+        sp = bf16.loc[bf16["ok"], "speedup"].dropna()
+        if len(sp):
+            gm = geometric_mean(sp.tolist())
+            agrees = (gm > 1) if native else (gm < 1)
+            expect += (f". Measured: bf16 / amp-bf16 at {gm:.2f}× fp32 (geometric mean over "
+                       f"{len(sp)} case(s)), {'as expected' if agrees else 'NOT as expected'}")
+        lines.append(f"- bf16: {expect}.")
+    fp16 = low[low["precision"].isin(("fp16", "amp-fp16"))]
+    if not fp16.empty:
+        native = any(f in flags for f in FP16_NATIVE)
+        lines.append("- fp16: " + ("it has avx512_fp16/AMX-FP16: fp16 matmuls run natively."
+                                   if native else
+                                   "no avx512_fp16/AMX-FP16: fp16 matmuls have no CPU kernel "
+                                   "(emulated, orders of magnitude slower than fp32); the "
+                                   "budget skips such cases as slow paths."))
+    return lines
