@@ -227,3 +227,69 @@ def test_report_precision_section(run):
     assert set(summary["sentences"]) == {"attention"}
     row = next(r for r in summary["rows"] if r["precision"] == "bf16" and r["seq_len"] == 512)
     assert row["speedup"] == pytest.approx(1.8, rel=0.1)
+
+
+def _flop_records():
+    """torch-sdpa forward+backward counted as torch does (excess ½ of forward attention),
+    one with an off count, and a forward explicit case counted 10% high."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    quad = 4 * 512 * 512 * 768                                  # forward QKᵀ + P·V
+    known = synthetic.record("torch-sdpa", "attention", "fp32", 512, 768, rng)
+    known.update(mode="forward+backward", flops_analytic=3 * quad,
+                 flops_counted=3 * quad + quad // 2, flops_match=False)
+    off = synthetic.record("torch-sdpa", "attention", "fp32", 1024, 768, rng)
+    q2 = 4 * 1024 * 1024 * 768
+    off.update(mode="forward+backward", flops_analytic=3 * q2, flops_counted=3 * q2 + q2,
+               flops_match=False)
+    loud = synthetic.record("torch", "attention", "fp32", 512, 768, rng)
+    loud.update(flops_counted=int(quad * 1.1), flops_match=False)
+    fine = synthetic.record("torch", "attention", "fp32", 1024, 768, rng)
+    return [known, off, loud, fine]
+
+
+def test_flop_check_explains_only_the_known_cause():
+    from bench.analysis.flopcheck import flop_check
+    from bench.analysis.frame import records_frame
+
+    check = flop_check(records_frame(_flop_records(), synthetic.META))
+    assert (check["n_counted"], check["n_match"], check["n_unexplained"]) == (4, 1, 2)
+    kinds = {(m["impl"], m["seq_len"]): m for m in check["mismatches"]}
+    assert kinds[("torch-sdpa", 512)]["kind"] == "known"
+    assert kinds[("torch-sdpa", 512)]["ratio"] == pytest.approx(3.5 / 3)
+    assert kinds[("torch-sdpa", 1024)]["kind"] == "unexplained"       # not the ½ excess
+    assert kinds[("torch", 512)]["kind"] == "unexplained-forward-explicit"
+    assert kinds[("torch", 512)]["ratio"] == pytest.approx(1.1)
+
+
+def test_report_flops_section_and_alarm(tmp_path):
+    paths = write_report(synthetic.make_run(tmp_path / "flops", records=_flop_records()))
+    text = paths["report"].read_text()
+    alarm = text.index("⚠ **Unexplained FLOP mismatch in 2 case(s)** (1 on a forward explicit")
+    assert alarm < text.index("## Claims")                   # at the top, before everything
+    section = text[text.index("## FLOPs: counted vs analytic"):]
+    assert "4 case(s) counted with FlopCounterMode; 1 equal" in section
+    assert "known cause: FlopCounterMode counts the fused SDPA backward" in section
+    assert "| 1.1667 |" in section and "UNEXPLAINED on a forward explicit path" in section
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["flops_check"]["n_unexplained"] == 2
+
+
+def test_sdpa_backward_recount_is_what_torch_counts():
+    """The known cause, measured: FlopCounterMode on a tiny fused-SDPA forward+backward exceeds
+    tfimpl.costs by exactly ½ of the forward attention matmuls."""
+    import dataclasses
+
+    from bench.analysis.flopcheck import explain
+    from bench.case import Case
+    from bench.flops import count_flops
+    from bench.registry import prepare
+    from bench.runner import predict
+
+    case = Case(impl="torch-sdpa", block="attention", batch=1, seq_len=16, d_model=64,
+                n_heads=2, d_ff=256, mode="forward+backward")
+    row = {**dataclasses.asdict(case), "flops_counted": count_flops(prepare(case).flops_fn),
+           **predict(case)}
+    assert row["flops_counted"] - row["flops_analytic"] == 2 * 16 * 16 * 64   # ½ · 4·T²·D
+    assert explain(row)[0] == "known"

@@ -95,7 +95,7 @@ def _plain_ticks(ax) -> None:
 
 
 def _ratio_ticks(ax) -> None:
-    """A log axis of ratios labelled 0.3×, 1×, 2× (minor ticks too: a ratio axis spans little)."""
+    """A log axis of ratios labelled 0.2×, 0.3×, 0.5×, 1×, 2×: minor ticks too (little span)."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2, 3, 5)))

@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from bench.analysis import claims, plots, precisions
+from bench.analysis import claims, flopcheck, plots, precisions
 from bench.analysis.claims import fmt_bytes
 from bench.analysis.frame import (cache_sizes, last_level_cache, load_run, peak_mismatch,
                                   peak_table, peak_values)
@@ -44,6 +44,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     ok = df[df["ok"]]
     share = claims.attention_share(ok) if not ok.empty else None
     speedups = precisions.precision_table(df)
+    flop_result = flopcheck.flop_check(df)
     figures = _draw(df, entries, two_term, share, speedups, meta, llc, rule,
                     run_dir / PLOTS_DIR)
     summary = {
@@ -54,13 +55,14 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
         "fits": entries, "two_term": two_term,
         "attention_share_source": None if share is None else sorted(set(share["blocks"])),
         "precision": precision_summary(speedups, meta),
+        "flops_check": flop_result,
         "plots": {name: str(p.relative_to(run_dir)) for name, p in figures.items()},
     }
     summary_path = run_dir / SUMMARY_FILE
     summary_path.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     report_path = run_dir / REPORT_FILE
     report_path.write_text(render(run_dir.name, df, meta, entries, two_term, share, speedups,
-                                  figures, run_dir, rule))
+                                  figures, run_dir, rule, flop_result))
     return {"report": report_path, "summary": summary_path, "plots": list(figures.values())}
 
 
@@ -338,7 +340,43 @@ def _cases_table(df) -> list[str]:
     return out
 
 
-def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_dir, rule) -> str:
+def _flops_section(check: dict) -> list[str]:
+    out = ["## FLOPs: counted vs analytic", ""]
+    if not check["n_counted"]:
+        return out + ["No case was counted with FlopCounterMode (NumPy cases only, or "
+                      "measure.count_flops off): the fits use the analytic FLOPs.", ""]
+    bad = check["mismatches"]
+    out += [f"{check['n_counted']} case(s) counted with FlopCounterMode; {check['n_match']} "
+            f"equal the analytic count (tfimpl.costs) exactly"
+            + (f", {len(bad)} differ ({check['n_unexplained']} unexplained)." if bad else "."),
+            ""]
+    if bad:
+        out += ["| impl | block | precision | mode | n | d | counted | analytic "
+                "| counted / analytic | cause |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for m in bad:
+            cause = m["explanation"] if m["kind"] == "known" else f"⚠ **{m['explanation']}**"
+            out.append(f"| {m['impl']} | {m['block']} | {m['precision']} | {m['mode']} "
+                       f"| {m['seq_len']} | {m['d_model']} | {m['counted']:.4g} "
+                       f"| {m['analytic']:.4g} | {m['ratio']:.4f} | {cause} |")
+        out.append("")
+    return out
+
+
+def _flop_alarm(check: dict) -> list[str]:
+    """The top-of-report warning for unexplained FLOP mismatches (empty when there is none)."""
+    bad = [m for m in check["mismatches"] if m["kind"] != "known"]
+    if not bad:
+        return []
+    loud = [m for m in bad if m["kind"] == "unexplained-forward-explicit"]
+    what = (f"{len(loud)} on a forward explicit-attention path, where counter and model must "
+            f"agree" if loud else "none on a forward explicit path")
+    return [f"> ⚠ **Unexplained FLOP mismatch in {len(bad)} case(s)** ({what}): counted "
+            f"(FlopCounterMode) ≠ analytic (tfimpl.costs). See *FLOPs: counted vs analytic*.",
+            ""]
+
+
+def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_dir, rule,
+           flop_result=None) -> str:
     llc = last_level_cache(meta)
     n_ok = int(df["ok"].sum())
     n_skip = int(df["status"].str.startswith("skipped").sum())
@@ -351,6 +389,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
               f"{n_fail} failed.", ""]
     machine, software = machine_lines(meta, [int(t) for t in df["threads"].dropna()])
     lines += [machine + "  ", software, ""]
+    flop_result = flop_result if flop_result is not None else flopcheck.flop_check(df)
+    lines += _flop_alarm(flop_result)
 
     by_metric = rule.describe_by_metric(llc)
     claimed = sorted((e for e in entries if e["theory"] is not None),
@@ -382,6 +422,7 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
                      "or d_model with at least two sizes).")
     lines.append("")
 
+    lines += _flops_section(flop_result)
     lines += ["## Two-term model: t ≈ a·n²·d + b·n·d² + c", "",
               "Non-negative least squares (scipy.optimize.nnls) on every measured size, rows "
               "weighted by 1/t so every size counts by its relative error. The quadratic term "
