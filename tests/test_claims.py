@@ -180,7 +180,7 @@ def test_fit_points_time_cache_resident():
 
 
 def test_fused_attention_time_gets_a_verdict_in_cache():
-    """Synthetic fused SDPA up to T = 4096: working set 4·T·D·4 B ≤ 48 MiB never reaches 64 MiB;
+    """Synthetic fused SDPA up to T = 4096: working set 4·T·D·4 B ≤ 48 MiB, never 64 MiB;
     time ∝ T² at 40 GFLOP/s. The whole sweep (to 16384) does pass 2x LLC: the other regime."""
     recs = [r for r in synthetic.make_records(seed=0)
             if r["impl"] == "torch-sdpa" and r["block"] == "attention" and r["seq_len"] <= 4096]
@@ -190,7 +190,7 @@ def test_fused_attention_time_gets_a_verdict_in_cache():
     assert e["regime"] == claims.REGIME_IN_CACHE
     assert e["range"] == [512.0, 4096.0]                # the top three octaves
     assert e["verdict"] == claims.HELD and e["theory"] == 2.0
-    assert any("cache-resident throughout" in n for n in e["notes"])
+    assert any("(the cache-resident regime)" in n for n in e["notes"])
     m = _find(entries, impl="torch-sdpa", block="attention", precision="fp32", metric="memory",
               variable="seq_len")
     assert m["regime"] == claims.REGIME_TOP and m["range"] == [512.0, 4096.0]
@@ -245,3 +245,15 @@ def test_empty_and_all_failed_frames():
     recs = [synthetic.record("torch", "attention", "fp32", t, 768, None, status="failed: x")
             for t in (512, 1024)]
     assert claims.fit_all(records_frame(recs, synthetic.META), RULE) == []
+
+
+@pytest.mark.parametrize("lo, hi, words", [
+    (20, 40, "across the 32 MiB last-level cache"),
+    (40, 80, "across 2× the 32 MiB last-level cache"),
+    (18, 21, "near the 32 MiB last-level cache without crossing it"),
+    (1, 2, "with no cache boundary there"),
+    (100, 200, "with no cache boundary there"),
+])
+def test_cache_boundary_words(lo, hi, words):
+    mib = 2 ** 20
+    assert words in claims.cache_boundary_words(lo * mib, hi * mib, 32 * mib, 2.0)

@@ -218,7 +218,7 @@ def departure_notes(group, entry: dict, variable: str, column: str, rule: FitRul
         low = ~under & (x < x[np.isfinite(y)].max() / 2 ** rule.top_octaves)
         why = ("the working set stays under "
                f"{rule.ws_factor:g}× the {fmt_bytes(llc)} last-level cache at every size "
-               "(cache-resident throughout)" if regime == REGIME_IN_CACHE
+               "(the cache-resident regime)" if regime == REGIME_IN_CACHE
                else "the cache size is unknown")
         notes.append(f"{why[0].upper()}{why[1:]}: fitted on {rule.octaves_text}"
                      + (f"; {int(low.sum())} smaller size(s) left out ({variable} "
@@ -235,10 +235,7 @@ def departure_notes(group, entry: dict, variable: str, column: str, rule: FitRul
             lo, hi = steep["x_lo"], steep["x_hi"]
             ws_lo, ws_hi = ws[x == lo].max(), ws[x == hi].max()
             ratio = y[x == hi].mean() / y[x == lo].mean()
-            where = (f"where the working set grew from {fmt_bytes(ws_lo)} to {fmt_bytes(ws_hi)}, "
-                     f"across the {fmt_bytes(llc)} last-level cache"
-                     if ws_lo < llc * rule.ws_factor and ws_hi > llc / rule.ws_factor
-                     else "with no cache boundary there")
+            where = cache_boundary_words(ws_lo, ws_hi, llc, rule.ws_factor)
             notes.append(f"{entry['metric'].capitalize()} jumped ×{ratio:.2f} from {variable} "
                          f"{lo:g} to {hi:g} (local slope {steep['slope']:.2f}), {where}.")
     xs = np.unique(x)
@@ -250,6 +247,25 @@ def departure_notes(group, entry: dict, variable: str, column: str, rule: FitRul
                              f"{b:g}: cache-set aliasing suspected; the robust fit down-weights "
                              f"such a point.")
     return notes
+
+
+def cache_boundary_words(ws_lo: float, ws_hi: float, llc: float, factor: float) -> str:
+    """Where a steep step sits relative to the last-level cache, in words.
+
+    Crossed: the working set passes the LLC or factor x LLC between the two sizes; near: both
+    lie within [LLC / factor, factor x LLC] without crossing; else no cache boundary there.
+    """
+    if not math.isfinite(llc):
+        return "cache size unknown"
+    span = f"{fmt_bytes(ws_lo)} to {fmt_bytes(ws_hi)}"
+    for edge, name in ((llc, f"the {fmt_bytes(llc)} last-level cache"),
+                       (factor * llc, f"{factor:g}× the {fmt_bytes(llc)} last-level cache")):
+        if ws_lo < edge <= ws_hi:
+            return f"where the working set grew from {span}, across {name}"
+    if ws_lo >= llc / factor and ws_hi <= factor * llc:
+        return (f"where the working set ({span}) is near the {fmt_bytes(llc)} last-level cache "
+                f"without crossing it")
+    return "with no cache boundary there"
 
 
 def _num(v) -> float | None:

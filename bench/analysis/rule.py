@@ -76,8 +76,8 @@ class FitRule:
     @property
     def octaves_text(self) -> str:
         n = self.top_octaves
-        return (f"the top {_OCTAVE_WORDS.get(n, n)} octave{'s' if n > 1 else ''} of the sweep "
-                f"(x ≥ x_max/{2 ** n})")
+        return (f"the top {_OCTAVE_WORDS.get(n, n)} octave{'s' if n > 1 else ''} of the sweep, "
+                f"x ≥ x_max/{2 ** n}")
 
     def regime_text(self, regime: str, llc_bytes: float = math.nan) -> str:
         """One phrase: which points a fit in `regime` used."""
@@ -85,24 +85,24 @@ class FitRule:
         cache = (f"{self.ws_factor:g}× the {fmt_bytes(llc_bytes)} last-level cache"
                  if math.isfinite(llc_bytes) else f"{self.ws_factor:g}× the last-level cache")
         return {
-            REGIME_ALL: "all sizes (an exact count)",
+            REGIME_ALL: "all sizes, an exact count",
             REGIME_TOP: self.octaves_text,
             REGIME_PAST_CACHE: f"working set past {cache}, {floor}",
-            REGIME_IN_CACHE: (f"cache-resident (working set under {cache} at every size): "
+            REGIME_IN_CACHE: (f"cache-resident, the working set under {cache} at every size: "
                               f"{floor} in {self.octaves_text}"),
             REGIME_CACHE_UNKNOWN: f"cache size unknown: {floor} in {self.octaves_text}",
         }[regime]
 
     def describe_by_metric(self, llc_bytes: float) -> dict[str, str]:
-        cache = (f"{self.ws_factor:g}× the last-level cache ({fmt_bytes(self.ws_factor * llc_bytes)})"
-                 if math.isfinite(llc_bytes) else
+        cache = (f"{self.ws_factor:g}× the last-level cache "
+                 f"({fmt_bytes(self.ws_factor * llc_bytes)})" if math.isfinite(llc_bytes) else
                  f"{self.ws_factor:g}× the last-level cache (size unknown here, so the "
                  f"cache-resident form applies)")
         return {
             "flops": "all sizes: analytic or counted FLOPs are exact, with no cache regime or "
                      "overhead; a lower-order term shows in the exponent.",
-            "memory": f"{self.octaves_text}, where lower-order buffers are small beside the "
-                      f"leading term.",
+            "memory": f"{self.octaves_text}, where lower-order buffers are small beside "
+                      f"the leading term.",
             "time": f"if the block's working set reaches {cache} within the sweep, the sizes "
                     f"past it with median ≥ {self.min_time_s * 1e3:g} ms (the cache transition "
                     f"lies below); if it never does (cache-resident throughout, e.g. the fused "
