@@ -92,10 +92,13 @@ def test_report_survives_a_run_without_measurements(tmp_path):
 def test_report_command(tmp_path, capsys):
     recs = [r for r in _small_records() if r["block"] == "ffn" and r["d_model"] == 768]
     run_dir = synthetic.make_run(tmp_path / "cli-run", records=recs)
-    assert cli(["report", str(run_dir), "--min-points", "5"]) == 0
+    assert cli(["report", str(run_dir), "--min-points", "5", "--top-octaves", "2"]) == 0
     assert "wrote" in capsys.readouterr().out
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["rule"]["min_points"] == 5
+    assert summary["rule"]["min_points"] == 5 and summary["rule"]["top_octaves"] == 2
+    mem = next(e for e in summary["fits"] if e["metric"] == "memory" and e["impl"] == "torch"
+               and e["precision"] == "fp32")
+    assert mem["regime"] == "top octaves" and mem["range"] == [4096.0, 16384.0]
     assert cli(["report", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert cli(["report", str(run_dir), "--min-points", "1"]) == 2
