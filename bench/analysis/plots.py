@@ -95,7 +95,7 @@ def _plain_ticks(ax) -> None:
 
 
 def _ratio_ticks(ax) -> None:
-    """A log axis of ratios labelled 0.2×, 0.3×, 0.5×, 1×, 2×: minor ticks too (little span)."""
+    """A log axis of ratios labelled 0.2×, 0.5×, 1×, 2× (minor ticks too: little span)."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2, 3, 5)))
@@ -287,12 +287,12 @@ def plot_attention_share(share, crossovers: list[dict], path: Path) -> Path | No
     return _save(fig, path)
 
 
-def plot_roofline(df, path: Path, note: str | None = None) -> Path | None:
+def plot_roofline(df, path: Path, notes: dict | None = None) -> Path | None:
     """Achieved GFLOP/s vs n per block, with the machine's matmul peaks as ceilings.
 
     Ceilings come from the frame's peak_gflops (per backend and matmul dtype: an amp-bf16
     series is bounded by the bf16 peak). Without any usable peak only the achieved GFLOP/s are
-    drawn, and `note` (why there is no ceiling) is written on the plot.
+    drawn, and notes[block] (why there is no ceiling) is written on that block's panel.
     """
     ok = df[df["ok"] & df["gflops"].notna() & (df["gflops"] > 0)]
     blocks = sorted(ok["block"].unique())
@@ -323,7 +323,8 @@ def plot_roofline(df, path: Path, note: str | None = None) -> Path | None:
         if not ceilings:
             import textwrap
 
-            text = note or "no matmul peak for these cases: achieved GFLOP/s only"
+            text = (notes or {}).get(block) or "no matmul peak for these cases: achieved " \
+                "GFLOP/s only"
             ax.annotate(textwrap.fill(text, 70), (0.01, 0.98), xycoords="axes fraction",
                         fontsize=7, va="top", color="tab:red")
         ax.set_xscale("log", base=2)

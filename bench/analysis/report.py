@@ -94,8 +94,9 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path) ->
     keep("memory", plots.plot_memory(df, out / "memory_vs_seq_len.png"))
     keep("attention_share", plots.plot_attention_share(
         share, _share_crossovers(share, two_term), out / "attention_share.png"))
-    keep("roofline", plots.plot_roofline(df, out / "gflops_vs_peak.png",
-                                         note=peak_note(df, meta)))
+    keep("roofline", plots.plot_roofline(
+        df, out / "gflops_vs_peak.png",
+        notes={b: peak_note(df[df["block"] == b], meta) for b in blocks}))
     for block in blocks:
         keep(f"time_vs_d_model_{block}", plots.plot_scaling(
             by_width, entries, llc, block, out / f"time_vs_d_model_{block}.png", variable="d_model",
