@@ -62,33 +62,70 @@ def as_float64(x):
     return np.asarray(x, dtype=np.float64)
 
 
+CHUNK_ELEMENTS = 1 << 22   # errors are accumulated over chunks of 4 Mi elements (32 MiB fp64)
+
+
+def _flat(x):
+    """A flat view (no copy where possible) of a NumPy array or a detached CPU torch tensor."""
+    if hasattr(x, "detach"):
+        return x.detach().cpu().reshape(-1)
+    import numpy as np
+
+    return np.asarray(x).reshape(-1)
+
+
 def errors(out, ref, eps: float = REL_EPS) -> dict[str, float]:
     """{max_abs_err, max_rel_err, rel_l2_err} of `out` against the reference `ref` (see module).
 
     Shapes must match. A non-finite output gives non-finite errors (inf/nan), never a number
     that looks fine. An all-zero reference gives rel_l2_err = 0 if out is zero too, else inf.
+    Work goes chunk by chunk (each widened to float64), so a (B, H, T, T) attention matrix of
+    hundreds of MB costs no float64 copy of itself.
     """
     import numpy as np
 
-    y, r = as_float64(out), as_float64(ref)
-    if y.shape != r.shape:
-        raise ValueError(f"errors: out has shape {y.shape}, ref has shape {r.shape}")
-    if y.size == 0:
+    out_shape, ref_shape = tuple(out.shape), tuple(ref.shape)
+    if out_shape != ref_shape:
+        raise ValueError(f"errors: out has shape {out_shape}, ref has shape {ref_shape}")
+    y_all, r_all = _flat(out), _flat(ref)
+    n = int(y_all.shape[0])
+    if n == 0:
         raise ValueError("errors: empty arrays have no error")
-    diff = np.abs(y - r)
-    scale = np.max(np.abs(r))
-    max_abs = float(np.max(diff))
+    chunks = range(0, n, CHUNK_ELEMENTS)
+    scale = max(float(np.max(np.abs(as_float64(r_all[i:i + CHUNK_ELEMENTS])))) for i in chunks)
     floor = eps * scale
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = diff / (np.abs(r) + floor)
-        rel[(diff == 0)] = 0.0                   # 0/0 where both are exactly zero
-    ref_norm = float(np.linalg.norm(r))
-    diff_norm = float(np.linalg.norm(y - r))
+    max_abs = max_rel = 0.0
+    diff_sq = ref_sq = 0.0
+    for i in chunks:                              # in place: each chunk is 2 float64 buffers
+        y = as_float64(y_all[i:i + CHUNK_ELEMENTS])
+        r = as_float64(r_all[i:i + CHUNK_ELEMENTS])
+        if y.base is not None or not y.flags.writeable:
+            y = y.copy()
+        if r.base is not None or not r.flags.writeable:
+            r = r.copy()
+        ref_sq += float(np.dot(r, r))
+        np.subtract(y, r, out=y)
+        np.abs(y, out=y)                                     # |y - r|
+        max_abs = max(max_abs, float(np.max(y)))
+        diff_sq += float(np.dot(y, y))
+        np.abs(r, out=r)
+        if floor > 0:
+            r += floor                                       # |r| + eps * max|r|
+            np.divide(y, r, out=y)
+        else:                                                # all-zero reference
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(y, r, out=y)
+            y[np.isnan(y)] = 0.0                             # 0/0: both exactly zero
+        max_rel = max(max_rel, float(np.max(y)))
+    if not (math.isfinite(max_abs) and math.isfinite(diff_sq)):   # max() hides a NaN
+        bad = math.nan if math.isnan(diff_sq) else math.inf
+        return {"max_abs_err": bad, "max_rel_err": bad, "rel_l2_err": bad}
+    ref_norm, diff_norm = math.sqrt(ref_sq), math.sqrt(diff_sq)
     if ref_norm > 0:
         rel_l2 = diff_norm / ref_norm
     else:
         rel_l2 = 0.0 if diff_norm == 0 else math.inf
-    return {"max_abs_err": max_abs, "max_rel_err": float(np.max(rel)), "rel_l2_err": rel_l2}
+    return {"max_abs_err": max_abs, "max_rel_err": max_rel, "rel_l2_err": rel_l2}
 
 
 def attention_errors(weights, weights_ref, eps: float = REL_EPS) -> dict[str, float]:

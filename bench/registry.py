@@ -52,9 +52,18 @@ def backend_of(impl: str) -> str:
     return "numpy" if impl == "numpy" else "torch"
 
 
-def attn_impl_of(impl: str) -> str:
-    """How attention is computed, in tfimpl.costs' terms: materialised or fused."""
-    return "sdpa" if impl == "torch-sdpa" else "explicit"
+def attn_impl_of(impl: str, block: str | None = None) -> str:
+    """How attention is computed, in tfimpl.costs' terms (its memory model's `attn_impl`):
+    "sdpa" fused (torch-sdpa); "library" for the libraries' materialised attention that holds
+    scores and probabilities at once (torch-nn's attention block, torch's MATH sdpa; hf-bert's
+    eager attention); "explicit" otherwise (our in-place path; also torch-nn's mha and layers,
+    whose eval fast path materialises one matrix and whose training path is fused, so the
+    explicit model bounds both). Without `block`, torch-nn gets "library" (the larger)."""
+    if impl == "torch-sdpa":
+        return "sdpa"
+    if impl == "hf-bert" or (impl == "torch-nn" and block in (None, "attention")):
+        return "library"
+    return "explicit"
 
 
 def model_config(case: Case) -> ModelConfig:
@@ -84,10 +93,24 @@ class Prepared:
     flops_fn: Callable[[], Any] | None = None
     fastpath: bool | None = None
     teardown: Callable[[], None] = lambda: None
+    # one call giving (output as float64 NumPy, attention weights) where the implementation can
+    # return both at once; None: run fn(), then output() and attention_weights()
+    evaluate: Callable[[], tuple] | None = None
 
     def __post_init__(self):
         if self.flops_fn is None:
             self.flops_fn = self.fn
+
+    def outputs(self, called: bool = True) -> tuple:
+        """(output, attention weights or None) for the accuracy check.
+
+        called: fn() has run already (its last output is reused); else one call is made.
+        """
+        if self.evaluate is not None:
+            return self.evaluate()
+        if not called:
+            self.fn()
+        return self.output(), self.attention_weights()
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,10 +204,20 @@ def _prepare_numpy(case: Case) -> Prepared:
                                                   causal=case.causal, return_weights=True)
         else:
             return None
-        return np.asarray(w, dtype=np.float64)
+        return w                       # bench.accuracy widens it chunk by chunk
+
+    def evaluate():
+        if case.block == "attention":
+            out, w = attention.scaled_dot_product_attention(
+                inputs["q"], inputs["k"], inputs["v"], causal=case.causal, return_weights=True)
+        else:
+            out, w = attention.multi_head_attention(p, inputs["x"], inputs["x"], case.n_heads,
+                                                    causal=case.causal, return_weights=True)
+        return _numpy_out(out), w
 
     return Prepared(fn=fn, output=lambda: _numpy_out(last[0]), backend="numpy", device="cpu",
-                    attention_weights=weights)
+                    attention_weights=weights,
+                    evaluate=evaluate if case.block in ("attention", "mha") else None)
 
 
 def _numpy_call(case, cfg, p, inputs, attention, feed_forward, layers, bert):
@@ -330,22 +363,28 @@ def _prepare_tfimpl_torch(case: Case) -> Prepared:
     leaves = [t for t in list(p.values()) + list(inputs.values()) if t.requires_grad]
     fn, output = _torch_runner(case, call, leaves)
 
+    def with_weights():
+        with torch.inference_mode(), _torch_precision(case)[1]():   # same autocast as timed
+            if block == "attention":
+                return attention.scaled_dot_product_attention(
+                    inputs["q"], inputs["k"], inputs["v"], causal=case.causal,
+                    return_weights=True, attn_impl="explicit")
+            return attention.multi_head_attention(
+                p, inputs["x"], inputs["x"], case.n_heads, causal=case.causal,
+                return_weights=True, attn_impl="explicit")
+
     def weights():
         if impl != "explicit" or block not in ("attention", "mha"):
             return None
-        with torch.inference_mode(), _torch_precision(case)[1]():   # same autocast as timed
-            if block == "attention":
-                _, w = attention.scaled_dot_product_attention(
-                    inputs["q"], inputs["k"], inputs["v"], causal=case.causal,
-                    return_weights=True, attn_impl="explicit")
-            else:
-                _, w = attention.multi_head_attention(
-                    p, inputs["x"], inputs["x"], case.n_heads, causal=case.causal,
-                    return_weights=True, attn_impl="explicit")
-        return _as_float64(w)
+        return with_weights()[1].detach().cpu()   # bench.accuracy widens it chunk by chunk
 
+    def evaluate():                               # output and weights from one call
+        out, w = with_weights()
+        return _as_float64(out), w.detach().cpu()
+
+    explicit_attention = impl == "explicit" and block in ("attention", "mha")
     return Prepared(fn=fn, output=output, backend="torch", device=case.device,
-                    attention_weights=weights)
+                    attention_weights=weights, evaluate=evaluate if explicit_attention else None)
 
 
 # --------------------------------------------------------------------------------------------

@@ -139,8 +139,7 @@ def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable)
                 _memory_into(record, prepared)
             record["fastpath"] = prepared.fastpath
             if measure.accuracy:
-                output = prepared.output()
-                weights = prepared.attention_weights()
+                output, weights = prepared.outputs()
         finally:
             prepared.teardown()
             del prepared                      # free the case before the fp64 reference runs
@@ -239,8 +238,7 @@ def _accuracy_into(record: dict, case: Case, output, weights, prepare: Callable)
         except Unsupported:
             return                            # no fp64 of this impl/device: errors stay null
         try:
-            reference.fn()
-            ref_output, ref_weights = reference.output(), reference.attention_weights()
+            ref_output, ref_weights = reference.outputs(called=False)
         finally:
             reference.teardown()
     record.update(errors(output, ref_output))
