@@ -9,9 +9,9 @@ allocates):
     need       = max(case_bytes, reference_bytes if accuracy is on) · (1 + MARGIN)
 
 where the float64 accuracy reference runs after the case's own objects are released, so the two
-do not add. tfimpl.costs models the in-place softmax of our explicit path (one B·H·T·T matrix);
-torch.nn's MATH sdpa and HF's eager attention keep the scores AND the probabilities (measured at
-T=1024, fp32: 2.27 and 2.05 matrices), so for those the guard adds one more matrix. The limit is what this process may still grow to:
+do not add. The activation peak is the model's as is (bench.registry.attn_impl_of picks its
+attention mode: torch.nn's MATH sdpa and HF's eager attention are "library", two B·H·T·T
+matrices at once). The limit is what this process may still grow to:
 
     limit = rss_now + (available - RESERVE)        available: psutil.virtual_memory().available
     limit = min(limit, Measure.max_memory)         when set (a cap on the process' footprint)
@@ -70,10 +70,6 @@ def case_bytes(case: Case) -> int:
 
     cfg = model_config(case)
     activations = predict(case)["peak_bytes_predicted"]
-    if case.impl == "hf-bert" or (case.impl == "torch-nn" and case.block == "attention"):
-        activations += costs.activation_memory("attention", cfg, case.batch, case.seq_len,
-                                               bytes_per_element(case.precision),
-                                               "explicit")["attn_matrix"]
     elem = storage_bytes(case.precision)
     n_params = costs.param_counts(PARAM_KIND[case.block], cfg)["total"]
     weights = n_params * (elem + (8 if elem != 8 else 0))     # cast copy + float64 originals

@@ -273,6 +273,41 @@ def test_backward_peak_exceeds_forward():
         assert both > fwd > 0
 
 
+def test_library_holds_one_matrix_more_than_explicit():
+    """torch's MATH sdpa: scores + probabilities + a boolean S == -inf, vs one in-place matrix."""
+    cfg = preset("bert-base")
+    b, t = 1, 2048
+    matrix = b * cfg.n_heads * t * t * 4
+    explicit = costs.predicted_peak_bytes("attention", cfg, b, t, 4)
+    library = costs.predicted_peak_bytes("attention", cfg, b, t, 4, "library")
+    assert library - explicit == pytest.approx(1.25 * matrix, rel=0.01)
+    assert costs.activation_memory("mha", cfg, b, t, 4, "library")["attn_matrix"] == matrix
+
+
+def test_numpy_model_mirrors_the_numpy_code():
+    """The tile and block sizes the NumPy model assumes are the implementation's own."""
+    import numpy as np
+
+    from tfimpl.costs import _peak_numpy
+    from tfimpl.numpy import _threads, attention
+
+    assert _peak_numpy.TILE_ELEMENTS == attention._TILE_ELEMENTS
+    assert _peak_numpy.NUMPY_BUFSIZE == np.getbufsize()
+    assert _peak_numpy.BLOCK_ELEMENTS == _threads.for_row_blocks.__kwdefaults__["block_elements"]
+    for shape in [(12, 128, 128), (12, 4096, 4096), (2, 300, 1000), (16, 8, 8)]:
+        assert _peak_numpy.tile_shape(*shape) == attention._tile_shape(*shape)
+
+
+def test_numpy_workspace_is_bounded():
+    """Scores + output + per-thread tiles: the tiles do not grow with T."""
+    cfg = preset("bert-base")
+    for t in (1024, 4096):
+        dense = cfg.n_heads * t * (t + cfg.d_head) * 4
+        extra = costs.predicted_peak_bytes("attention", cfg, 1, t, 4, causal=True, threads=4,
+                                           backend="numpy") - dense
+        assert 0 < extra <= 4 * 2 * 2 ** 20
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"attn_impl": "flash"}, "attn_impl must be one of"),
     ({"mode": "backward"}, "mode must be one of"),

@@ -10,7 +10,7 @@ from tfimpl.config import ModelConfig
 FLOP_BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model",
                "decoder_layer", "decoder", "transformer")
 MEMORY_BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
-ATTN_IMPLS = ("explicit", "sdpa")
+ATTN_IMPLS = ("explicit", "sdpa", "library")
 MODES = ("forward", "forward+backward")
 
 
