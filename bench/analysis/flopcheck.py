@@ -9,8 +9,9 @@ A mismatch is a finding. One cause is known and checked exactly, not assumed:
     So counted - analytic = ½ x the forward attention-matmul FLOPs (attn_scores +
     attn_weighted_sum of tfimpl.costs.forward_flops), to the FLOP.
 
-Any other difference is unexplained, and one on the forward pass of an explicit (materialised)
-attention path is the loudest kind: there both sides count the same matmuls, so they must agree.
+Any other difference is unexplained, and one on the forward pass of an explicit (materialised:
+attn_impl "explicit" or "library") attention path is the loudest kind: there both sides count
+the same matmuls, so they must agree.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ KNOWN_SDPA_BACKWARD = ("known cause: FlopCounterMode counts the fused SDPA backw
                        "attention FLOPs")
 
 
-def _attn_impl(impl: str) -> str | None:
+MATERIALISED = ("explicit", "library")     # bench.registry.attn_impl_of's materialised paths
+
+
+def _attn_impl(impl: str, block: str) -> str | None:
     from bench.registry import attn_impl_of
 
     try:
+        return attn_impl_of(str(impl), str(block))
+    except TypeError:                        # an attn_impl_of without the block argument
         return attn_impl_of(str(impl))
     except (KeyError, ValueError):
         return None
@@ -52,17 +58,17 @@ def explain(row: dict) -> tuple[str, str]:
     "unexplained-forward-explicit" (the loud one)."""
     counted, analytic = float(row["flops_counted"]), float(row["flops_analytic"])
     diff = counted - analytic
-    attn_impl = _attn_impl(row["impl"])
+    attn_impl = _attn_impl(row["impl"], row["block"])
     if row.get("mode") == "forward+backward" and attn_impl == "sdpa":
         expected = 0.5 * forward_attention_flops(row)
         if math.isfinite(expected) and abs(diff - expected) <= 1e-6 * max(analytic, 1.0):
             return "known", KNOWN_SDPA_BACKWARD
         return "unexplained", (f"unexplained: the SDPA backward recount would add "
                                f"{expected:.4g} FLOPs, the count differs by {diff:.4g}")
-    if row.get("mode") == "forward" and attn_impl == "explicit":
+    if row.get("mode") == "forward" and attn_impl in MATERIALISED:
         return "unexplained-forward-explicit", (
-            "UNEXPLAINED on a forward explicit path, where counter and model count the same "
-            f"matmuls: differs by {diff:+.4g} FLOPs")
+            f"UNEXPLAINED on a forward explicit path ({attn_impl} attention), where counter "
+            f"and model count the same matmuls: differs by {diff:+.4g} FLOPs")
     return "unexplained", f"unexplained: differs by {diff:+.4g} FLOPs"
 
 
