@@ -189,7 +189,8 @@ def predict(case: Case) -> dict:
         flops += costs.backward_flops(case.block, cfg, case.batch, case.seq_len,
                                       causal=case.causal)["total"]
     peak = costs.predicted_peak_bytes(case.block, cfg, case.batch, case.seq_len,
-                                      bytes_per_element(case.precision), attn_impl_of(case.impl),
+                                      bytes_per_element(case.precision),
+                                      attn_impl_of(case.impl, case.block),
                                       case.mode, causal=case.causal, threads=case.threads,
                                       backend=backend_of(case.impl))
     return {"flops_analytic": int(flops), "peak_bytes_predicted": int(peak)}

@@ -112,13 +112,13 @@ def mha_peak(cfg, b, t, e, causal, threads) -> int:
 def ffn_peak(cfg, b, t, e, threads) -> int:
     """feed_forward: the (B,T,d_ff) hidden (no bias yet), then row blocks that add the bias (a
     ufunc buffer) and apply the activation in place: relu nothing more, gelu one block-sized
-    Φ(x) temporary, gelu_tanh one block-sized temporary plus two float64 ufunc buffers (it
-    multiplies by the float64 scalar √(2/π)); then the (B,T,D) output and its bias add."""
+    Φ(x) temporary, gelu_tanh one block-sized temporary (its √(2/π) is a scalar of the
+    array's dtype, so no float64 buffers); then the (B,T,D) output and its bias add."""
     n, dff = b * t, cfg.d_ff
     rows, blocks = _blocks(n, dff)
     block = rows * dff * e
     act = {"relu": 0, "gelu": block,
-           "gelu_tanh": block + (2 * NUMPY_BUFSIZE * F64 if e != F64 else 0)}[cfg.activation]
+           "gelu_tanh": block}[cfg.activation]
     activating = _workers(threads, blocks) * max(_buffer(block // e, e), act)
     output = n * cfg.d_model * e + _linear_bias(n, cfg.d_model, e, threads)
     return n * dff * e + max(activating, output)

@@ -42,7 +42,7 @@ def _gelu_tanh_block(x: np.ndarray, out: np.ndarray) -> None:
     inner *= 0.044715
     inner += 1
     inner *= x                                             # x + 0.044715 x³
-    inner *= _SQRT_2_OVER_PI
+    inner *= inner.dtype.type(_SQRT_2_OVER_PI)      # a float32 scalar keeps float32 math
     np.tanh(inner, out=inner)
     inner += 1
     inner *= 0.5
