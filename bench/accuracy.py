@@ -74,13 +74,31 @@ def _flat(x):
     return np.asarray(x).reshape(-1)
 
 
+def _chunk64(chunk, buffer):
+    """`chunk` (NumPy or torch, any float dtype) as float64: a view when it already is one,
+    else widened into `buffer` (exact for bf16/fp16/fp32)."""
+    import numpy as np
+
+    if hasattr(chunk, "detach"):
+        import torch
+
+        if chunk.dtype == torch.float64:
+            return chunk.numpy()
+        torch.from_numpy(buffer).copy_(chunk)
+        return buffer
+    if chunk.dtype == np.float64:
+        return chunk
+    np.copyto(buffer, chunk, casting="unsafe")
+    return buffer
+
+
 def errors(out, ref, eps: float = REL_EPS) -> dict[str, float]:
     """{max_abs_err, max_rel_err, rel_l2_err} of `out` against the reference `ref` (see module).
 
     Shapes must match. A non-finite output gives non-finite errors (inf/nan), never a number
     that looks fine. An all-zero reference gives rel_l2_err = 0 if out is zero too, else inf.
-    Work goes chunk by chunk (each widened to float64), so a (B, H, T, T) attention matrix of
-    hundreds of MB costs no float64 copy of itself.
+    Work goes chunk by chunk through three reused float64 buffers, so a (B, H, T, T) attention
+    matrix of hundreds of MB costs no float64 copy of itself and no fresh allocations.
     """
     import numpy as np
 
@@ -91,32 +109,36 @@ def errors(out, ref, eps: float = REL_EPS) -> dict[str, float]:
     n = int(y_all.shape[0])
     if n == 0:
         raise ValueError("errors: empty arrays have no error")
-    chunks = range(0, n, CHUNK_ELEMENTS)
-    scale = max(float(np.max(np.abs(as_float64(r_all[i:i + CHUNK_ELEMENTS])))) for i in chunks)
+    size = min(n, CHUNK_ELEMENTS)
+    y_buf, r_buf, t_buf = (np.empty(size) for _ in range(3))
+    chunks = [(i, min(i + CHUNK_ELEMENTS, n)) for i in range(0, n, CHUNK_ELEMENTS)]
+    scale = 0.0
+    for i, j in chunks:                                      # max |r|, without a temporary
+        r = _chunk64(r_all[i:j], r_buf[:j - i])
+        scale = max(scale, float(r.max()), -float(r.min()))
     floor = eps * scale
     max_abs = max_rel = 0.0
     diff_sq = ref_sq = 0.0
-    for i in chunks:                              # in place: each chunk is 2 float64 buffers
-        y = as_float64(y_all[i:i + CHUNK_ELEMENTS])
-        r = as_float64(r_all[i:i + CHUNK_ELEMENTS])
-        if y.base is not None or not y.flags.writeable:
-            y = y.copy()
-        if r.base is not None or not r.flags.writeable:
-            r = r.copy()
+    for i, j in chunks:
+        m = j - i
+        y = y_buf[:m]
+        y[...] = _chunk64(y_all[i:j], y)                     # no-op when widened in place
+        r = _chunk64(r_all[i:j], r_buf[:m])
+        t = t_buf[:m]
         ref_sq += float(np.dot(r, r))
         np.subtract(y, r, out=y)
         np.abs(y, out=y)                                     # |y - r|
-        max_abs = max(max_abs, float(np.max(y)))
+        max_abs = max(max_abs, float(y.max()))
         diff_sq += float(np.dot(y, y))
-        np.abs(r, out=r)
+        np.abs(r, out=t)
         if floor > 0:
-            r += floor                                       # |r| + eps * max|r|
-            np.divide(y, r, out=y)
+            t += floor                                       # |r| + eps * max|r|
+            np.divide(y, t, out=y)
         else:                                                # all-zero reference
             with np.errstate(divide="ignore", invalid="ignore"):
-                np.divide(y, r, out=y)
+                np.divide(y, t, out=y)
             y[np.isnan(y)] = 0.0                             # 0/0: both exactly zero
-        max_rel = max(max_rel, float(np.max(y)))
+        max_rel = max(max_rel, float(y.max()))
     if not (math.isfinite(max_abs) and math.isfinite(diff_sq)):   # max() hides a NaN
         bad = math.nan if math.isnan(diff_sq) else math.inf
         return {"max_abs_err": bad, "max_rel_err": bad, "rel_l2_err": bad}
