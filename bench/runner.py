@@ -121,7 +121,9 @@ def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable)
     reason = guard.check(case, measure)
     if reason:
         raise Skip(reason)
-    with fixed_threads(case.threads):
+    from bench.registry import backend_of
+
+    with fixed_threads(case.threads, backend_of(case.impl)):
         _analytic_into(record, case)
         prepared = prepare(case)
         try:

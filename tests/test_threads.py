@@ -47,3 +47,23 @@ def test_thread_info_lists_numpy_blas():
     for lib in info["libraries"]:
         assert set(lib) >= {"internal_api", "version", "num_threads", "filename"}
         assert "/" not in (lib["filename"] or "")
+
+
+def test_backend_gives_the_other_pool_one_thread():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from bench.threads import fixed_threads
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    with fixed_threads(2, "torch"):
+        assert torch.get_num_threads() == 2
+        assert all(n == 1 for n in blas_threads())
+    with fixed_threads(2, "numpy"):
+        assert torch.get_num_threads() == 1
+        assert all(n == 2 for n in blas_threads())
+    with pytest.raises(ValueError, match="backend"):
+        with fixed_threads(2, "jax"):
+            pass
