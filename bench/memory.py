@@ -106,32 +106,45 @@ def peak_cuda(fn: Callable[[], object], device=None) -> int:
     return max(0, torch.cuda.max_memory_allocated(device) - before)
 
 
-def rss_peak(fn: Callable[[], object], interval_s: float = 0.005) -> int:
-    """Peak process RSS while `fn()` runs minus the RSS just before it (memory-profiler polling).
+def rss_peak(fn: Callable[[], object], interval_s: float = 0.002) -> int:
+    """Peak process RSS while `fn()` runs minus the RSS just before it.
 
-    memory-profiler samples every `interval_s` from a helper process, so a short spike can be
-    missed (the kernel's ru_maxrss covers it when `fn` sets a new lifetime high), and it
-    reports MiB (2**20 bytes). RSS sees only pages newly made resident: memory the allocator
-    reuses from earlier work does not show, so small peaks read low. `fn` runs exactly once (`max_iterations=1`; by
-    default memory-profiler reruns a call shorter than 4 samples with a finer interval).
+    A thread of this process polls the resident set size (psutil, which memory-profiler also
+    reads) every `interval_s` while `fn` runs, and the kernel's lifetime high-water mark
+    (getrusage ru_maxrss) catches a spike the polling missed whenever `fn` sets a new one.
+    memory-profiler's own `memory_usage` polls from a forked process instead; forking a
+    multi-threaded process with a large heap left the next measurements 5-10 ms slower per
+    call on a 2-core machine (copy-on-write and the child's teardown compete for the cores),
+    so the sampler stays in-process. RSS sees only pages newly made resident: memory the
+    allocator reuses from earlier work does not show, so small peaks read low.
     """
     import resource
+    import threading
 
     import psutil
-    from memory_profiler import memory_usage
 
-    before = psutil.Process().memory_info().rss
+    process = psutil.Process()
+    before = process.memory_info().rss
     lifetime_before = _max_rss_bytes(resource)
-    peak_mib = memory_usage((fn, (), {}), interval=interval_s, max_usage=True,
-                            include_children=False, max_iterations=1)
-    if isinstance(peak_mib, (list, tuple)):   # older memory-profiler returns a list
-        peak_mib = max(peak_mib)
-    sampled = int(peak_mib * 2**20) - before
-    # The kernel's lifetime high-water mark (getrusage ru_maxrss) is exact, but only when `fn`
-    # set a new one; it catches a spike the polling missed (a short call, a slow sampler).
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            done.wait(interval_s)
+
+    sampler = threading.Thread(target=sample, name="tfbench-rss", daemon=True)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    peak[0] = max(peak[0], process.memory_info().rss)
     lifetime_after = _max_rss_bytes(resource)
     exact = lifetime_after - before if lifetime_after > lifetime_before else 0
-    return max(0, sampled, exact)
+    return max(0, peak[0] - before, exact)
 
 
 def _max_rss_bytes(resource) -> int:
