@@ -9,7 +9,8 @@ allocates):
     need       = max(case_bytes, reference_bytes if accuracy is on) · (1 + MARGIN)
 
 where the float64 accuracy reference runs after the case's own objects are released, so the two
-do not add. The activation peak is the model's as is (bench.registry.attn_impl_of picks its
+do not add, except the case's output and (attention, mha) its B·H·T·T attention weights, which
+are kept for the comparison. The activation peak is the model's as is (bench.registry.attn_impl_of picks its
 attention mode: torch.nn's MATH sdpa and HF's eager attention are "library", two B·H·T·T
 matrices at once). The limit is what this process may still grow to:
 
@@ -85,6 +86,10 @@ def predicted_need(case: Case, measure: Measure) -> int:
     if measure.accuracy and case.precision != "fp64":
         reference = dataclasses.replace(case, precision="fp64", mode="forward")
         output = case.batch * case.seq_len * case.d_model * 8 * 2
+        if case.block in ("attention", "mha") and case.impl in ("numpy", "torch"):
+            # the explicit paths hand back their attention weights, kept for the comparison
+            output += (case.batch * case.n_heads * case.seq_len ** 2
+                       * storage_bytes(case.precision))
         need = max(need, case_bytes(reference) + output)
     return int(need * (1 + MARGIN))
 
