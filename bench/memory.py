@@ -10,7 +10,7 @@ Each backend has one tool that sees its allocations exactly:
 - torch on CUDA: `max_memory_allocated()` after `reset_peak_memory_stats()`, minus
   `memory_allocated()` before.
 
-`rss_peak` (memory-profiler polling the process RSS) is a coarse cross-check: it sees everything,
+`rss_peak` (a thread polling the process RSS, plus ru_maxrss) is a coarse cross-check: it sees everything,
 including allocator caching and page reuse, so it rarely matches the exact numbers.
 """
 
