@@ -122,7 +122,9 @@ def errors(out, ref, eps: float = REL_EPS) -> dict[str, float]:
     for i, j in chunks:
         m = j - i
         y = y_buf[:m]
-        y[...] = _chunk64(y_all[i:j], y)                     # no-op when widened in place
+        widened = _chunk64(y_all[i:j], y)
+        if widened is not y:                                 # a view of the caller's float64
+            np.copyto(y, widened)                            # data: copy, y is changed in place
         r = _chunk64(r_all[i:j], r_buf[:m])
         t = t_buf[:m]
         ref_sq += float(np.dot(r, r))

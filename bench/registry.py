@@ -79,7 +79,8 @@ class Prepared:
     """A case made ready: call `fn()` to run it once.
 
     output(): float64 NumPy copy of the last call's output (hidden states for the model).
-    attention_weights(): float64 (B, H, T, T) attention probabilities, or None when the
+    attention_weights(): the (B, H, T, T) attention probabilities as computed (NumPy array or CPU
+        tensor, at the case's precision; bench.accuracy widens them), or None when the
         implementation does not expose them (fused kernels, torch.nn, HF, FFN).
     flops_fn: what FLOP counting should call (fn, or fn with torch.nn's fast path off).
     fastpath: True when torch.nn's eval fast path may run in `fn` (timing), None if n/a.
@@ -195,24 +196,20 @@ def _prepare_numpy(case: Case) -> Prepared:
         last[0] = call()
         return last[0]
 
-    def weights():
+    def with_weights():                           # (out, weights) of one call
         if case.block == "attention":
-            _, w = attention.scaled_dot_product_attention(
+            return attention.scaled_dot_product_attention(
                 inputs["q"], inputs["k"], inputs["v"], causal=case.causal, return_weights=True)
-        elif case.block == "mha":
-            _, w = attention.multi_head_attention(p, inputs["x"], inputs["x"], case.n_heads,
-                                                  causal=case.causal, return_weights=True)
-        else:
-            return None
-        return w                       # bench.accuracy widens it chunk by chunk
+        return attention.multi_head_attention(p, inputs["x"], inputs["x"], case.n_heads,
+                                              causal=case.causal, return_weights=True)
 
-    def evaluate():
-        if case.block == "attention":
-            out, w = attention.scaled_dot_product_attention(
-                inputs["q"], inputs["k"], inputs["v"], causal=case.causal, return_weights=True)
-        else:
-            out, w = attention.multi_head_attention(p, inputs["x"], inputs["x"], case.n_heads,
-                                                    causal=case.causal, return_weights=True)
+    def weights():
+        if case.block not in ("attention", "mha"):
+            return None
+        return with_weights()[1]       # bench.accuracy widens it chunk by chunk
+
+    def evaluate():                    # output and weights from one call
+        out, w = with_weights()
         return _numpy_out(out), w
 
     return Prepared(fn=fn, output=lambda: _numpy_out(last[0]), backend="numpy", device="cpu",

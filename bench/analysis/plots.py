@@ -35,6 +35,14 @@ def _figure(ncols: int = 1, nrows: int = 1, size=(7.5, 5.0)):
     return fig, [ax for row in axes for ax in row]
 
 
+def _panel_figure(n_panels: int, size=(6.0, 4.2)):
+    """A grid of `n_panels` panels, two per row; the spare panel of an odd count is hidden."""
+    fig, axes = _figure(ncols=min(2, n_panels), nrows=math.ceil(n_panels / 2), size=size)
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
@@ -193,8 +201,7 @@ def plot_flops(df, path: Path) -> Path | None:
     blocks = sorted(ok["block"].unique())
     if not blocks:
         return None
-    fig, axes = _figure(ncols=min(2, len(blocks)), nrows=math.ceil(len(blocks) / 2),
-                        size=(6.0, 4.2))
+    fig, axes = _panel_figure(len(blocks))
     colors = _colors(ok["impl"])
     for ax, block in zip(axes, blocks):
         b = ok[ok["block"] == block]
@@ -212,8 +219,6 @@ def plot_flops(df, path: Path) -> Path | None:
         ax.set_title(f"{block}: FLOPs, analytic vs counted")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in axes[len(blocks):]:
-        ax.set_visible(False)
     return _save(fig, path)
 
 
@@ -223,8 +228,7 @@ def plot_memory(df, path: Path) -> Path | None:
     blocks = sorted(ok["block"].unique())
     if not blocks:
         return None
-    fig, axes = _figure(ncols=min(2, len(blocks)), nrows=math.ceil(len(blocks) / 2),
-                        size=(6.0, 4.2))
+    fig, axes = _panel_figure(len(blocks))
     colors = _colors(ok["impl"])
     for ax, block in zip(axes, blocks):
         for (impl, prec, d), g in ok[ok["block"] == block].groupby(["impl", "precision",
@@ -248,8 +252,6 @@ def plot_memory(df, path: Path) -> Path | None:
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
-    for ax in axes[len(blocks):]:
-        ax.set_visible(False)
     return _save(fig, path)
 
 
@@ -298,8 +300,7 @@ def plot_roofline(df, path: Path, notes: dict | None = None) -> Path | None:
     blocks = sorted(ok["block"].unique())
     if not blocks:
         return None
-    fig, axes = _figure(ncols=min(2, len(blocks)), nrows=math.ceil(len(blocks) / 2),
-                        size=(6.0, 4.2))
+    fig, axes = _panel_figure(len(blocks))
     colors = _colors(ok["impl"])
     for ax, block in zip(axes, blocks):
         b = ok[ok["block"] == block]
@@ -337,8 +338,6 @@ def plot_roofline(df, path: Path, notes: dict | None = None) -> Path | None:
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, loc="lower right")
-    for ax in axes[len(blocks):]:
-        ax.set_visible(False)
     return _save(fig, path)
 
 
