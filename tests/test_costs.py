@@ -285,17 +285,22 @@ def test_library_holds_one_matrix_more_than_explicit():
 
 
 def test_numpy_model_mirrors_the_numpy_code():
-    """The tile and block sizes the NumPy model assumes are the implementation's own."""
+    """The code and its peak model share one definition of the tile and block sizes."""
     import numpy as np
 
-    from tfimpl.costs import _peak_numpy
+    from tfimpl import tiling
+    from tfimpl.costs import _peak_numpy, _peak_torch
     from tfimpl.numpy import _threads, attention
+    from tfimpl.torch import attention as torch_attention
 
-    assert _peak_numpy.TILE_ELEMENTS == attention._TILE_ELEMENTS
     assert _peak_numpy.NUMPY_BUFSIZE == np.getbufsize()
-    assert _peak_numpy.BLOCK_ELEMENTS == _threads.for_row_blocks.__kwdefaults__["block_elements"]
-    for shape in [(12, 128, 128), (12, 4096, 4096), (2, 300, 1000), (16, 8, 8)]:
-        assert _peak_numpy.tile_shape(*shape) == attention._tile_shape(*shape)
+    assert _threads.for_row_blocks.__kwdefaults__["block_elements"] == tiling.ROW_BLOCK_ELEMENTS
+    assert _peak_numpy.ROW_BLOCK_ELEMENTS is tiling.ROW_BLOCK_ELEMENTS
+    assert attention.tile_shape is tiling.tile_shape is _peak_numpy.tile_shape
+    assert torch_attention.MASK_BLOCK_ELEMENTS is _peak_torch.MASK_BLOCK_ELEMENTS
+    for shape, expected in [((12, 128, 128), (12, 128)), ((12, 4096, 4096), (1, 64)),
+                            ((2, 300, 1000), (1, 262)), ((16, 8, 8), (16, 8))]:
+        assert tiling.tile_shape(*shape) == expected
 
 
 def test_numpy_workspace_is_bounded():

@@ -8,7 +8,7 @@ bounded workspaces that scale with the thread count, not with B·T:
                  while a ufunc broadcasts an operand ((rows, D) + (D,), (..., n) - (..., 1)) or
                  reads a strided one (q[tile]); one per operand that needs it.
   tile / block   attention tiles (`attention_peak`) and row blocks of element-wise passes
-                 (for_row_blocks: BLOCK_ELEMENTS per block) each hold their own temporaries;
+                 (for_row_blocks: tfimpl.tiling.ROW_BLOCK_ELEMENTS per block) each hold their own temporaries;
                  `threads` workers run at once (tfimpl/numpy/_threads.py), so their
                  workspaces add up. Which phases overlap between threads depends on timing; the
                  model takes each worker at its largest (measured exact with one thread).
@@ -19,9 +19,9 @@ thread pool's futures, the list of tiles or block views), a few KiB at most.
 
 from __future__ import annotations
 
+from tfimpl.tiling import ROW_BLOCK_ELEMENTS, tile_shape
+
 NUMPY_BUFSIZE = 8192              # np.getbufsize() default: elements per ufunc buffer
-BLOCK_ELEMENTS = 1 << 16          # tfimpl/numpy/_threads.py for_row_blocks block size
-TILE_ELEMENTS = 1 << 18           # tfimpl/numpy/attention.py _TILE_ELEMENTS
 F64 = 8
 
 
@@ -31,7 +31,7 @@ def _ceil(a: int, b: int) -> int:
 
 def _blocks(rows: int, width: int) -> tuple[int, int]:
     """(rows per block, number of blocks) of for_row_blocks over a (rows, width) array."""
-    step = max(1, BLOCK_ELEMENTS // max(1, width))
+    step = max(1, ROW_BLOCK_ELEMENTS // max(1, width))
     return min(step, rows), _ceil(rows, step)
 
 
@@ -49,11 +49,6 @@ def _int_bytes(limit: int) -> int:
     return next(width for width in (1, 2, 4, 8) if limit < 2 ** (8 * width - 1))
 
 
-def tile_shape(heads: int, seq_q: int, seq_k: int) -> tuple[int, int]:
-    """(heads per tile, query rows per tile): about TILE_ELEMENTS scores a tile."""
-    if seq_q * seq_k >= TILE_ELEMENTS:
-        return 1, min(seq_q, max(1, TILE_ELEMENTS // seq_k))
-    return max(1, min(heads, TILE_ELEMENTS // (seq_q * seq_k))), seq_q
 
 
 def attention_peak(b, h, t, dk, e, causal, threads, out_given=False, strided_q=False) -> int:

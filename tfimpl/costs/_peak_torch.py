@@ -15,9 +15,10 @@ attn_impl:
 
 from __future__ import annotations
 
+from tfimpl.tiling import MASK_BLOCK_ELEMENTS
+
 LSE_BYTES = 4                     # the fused kernels keep their log-sum-exp in float32
 SDPA_KV_BLOCK = 512               # torch's CPU flash kernel (FlashAttentionKernel.cpp)
-ROW_BLOCK = 1 << 16               # tfimpl/torch/attention.py _MASK_BLOCK_ELEMENTS
 OPMATH_BYTES = 4                  # MATH sdpa on CPU computes bf16/fp16 in float32
 LN_STATS_BYTES = 4                # nn.LayerNorm's mean and rstd rows are float32
 
@@ -36,7 +37,7 @@ def attention_peak(cfg, b, t, e, attn_impl, causal, threads, contiguous=True) ->
     (B,H,T,d_k). torch.matmul also copies a Q or K whose (B, H) dims cannot fold into one batch
     dim (the views of the fused Q|K|V inside mha, when B > 1) before its bmm: Q scaled + its
     copy + K's copy beside the scores, then V's copy + the output. causal: a (rows, T) boolean
-    tile of ROW_BLOCK elements at a time, no (T, T) mask.
+    tile of tfimpl.tiling.MASK_BLOCK_ELEMENTS elements at a time, no (T, T) mask.
     sdpa: the output, a float32 (B,H,T) log-sum-exp and, per thread, a float32 q_block x
     kv_block score tile plus q_block x (d_k + 2) accumulators (`sdpa_block_sizes`).
     library: `math_attention_peak`.
@@ -51,7 +52,7 @@ def attention_peak(cfg, b, t, e, attn_impl, causal, threads, contiguous=True) ->
         return head_tensor + b * h * t * LSE_BYTES + threads * per_thread
     scores = b * h * t * t * e
     multiplying = (1 if contiguous else 3) * head_tensor          # Q·Kᵀ: scaled Q (+ 2 copies)
-    masking = max(1, ROW_BLOCK // t) * t if causal else 0         # one (rows, T) bool tile
+    masking = max(1, MASK_BLOCK_ELEMENTS // t) * t if causal else 0         # one (rows, T) bool tile
     weighting = (1 if contiguous else 2) * head_tensor            # P·V: output (+ V's copy)
     return scores + max(multiplying, masking, weighting)
 

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from tfimpl.tiling import ROW_BLOCK_ELEMENTS
+
 
 @functools.cache
 def _controller():
@@ -42,7 +44,7 @@ def _run(fn, items, workers: int) -> None:
             pass
 
 
-def for_row_blocks(fn, *arrays: np.ndarray, block_elements: int = 1 << 16) -> None:
+def for_row_blocks(fn, *arrays: np.ndarray, block_elements: int = ROW_BLOCK_ELEMENTS) -> None:
     """fn(*blocks) for consecutive row blocks (views) of same-shaped arrays, in parallel.
 
     Each array is viewed as (rows, last axis); fn must write its result in place, into one of

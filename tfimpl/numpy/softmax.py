@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from tfimpl.numpy._threads import for_row_blocks
+from tfimpl.tiling import ROW_BLOCK_ELEMENTS
 
 # Rows per block of `softmax_`: about 256 KiB of float32, so a block stays in L2 cache while its
 # four passes (max, subtract+exp, sum, divide) run over it.
-_BLOCK_ELEMENTS = 1 << 16
 
 
 def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
@@ -46,5 +46,5 @@ def softmax_(x: np.ndarray) -> np.ndarray:
     """
     if not x.flags.c_contiguous:
         return softmax(x, axis=-1, out=x)
-    for_row_blocks(lambda block: softmax(block, axis=-1, out=block), x, block_elements=_BLOCK_ELEMENTS)
+    for_row_blocks(lambda block: softmax(block, axis=-1, out=block), x, block_elements=ROW_BLOCK_ELEMENTS)
     return x
