@@ -45,10 +45,12 @@ def new_run_dir(results_root: str | os.PathLike, config_name: str) -> Path:
     return candidate
 
 
-def _valid_lines(data: bytes) -> tuple[list[dict], int, str | None]:
+def _valid_lines(data: bytes, path: str | os.PathLike = RECORDS_FILE
+                 ) -> tuple[list[dict], int, str | None]:
     """Parse JSON lines; return (records, byte length of the valid prefix, torn-tail reason).
 
-    Only the last line may be torn; a bad line in the middle is corruption and raises.
+    Only the last line may be torn; a bad line in the middle (not JSON, or JSON that is not an
+    object) is corruption and raises RunDirError naming `path` and the line number.
     """
     records: list[dict] = []
     good_end = 0
@@ -60,12 +62,16 @@ def _valid_lines(data: bytes) -> tuple[list[dict], int, str | None]:
             good_end = end
             continue
         try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError as exc:
+            record = json.loads(raw)
+            problem = None if isinstance(record, dict) else f"a JSON {type(record).__name__}"
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problem = f"not valid JSON ({getattr(exc, 'msg', None) or exc.reason})"
+        if problem is not None:
             if index == len(complete) - 1 and not tail:
-                return records, good_end, f"unparsable last line ({exc.msg})"
-            raise RunDirError(f"{RECORDS_FILE}: line {index + 1} is not valid JSON ({exc.msg}); "
-                              "only a torn last line can be repaired") from None
+                return records, good_end, f"unparsable last line ({problem})"
+            raise RunDirError(f"{path}: line {index + 1}: {problem}, not a record; only a torn "
+                              "last line can be repaired (move the file aside to start over)")
+        records.append(record)
         good_end = end
     if tail:
         return records, good_end, f"last line has no newline ({len(tail)} bytes torn)"
@@ -77,17 +83,76 @@ def read_records(run_dir: str | os.PathLike) -> list[dict]:
     path = Path(run_dir) / RECORDS_FILE
     if not path.exists():
         return []
-    records, _, torn = _valid_lines(path.read_bytes())
+    records, _, torn = _valid_lines(_read_bytes(path), path)
     if torn:
         warnings.warn(f"{path}: dropped a torn last line: {torn}", stacklevel=2)
     return records
 
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def read_meta(run_dir: str | os.PathLike) -> dict:
+    """meta.json as a dict ({} when absent); damage -> RunDirError naming the file and line."""
     path = Path(run_dir) / META_FILE
     if not path.exists():
         return {}
-    return json.loads(path.read_text())
+    data = _read_bytes(path)
+    try:
+        meta = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON "
+                          f"({exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise RunDirError(f"{path}: line {line}: not UTF-8 text") from None
+    if not isinstance(meta, dict):
+        raise RunDirError(f"{path}: line 1: a JSON {type(meta).__name__}, expected an object")
+    return meta
+
+
+def read_config(run_dir: str | os.PathLike) -> dict | None:
+    """config.yaml (the config as run) parsed; None when absent; damage -> RunDirError."""
+    import yaml
+
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        return None
+    data = _read_bytes(path)
+    try:
+        config = yaml.safe_load(data.decode())
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise RunDirError(f"{path}: line {line}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "line ?"
+        what = getattr(exc, "problem", None) or type(exc).__name__
+        raise RunDirError(f"{path}: {where}: not valid YAML ({what})") from None
+    if not isinstance(config, dict):
+        raise RunDirError(f"{path}: line 1: a YAML {type(config).__name__}, expected a mapping")
+    return config
+
+
+def check_run_dir(run_dir: str | os.PathLike) -> tuple[list[dict], dict]:
+    """(records, meta) of a run folder, every file checked: the one call for commands that
+    read a run folder. A missing folder or meta.json, or a damaged records.jsonl, meta.json or
+    config.yaml, raises RunDirError with one line naming the file (and line)."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunDirError(f"{path}: no such folder")
+    if not (path / META_FILE).is_file() and not (path / RECORDS_FILE).is_file():
+        raise RunDirError(f"{path}: no {META_FILE} or {RECORDS_FILE}; not a tfbench run folder")
+    meta = read_meta(path)
+    read_config(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # a torn last line is expected after a kill
+        records = read_records(path)
+    return records, meta
 
 
 def is_done(record: dict) -> bool:
@@ -137,6 +202,8 @@ class RunWriter:
         writer = cls(run_dir)
         if not writer.meta_path.exists():
             raise RunDirError(f"{writer.run_dir}: no {META_FILE}; not a tfbench run folder")
+        read_meta(writer.run_dir)
+        read_config(writer.run_dir)
         kept = writer.compact()
         return writer, kept
 
@@ -145,8 +212,8 @@ class RunWriter:
         if not self.records_path.exists():
             self.records_path.touch()
             return []
-        data = self.records_path.read_bytes()
-        records, _, torn = _valid_lines(data)
+        data = _read_bytes(self.records_path)
+        records, _, torn = _valid_lines(data, self.records_path)
         seen: set[str] = set()
         kept = []
         for record in records:

@@ -1,7 +1,10 @@
-"""`python -m bench compare RUN_A RUN_B`: case-by-case time ratio, regressions flagged.
+"""`python -m bench compare RUN_A RUN_B`: case-by-case time ratio, regressions flagged, and how
+well the two runs repeat (share within +-5% / +-10%, worst ratio).
 
 Exit status: 0 no regression, 1 at least one regression (B slower than A by more than
---threshold with one-sided Mann-Whitney p < --alpha), 2 bad input. Usable in CI.
+--threshold with one-sided Mann-Whitney p < --alpha after Holm's correction for the number of
+cases), 2 bad input (a missing or damaged run folder, a bad option): one line, no traceback.
+Usable in CI: a crash can never read as "regression".
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ EPILOG = """examples:
 
 exit status: 0 no regression, 1 regression(s) flagged, 2 bad input"""
 
+EXIT_REGRESSION = 1
+EXIT_BAD_INPUT = 2
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_a", help="baseline run folder (results/<run-id>)")
@@ -26,32 +32,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="relative slowdown that counts (median B / median A - 1); "
                              "default 0.05")
     parser.add_argument("--alpha", type=float, default=0.01,
-                        help="significance level of the one-sided Mann-Whitney U test on the raw "
-                             "samples; default 0.01")
+                        help="family-wise significance level (one-sided Mann-Whitney U on the "
+                             "raw samples, Holm-corrected over the cases); default 0.01")
+    parser.add_argument("--min-time-ms", type=float, default=1.0,
+                        help="repeatability figures: also over the cases with a median >= this "
+                             "in both runs (default 1)")
     parser.add_argument("--ignore", action="append", default=[], metavar="FIELD",
                         help="match cases ignoring this case field (e.g. threads); repeatable")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
 
 def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    try:
+        return _main(args)
+    except Exception as exc:               # a bug must not read as a regression (exit 1)
+        print(f"error: compare failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
+
+def _main(args: argparse.Namespace) -> int:
     from bench.analysis.compare import compare_records, format_table
-    from bench.writer import RECORDS_FILE, read_meta, read_records
+    from bench.writer import RunDirError, check_run_dir
 
     runs = []
     for name in (args.run_a, args.run_b):
-        path = Path(name)
-        if not (path / RECORDS_FILE).is_file():
-            print(f"error: {name}: no {RECORDS_FILE} (not a tfbench run folder)", file=sys.stderr)
-            return 2
-        runs.append((read_records(path), read_meta(path)))
+        try:
+            runs.append(check_run_dir(name))
+        except RunDirError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     try:
         result = compare_records(runs[0][0], runs[1][0], args.threshold, args.alpha,
-                                 tuple(args.ignore))
+                                 tuple(args.ignore), min_time_s=args.min_time_ms / 1e3)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     cpu_a, cpu_b = ((m.get("cpu") or {}).get("model") for _, m in runs)
     if cpu_a != cpu_b:
         result["warning"] = f"different CPUs: A {cpu_a!r}, B {cpu_b!r}"
@@ -63,4 +78,4 @@ def main(args: argparse.Namespace) -> int:
         print(format_table(result, args.run_a, args.run_b))
     if result["n_common"] == 0:
         print("note: no case was measured in both runs", file=sys.stderr)
-    return 1 if result["regressions"] else 0
+    return EXIT_REGRESSION if result["regressions"] else 0

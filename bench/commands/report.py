@@ -1,7 +1,8 @@
 """`python -m bench report RUN_DIR`: rebuild report.md, summary.json and plots/ from the records.
 
 Reads only records.jsonl and meta.json; measures nothing. Exit 0 on success, 2 when RUN_DIR is
-not a run folder.
+not a run folder or one of its files (records.jsonl, meta.json, config.yaml) is damaged: one
+line naming the file and line, no traceback.
 """
 
 from __future__ import annotations
@@ -43,13 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from bench.analysis.report import write_report
     from bench.analysis.rule import FitRule
+    from bench.writer import RunDirError, check_run_dir
 
     try:
+        check_run_dir(args.run_dir)
         rule = FitRule(ws_factor=args.ws_factor, min_time_s=args.min_time_ms / 1e3,
                        top_octaves=args.top_octaves, min_points=args.min_points,
                        tolerance=args.tolerance, seed=args.seed)
         paths = write_report(args.run_dir, rule)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, RunDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {paths['report']}")

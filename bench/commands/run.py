@@ -188,8 +188,8 @@ def _resume_command(args, run_dir: Path) -> str:
     return shlex.join(argv)
 
 
-def _open_run_dir(config, measure, executor_name, args):
-    """(writer, done records, resumed?) or raises RunDirError with a one-line reason."""
+def _target_dir(config, args) -> Path:
+    """The run folder this command writes: --resume, --out, or a new results/<name>-<time>."""
     from bench import writer as w
 
     if args.resume and args.out and Path(args.resume).resolve() != Path(args.out).resolve():
@@ -197,7 +197,18 @@ def _open_run_dir(config, measure, executor_name, args):
     target = Path(args.resume or args.out) if (args.resume or args.out) else None
     if args.resume and not (target / w.META_FILE).exists():
         raise w.RunDirError(f"--resume {target}: no {w.META_FILE} there; not a tfbench run folder")
-    if target is not None and (target / w.META_FILE).exists():
+    return target if target is not None else w.new_run_dir(RESULTS_ROOT, config.name)
+
+
+def _open_run_dir(target: Path, config, measure, executor_name, args):
+    """(writer, done records, resumed?) or raises RunDirError with a one-line reason.
+
+    Called with the folder's lock held (bench.runlock), so the checks below cannot race with
+    another run of the same folder."""
+    from bench import writer as w
+    from bench.runlock import LOCK_FILE
+
+    if (target / w.META_FILE).exists():
         meta = w.read_meta(target)
         if meta.get("config_hash") != config.config_hash:
             raise w.RunDirError(
@@ -213,12 +224,39 @@ def _open_run_dir(config, measure, executor_name, args):
                                 f"({detail}); start a new run instead of mixing them")
         writer, done = w.RunWriter.reopen(target)
         return writer, done, True
-    if target is not None and target.exists() and any(target.iterdir()):
+    if target.exists() and any(p.name != LOCK_FILE for p in target.iterdir()):
         raise w.RunDirError(f"--out {target} exists, is not empty and is not a tfbench run")
-    run_dir = target or w.new_run_dir(RESULTS_ROOT, config.name)
     meta = _initial_meta(config, measure, executor_name, args)
-    writer = w.RunWriter.create(run_dir, _config_text(config), meta)
+    writer = w.RunWriter.create(target, _config_text(config), meta)
     return writer, [], False
+
+
+def _lock_and_open(config, measure, executor_name, args):
+    """(lock, writer, done, resumed): the folder locked first, then opened under the lock.
+
+    A folder this call created is removed again when opening fails."""
+    from bench.runlock import RunLock
+
+    target = _target_dir(config, args)
+    created = not target.exists()
+    lock = RunLock(target).acquire()            # RunLocked: held by a live run
+    try:
+        writer, done, resumed = _open_run_dir(target, config, measure, executor_name, args)
+    except BaseException:
+        lock.release()
+        if created:
+            lock.path.unlink(missing_ok=True)
+            try:
+                target.rmdir()
+            except OSError:
+                pass
+        raise
+    if lock.took_over:
+        from bench.runlock import describe_holder
+
+        print(f"note: {target}: took over the lock of a run that is gone "
+              f"({describe_holder(lock.took_over)})", file=sys.stderr)
+    return lock, writer, done, resumed
 
 
 def _config_text(config) -> str:
@@ -257,7 +295,7 @@ def _machine_peak(measure_if_missing: bool):
 
 def _run(config, measure, executor_name, args) -> int:
     from bench.executors import make_executor
-    from bench.progress import Progress
+    from bench.runlock import RunLocked
     from bench.writer import RunDirError
 
     try:
@@ -266,14 +304,28 @@ def _run(config, measure, executor_name, args) -> int:
         for check in ("connect", "check_cluster"):       # ray: fail before a folder exists
             if hasattr(executor, check):
                 getattr(executor, check)()
-        writer, done, resumed = _open_run_dir(config, measure, executor_name, args)
-    except (RunDirError, ValueError, ConnectionError) as exc:
+        lock, writer, done, resumed = _lock_and_open(config, measure, executor_name, args)
+    except (RunDirError, RunLocked, ValueError, ConnectionError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        return _run_locked(config, measure, executor, executor_name, writer, done, resumed,
+                           args)
+    finally:
+        lock.release()
+
+
+def _run_locked(config, measure, executor, executor_name, writer, done, resumed, args) -> int:
+    from bench.progress import Progress
+
     done_ids = {r["case_id"] for r in done}
     pending = [c for c in config.cases if c.case_id not in done_ids]
     session = {"start_time": time.time(), "resumed": resumed, "executor": executor_name,
                "argv": sys.argv[1:], "pending": len(pending)}
+    # Written before the first case: a run killed outright (kill -9, power) still tells the
+    # report how to resume it.
+    writer.update_meta(n_cases=len(config.cases),
+                       resume_command=_resume_command(args, writer.run_dir))
     progress = Progress(len(pending), already_done=len(config.cases) - len(pending))
     progress.note(f"run folder: {writer.run_dir}")
     progress.begin()
