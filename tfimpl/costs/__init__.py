@@ -4,18 +4,25 @@
     flops   forward / backward FLOPs per component  forward_flops, backward_flops,
             (2·m·n·k per matmul; element-wise apart) elementwise_flops, crossover_seq_len
     memory  activation bytes, predicted peak bytes  activation_memory, predicted_peak_bytes
+    components  FLOPs per step of a forward         component_flops, components
+    bytes   minimum bytes per step, FLOP/byte       component_bytes, component_intensity
 
 Every function takes a `tfimpl.config.ModelConfig` and plain ints and returns plain ints (or
 dicts of ints), so tests compare exactly. Each module's docstring derives its formulas.
 """
 
+from tfimpl.costs.bytes import (arithmetic_intensity, component_bytes,
+                                component_intensity)
+from tfimpl.costs.components import COMPONENT_LABELS, component_flops, components
 from tfimpl.costs.flops import (ATTENTION_KEYS, MATMUL_KEYS, attention_share, backward_flops,
                                 crossover_seq_len, elementwise_flops, forward_flops, matmul_flops)
 from tfimpl.costs.memory import activation_memory, predicted_peak_bytes
 from tfimpl.costs.params import (PARAM_KINDS, linear_params, non_embedding_params, norm_params,
                                  param_counts)
 
-__all__ = ["ATTENTION_KEYS", "MATMUL_KEYS", "PARAM_KINDS", "activation_memory", "attention_share",
+__all__ = ["COMPONENT_LABELS", "arithmetic_intensity", "component_bytes", "component_flops",
+           "component_intensity", "components",
+           "ATTENTION_KEYS", "MATMUL_KEYS", "PARAM_KINDS", "activation_memory", "attention_share",
            "backward_flops", "crossover_seq_len", "elementwise_flops", "forward_flops",
            "linear_params", "matmul_flops", "non_embedding_params", "norm_params",
            "param_counts", "predicted_peak_bytes"]
