@@ -5,7 +5,9 @@
         head_h = Attention(x_q W_Q,hᵀ, x_kv W_K,hᵀ, x_kv W_V,hᵀ)
 
 Masks are boolean, True = may attend, broadcastable to (B, H, Tq, Tk); a key padding mask is
-(B, Tk) with True = real token. Causal masking lets query i see keys j <= i.
+(B, Tk) with True = real token. Causal masking lets query i see keys j <= i + causal_offset:
+offset 0 is the square (top-left aligned) case; with a KV cache the Tq new queries sit at the end
+of Tk = n + Tq keys, so causal_offset = Tk - Tq (bottom-right aligned, as in FlashAttention 2).
 
 Memory: the (B, H, Tq, Tk) score matrix is the only large array. It is made once (by the
 Q·Kᵀ matmuls, with the small Q scaled beforehand) and then masked and soft-maxed in place, so
@@ -27,18 +29,24 @@ from tfimpl.numpy.softmax import softmax
 _TILE_ELEMENTS = 1 << 18
 
 
-def causal_mask(seq_len_q: int, seq_len_k: int) -> np.ndarray:
-    """(Tq, Tk) boolean, True where query i may see key j, i.e. j <= i (top-left aligned)."""
-    return np.tri(seq_len_q, seq_len_k, dtype=bool)
+def causal_mask(seq_len_q: int, seq_len_k: int, offset: int = 0) -> np.ndarray:
+    """(Tq, Tk) boolean, True where query i may see key j, i.e. j <= i + offset.
+
+    offset 0: top-left aligned (square attention); offset Tk - Tq: bottom-right aligned (the
+    queries are the last Tq positions of the keys, as after a KV cache of Tk - Tq tokens).
+    """
+    return np.tri(seq_len_q, seq_len_k, k=offset, dtype=bool)
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weights=False, out=None):
+def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weights=False, out=None,
+                                 causal_offset=0):
     """softmax(Q Kᵀ / √d_k + mask) · V for q: (B, H, Tq, d_k), k: (B, H, Tk, d_k), v: (B, H, Tk, d_v).
 
     Returns out (B, H, Tq, d_v), or (out, weights (B, H, Tq, Tk)) when return_weights.
     `out`, if given, receives the result: any (B, H, Tq, d_v) array, e.g. the transposed view
     of a (B, Tq, H, d_v) buffer, so that merging the heads afterwards needs no copy.
     A query row with no allowed key gets all-zero weights (and a zero output).
+    With causal, query i sees keys j <= i + causal_offset (see causal_mask).
 
     The work goes tile by tile (one batch entry, some heads, a block of query rows); each tile's
     steps run back to back while its scores are in cache, and the tiles are shared by threads:
@@ -66,7 +74,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weight
         if mask is not None:
             np.copyto(s, -np.inf, where=~mask[b, hs, rs])              # masked_fill in place
         if causal:
-            future = np.tri(s.shape[1], seq_k, k=rs.start, dtype=bool)      # (r, Tk)  j <= i ...
+            future = np.tri(s.shape[1], seq_k, k=rs.start + causal_offset, dtype=bool)  # (r, Tk) j <= i+o
             np.logical_not(future, out=future)                          # ... now j > i
             np.copyto(s, -np.inf, where=future)
         softmax(s, axis=-1, out=s)                                      # in place: the weights

@@ -5,7 +5,8 @@
         head_h = Attention(x_q W_Q,hᵀ, x_kv W_K,hᵀ, x_kv W_V,hᵀ)
 
 Masks are boolean, True = may attend, broadcastable to (B, H, Tq, Tk); a key padding mask is
-(B, Tk) with True = real token. Causal masking lets query i see keys j <= i.
+(B, Tk) with True = real token. Causal masking lets query i see keys j <= i + causal_offset
+(0: top-left aligned; Tk - Tq: bottom-right aligned, the queries after a KV cache).
 
 Two ways to compute the same thing (`attn_impl`):
   "explicit" (default): matmul, softmax, matmul, as written above. The (B, H, Tq, Tk) score
@@ -40,25 +41,27 @@ def _check_attn_impl(attn_impl: str) -> None:
         raise ValueError(f"attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}")
 
 
-def causal_mask(seq_len_q: int, seq_len_k: int, device="cpu") -> torch.Tensor:
-    """(Tq, Tk) boolean, True where query i may see key j, i.e. j <= i (top-left aligned)."""
-    return torch.ones(seq_len_q, seq_len_k, dtype=torch.bool, device=device).tril_()
+def causal_mask(seq_len_q: int, seq_len_k: int, device="cpu", offset: int = 0) -> torch.Tensor:
+    """(Tq, Tk) boolean, True where query i may see key j, i.e. j <= i + offset (0: top-left
+    aligned; Tk - Tq: bottom-right aligned, the queries after a KV cache)."""
+    return torch.ones(seq_len_q, seq_len_k, dtype=torch.bool, device=device).tril_(offset)
 
 
-def _allowed(mask, causal, seq_q, seq_k, device):
+def _allowed(mask, causal, seq_q, seq_k, device, offset=0):
     """The one boolean mask (or None) that says which keys each query may see."""
-    if not causal:
+    if not causal or offset >= seq_k - 1:                # every query sees every key
         return mask
-    tri = causal_mask(seq_q, seq_k, device)                                   # (Tq, Tk)
+    tri = causal_mask(seq_q, seq_k, device, offset)                           # (Tq, Tk)
     return tri if mask is None else mask & tri
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weights=False,
-                                 attn_impl="explicit"):
+                                 attn_impl="explicit", causal_offset=0):
     """softmax(Q Kᵀ / √d_k + mask) · V for q: (B, H, Tq, d_k), k: (B, H, Tk, d_k), v: (B, H, Tk, d_v).
 
     Returns out (B, H, Tq, d_v), or (out, weights (B, H, Tq, Tk)) when return_weights.
     A query row with no allowed key gets all-zero weights (and a zero output).
+    With causal, query i sees keys j <= i + causal_offset (see causal_mask).
     """
     _check_attn_impl(attn_impl)
     check_qkv(q, k, v)
@@ -67,18 +70,18 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weight
     if mask is not None:
         check_mask(mask, (batch, heads, seq_q, seq_k))
     if attn_impl == "sdpa" and not return_weights:
-        if mask is None:
+        if mask is None and causal_offset == 0:
             return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=_allowed(mask, causal, seq_q, seq_k,
-                                                                          q.device))
+        allowed = _allowed(mask, causal, seq_q, seq_k, q.device, causal_offset)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
     scale = 1.0 / math.sqrt(d_k)                            # scale q (small), not the scores (large)
     scores = (q * scale) @ k.transpose(-2, -1)              # (B, H, Tq, d_k) @ (B, H, d_k, Tk) -> (B, H, Tq, Tk)
     in_place = not (torch.is_grad_enabled() and scores.requires_grad)
     if mask is not None:                                    # masked_fill (in place when no grad)
         scores = scores.masked_fill_(~mask, NEG_INF) if in_place else scores.masked_fill(~mask, NEG_INF)
-    if causal:
-        scores = (_mask_future_(scores) if in_place
-                  else scores.masked_fill(~causal_mask(seq_q, seq_k, q.device), NEG_INF))
+    if causal and causal_offset < seq_k - 1:               # else no key lies in any query's future
+        scores = (_mask_future_(scores, causal_offset) if in_place
+                  else scores.masked_fill(~causal_mask(seq_q, seq_k, q.device, causal_offset), NEG_INF))
     weights = softmax_(scores) if in_place else torch.softmax(scores, dim=-1)  # (B, H, Tq, Tk)
     if mask is not None:
         no_key = weights[..., :1].isnan()                   # (B, H, Tq, 1) rows that saw only -inf
@@ -88,8 +91,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weight
     return (out, weights) if return_weights else out
 
 
-def _mask_future_(scores: torch.Tensor) -> torch.Tensor:
-    """scores[..., i, j] = -inf where j > i, in place, a block of query rows at a time.
+def _mask_future_(scores: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """scores[..., i, j] = -inf where j > i + offset, in place, a block of query rows at a time.
 
     Only a (rows, Tk) causal pattern exists at any moment, never a (Tq, Tk) mask.
     """
@@ -98,7 +101,7 @@ def _mask_future_(scores: torch.Tensor) -> torch.Tensor:
     for start in range(0, seq_q, rows):
         block = scores[..., start:start + rows, :]                             # (B, H, r, Tk) view
         future = torch.ones(block.shape[-2], seq_k, dtype=torch.bool,
-                            device=scores.device).triu_(start + 1)             # (r, Tk)  j > i
+                            device=scores.device).triu_(start + 1 + offset)    # (r, Tk)  j > i+o
         block.masked_fill_(future, NEG_INF)
     return scores
 

@@ -1,0 +1,58 @@
+"""Position-wise feed-forward network as Keras builds it (mirrors tfimpl.numpy.feed_forward).
+
+    FFN(x) = act(x W_1 + b_1) W_2 + b_2,   Keras kernels W_1: (D, d_ff), W_2: (d_ff, D)
+
+Keras' Dense keeps its kernel as (in, out), y = x @ kernel + bias: the transpose of our (out, in)
+`weight` (tfimpl.keras.loaders does the mapping). The network is what Keras' own examples write,
+keras.Sequential([layers.Dense(d_ff, activation=act), layers.Dense(D)]).
+
+    relu(x)      = max(x, 0)
+    gelu(x)      = ½ x (1 + erf(x / √2))                      keras.activations.gelu(approximate=False)
+    gelu_tanh(x) = ½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))   keras.activations.gelu(approximate=True)
+"""
+
+from __future__ import annotations
+
+from tfimpl.keras._backend import keras
+from tfimpl.numpy._checks import check_activation
+
+
+def relu(x):
+    """max(x, 0)."""
+    return keras.activations.relu(x)
+
+
+def gelu(x):
+    """½ x (1 + erf(x / √2)), the exact GELU (Keras' default for "gelu")."""
+    return keras.activations.gelu(x, approximate=False)
+
+
+def gelu_tanh(x):
+    """½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+ACTIVATION_FNS = {"relu": relu, "gelu": gelu, "gelu_tanh": gelu_tanh}
+
+
+def feed_forward_layer(d_model: int, d_ff: int, activation: str = "gelu", dtype=None,
+                       name: str = "ffn"):
+    """An unbuilt keras.Sequential: Dense(d_ff, act) then Dense(d_model); dtype: a Keras dtype policy."""
+    check_activation(activation)
+    return keras.Sequential([
+        keras.layers.Dense(d_ff, activation=ACTIVATION_FNS[activation], dtype=dtype, name="ff1"),
+        keras.layers.Dense(d_model, dtype=dtype, name="ff2"),
+    ], name=name)
+
+
+def feed_forward(p, x, activation: str = "gelu"):
+    """(B, T, D) -> (B, T, D) through the (B, T, d_ff) hidden layer, weights p in tfimpl's layout."""
+    from tfimpl.keras.loaders import build_ffn
+
+    layer = build_ffn(p, activation, dtype=_dtype_of(x))
+    return layer(x)
+
+
+def _dtype_of(x) -> str:
+    """The Keras dtype name of an array or tensor (float64 stays float64)."""
+    return keras.backend.standardize_dtype(x.dtype)
