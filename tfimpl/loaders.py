@@ -2,14 +2,18 @@
 
     from_torch_mha / _encoder_layer / _decoder_layer / _transformer(sd)  torch.nn modules
     from_hf_bert(sd)                                                     transformers.BertModel
-    to_torch_*_state_dict(params), to_hf_bert_state_dict(params)         the inverse (tensors,
+    from_hf_gpt2(sd)                                 transformers.GPT2Model / GPT2LMHeadModel
+    to_torch_*_state_dict(params), to_hf_bert_state_dict(params),
+    to_hf_gpt2_state_dict(params)                                        the inverse (tensors,
         ready for module.load_state_dict, e.g. to build a library reference with our weights)
-    config_from_hf_bert(hf_config)                                       -> ModelConfig
+    config_from_hf_bert(hf_config), config_from_hf_gpt2(hf_config)      -> ModelConfig
 
 `from_*` return NumPy float64 arrays (cast with `.astype` or `tfimpl.params.to_torch`); values
 may be torch tensors or NumPy arrays (e.g. from safetensors). The names are listed in
 tfimpl.params. torch.nn's MultiheadAttention keeps Q, K and V in one `in_proj_weight` of shape
-(3D, D), rows [0, D) for Q, [D, 2D) for K, [2D, 3D) for V; we split it.
+(3D, D), rows [0, D) for Q, [D, 2D) for K, [2D, 3D) for V; we split it. GPT-2's `Conv1D`
+layers store the transpose, weight (in, out) with y = x @ W + b; its c_attn (D, 3D) holds Q, K,
+V in column blocks [0, D), [D, 2D), [2D, 3D).
 """
 
 from __future__ import annotations
@@ -240,3 +244,97 @@ def to_hf_bert_state_dict(params: dict) -> dict:
     n_layers = len(_layer_indices(params, r"encoder\.layers\.(\d+)\."))
     pairs = _hf_names(n_layers, pooler="pooler.weight" in params)
     return {theirs: _tensor(params[ours]) for ours, theirs in pairs}
+
+
+# ---- HuggingFace GPT-2 ------------------------------------------------------------------------
+
+_GPT2_LINEAR = (("ffn.ff1", "mlp.c_fc"), ("ffn.ff2", "mlp.c_proj"), ("self_attn.o", "attn.c_proj"))
+_GPT2_NORMS = (("norm1", "ln_1"), ("norm2", "ln_2"))
+_GPT2_IGNORED = re.compile(r"(\.attn\.bias|\.attn\.masked_bias|^lm_head\.weight)$")
+
+
+def _activation_from_hf(act: str) -> str:
+    activation = {"gelu": "gelu", "relu": "relu", "gelu_new": "gelu_tanh",
+                  "gelu_pytorch_tanh": "gelu_tanh"}.get(act)
+    if activation is None:
+        raise ValueError(f"activation must be gelu, relu, gelu_new or gelu_pytorch_tanh, got {act!r}")
+    return activation
+
+
+def from_hf_gpt2(sd: dict) -> dict[str, np.ndarray]:
+    """transformers GPT2Model / GPT2LMHeadModel state dict -> ours (kind "gpt").
+
+    The "transformer." prefix of GPT2LMHeadModel is stripped; its lm_head.weight is the token
+    table (tied), so it is not a parameter of its own. Conv1D weights are (in, out): transposed.
+    """
+    if any(key.startswith("transformer.") for key in sd):
+        sd = {key[len("transformer."):]: value for key, value in sd.items()
+              if key.startswith("transformer.")}
+    sd = {key: value for key, value in sd.items() if not _GPT2_IGNORED.search(key)}
+    where = "GPT2Model"
+    out = {"embeddings.word.weight": _to_numpy(_take(sd, "wte.weight", where)),
+           "embeddings.position.weight": _to_numpy(_take(sd, "wpe.weight", where))}
+    used = {"wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"}
+    for i in _layer_indices(sd, r"h\.(\d+)\."):
+        pre, ours = f"h.{i}.", f"layers.{i}."
+        w = _to_numpy(_take(sd, pre + "attn.c_attn.weight", where))            # (D, 3D) = (in, out)
+        b = _to_numpy(_take(sd, pre + "attn.c_attn.bias", where))              # (3D,)
+        for name, wq, bq in zip("qkv", np.split(w, 3, axis=1), np.split(b, 3)):
+            out[f"{ours}self_attn.{name}.weight"], out[f"{ours}self_attn.{name}.bias"] = wq.T, bq
+        for name, theirs in _GPT2_LINEAR:
+            out[f"{ours}{name}.weight"] = _to_numpy(_take(sd, f"{pre}{theirs}.weight", where)).T
+            out[f"{ours}{name}.bias"] = _to_numpy(_take(sd, f"{pre}{theirs}.bias", where))
+        for name, theirs in _GPT2_NORMS:
+            for leaf in ("weight", "bias"):
+                out[f"{ours}{name}.{leaf}"] = _to_numpy(_take(sd, f"{pre}{theirs}.{leaf}", where))
+        used |= {f"{pre}attn.c_attn.weight", f"{pre}attn.c_attn.bias"}
+        used |= {f"{pre}{t}.{leaf}" for _, t in _GPT2_LINEAR + _GPT2_NORMS for leaf in ("weight", "bias")}
+    out["norm.weight"] = _to_numpy(_take(sd, "ln_f.weight", where))
+    out["norm.bias"] = _to_numpy(_take(sd, "ln_f.bias", where))
+    unknown = sorted(set(sd) - used)
+    if unknown:
+        raise ValueError(f"state dict has keys a GPT2Model does not: {unknown[:5]}")
+    return out
+
+
+def to_hf_gpt2_state_dict(params: dict, lm_head: bool = True) -> dict:
+    """Ours (kind "gpt") -> transformers.GPT2LMHeadModel.load_state_dict input ("transformer."
+    prefix, lm_head.weight = the token table); lm_head=False gives GPT2Model's names."""
+    import torch
+
+    head = "transformer." if lm_head else ""
+    out = {f"{head}wte.weight": _tensor(params["embeddings.word.weight"]),
+           f"{head}wpe.weight": _tensor(params["embeddings.position.weight"]),
+           f"{head}ln_f.weight": _tensor(params["norm.weight"]),
+           f"{head}ln_f.bias": _tensor(params["norm.bias"])}
+    for i in _layer_indices(params, r"layers\.(\d+)\."):
+        pre, ours = f"{head}h.{i}.", f"layers.{i}."
+        qkv = [_tensor(params[f"{ours}self_attn.{n}.weight"]) for n in "qkv"]    # 3 x (D, D) (out, in)
+        out[pre + "attn.c_attn.weight"] = torch.cat(qkv).T.contiguous()         # (D, 3D) (in, out)
+        out[pre + "attn.c_attn.bias"] = _cat([params[f"{ours}self_attn.{n}.bias"] for n in "qkv"])
+        for name, theirs in _GPT2_LINEAR:
+            out[f"{pre}{theirs}.weight"] = _tensor(params[f"{ours}{name}.weight"]).T.contiguous()
+            out[f"{pre}{theirs}.bias"] = _tensor(params[f"{ours}{name}.bias"])
+        for name, theirs in _GPT2_NORMS:
+            for leaf in ("weight", "bias"):
+                out[f"{pre}{theirs}.{leaf}"] = _tensor(params[f"{ours}{name}.{leaf}"])
+    if lm_head:
+        out["lm_head.weight"] = out["transformer.wte.weight"]
+    return out
+
+
+def config_from_hf_gpt2(hf_config) -> ModelConfig:
+    """A transformers GPT2Config (or its dict) -> ModelConfig (decoder_only, pre-norm, final norm)."""
+    get = hf_config.get if isinstance(hf_config, dict) else lambda k, d=None: getattr(hf_config, k, d)
+    for key, wanted in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
+                        ("add_cross_attention", False)):
+        if get(key, wanted) != wanted:
+            raise ValueError(f"GPT2Config.{key} must be {wanted} (tfimpl's GPT-2 block), got {get(key)!r}")
+    d_model = get("n_embd")
+    inner = get("n_inner")
+    return ModelConfig(d_model=d_model, n_heads=get("n_head"), d_ff=inner or 4 * d_model,
+                       n_layers=get("n_layer"), vocab_size=get("vocab_size"),
+                       max_position=get("n_positions"), type_vocab_size=0,
+                       activation=_activation_from_hf(get("activation_function", "gelu_new")),
+                       norm_first=True, layer_norm_eps=get("layer_norm_epsilon", 1e-5),
+                       final_norm=True, decoder_only=True)

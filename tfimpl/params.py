@@ -13,6 +13,8 @@ NumPy backend, the PyTorch backend and the library references alike. The names, 
     transformer    encoder.*  decoder.*
     bert           embeddings.{word,position,token_type}.weight  embeddings.norm.*
                    encoder.layers.{i}.*  pooler.weight  pooler.bias
+    gpt            embeddings.word.weight (V, D, also the tied LM head)  embeddings.position.weight
+                   layers.{i}.* (encoder_layer names; pre-norm, causal)  norm.* (final, cfg.final_norm)
 
 Initial values (one `np.random.default_rng(seed)`, drawn in name order, so the same seed gives
 the same weights in any dtype): weights and embeddings ~ N(0, 0.02²) as in BERT; biases are
@@ -27,7 +29,7 @@ import numpy as np
 from tfimpl.config import ModelConfig
 
 KINDS = ("attention", "mha", "ffn", "encoder_layer", "decoder_layer", "encoder", "decoder",
-         "transformer", "bert")
+         "transformer", "bert", "gpt")
 INIT_STD = 0.02
 
 
@@ -102,6 +104,10 @@ def param_shapes(kind: str, cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
                 **_norm("embeddings.norm", d),
                 **_prefixed("encoder", param_shapes("encoder", cfg)),
                 **_linear("pooler", d, d)}
+    if kind == "gpt":
+        return {"embeddings.word.weight": (cfg.vocab_size, cfg.d_model),
+                "embeddings.position.weight": (cfg.max_position, cfg.d_model),
+                **_stack_shapes(_encoder_layer_shapes(cfg), cfg.n_layers, cfg)}
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
