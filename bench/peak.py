@@ -10,6 +10,12 @@ Not run, recorded as null with the reason: bf16 in NumPy (no such dtype) and fp1
 (no BLAS kernel: emulated at 0.4-3 GFLOP/s, one 2048³ matmul took 41 s). On CUDA, torch gets
 fp16, bf16 and tf32 (fp32 storage, TF32 tensor cores) too.
 
+Beside the matmul peak, the sustained memory bandwidth (bench.bandwidth: STREAM copy and triad
+on arrays well past the last-level cache, same threads, NumPy and torch) in result["bandwidth"],
+and the ridge point of the roofline, peak FLOP/s / triad bandwidth (FLOP per byte), per library
+and dtype in result["ridge"]: a step whose arithmetic intensity is below it cannot reach the
+matmul peak however good its kernel is.
+
 The result is cached as JSON in `~/.cache/tfbench/peak-<hostname>[-cuda]-<threads>.json` (or
 under $XDG_CACHE_HOME), valid while its key (CPU model, threads, device, torch and numpy
 versions, BLAS environment variables) matches this process, so a run can put it in meta.json
@@ -30,6 +36,7 @@ from bench.case import Measure
 
 DEFAULT_SIZES = (1024, 2048)
 DEFAULT_TIME_BUDGET_S = 12.0
+DEFAULT_BANDWIDTH_BUDGET_S = 4.0
 LIBRARIES = ("numpy", "torch")
 CPU_DTYPES = ("fp64", "fp32", "bf16", "fp16")
 CUDA_TORCH_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16")
@@ -131,13 +138,19 @@ def default_threads() -> int:
 
 def measure_peak(threads: int | None = None, sizes=DEFAULT_SIZES,
                  time_budget_s: float = DEFAULT_TIME_BUDGET_S, device: str = "cpu",
-                 clock: Callable[[], float] = time.perf_counter, seed: int = 0) -> dict:
+                 clock: Callable[[], float] = time.perf_counter, seed: int = 0,
+                 bandwidth_bytes: int | None = None,
+                 bandwidth_budget_s: float = DEFAULT_BANDWIDTH_BUDGET_S) -> dict:
     """Peak matmul GFLOP/s per library and dtype: {"numpy": {"fp64": g, ...}, "torch": {...},
-    "notes": {"numpy.bf16": reason, ...}, "details": {"torch.fp32": [per-size dicts]}, ...}.
+    "notes": {"numpy.bf16": reason, ...}, "details": {"torch.fp32": [per-size dicts]},
+    "bandwidth": bench.bandwidth.measure_bandwidth(...), "ridge": {lib: {dtype: FLOP/B}}, ...}.
 
-    `time_budget_s` of timed time is shared equally among the (library, dtype, size) points.
-    `load_avg_before` (1-minute load average at the start) tells whether other work competed.
+    `time_budget_s` of timed time is shared equally among the (library, dtype, size) points;
+    the bandwidth gets `bandwidth_budget_s` more, on arrays of `bandwidth_bytes` (default:
+    4x the last-level cache, at least 128 MiB). `load_avg_before` (1-minute load average at
+    the start) tells whether other work competed.
     """
+    from bench import bandwidth
     from bench.threads import fixed_threads
 
     if device not in ("cpu", "cuda"):
@@ -169,6 +182,9 @@ def measure_peak(threads: int | None = None, sizes=DEFAULT_SIZES,
                 points = [measure_one(lib, dt, n, settings, device, clock, seed) for n in sizes]
                 details[f"{lib}.{dt}"] = points
                 result[lib][dt] = max(p["gflops"] for p in points)
+        result["bandwidth"] = bandwidth.measure_bandwidth(threads, bandwidth_bytes, device,
+                                                          bandwidth_budget_s, clock, seed)
+    result["ridge"] = bandwidth.ridge_points(result, result["bandwidth"])
     result.update(notes=notes, details=details, threads=threads, device=device,
                   sizes=list(sizes), time_budget_s=time_budget_s, load_avg_before=load_before,
                   elapsed_s=time.perf_counter() - started, measured_at=time.time(),
@@ -205,13 +221,16 @@ def cache_key(threads: int, device: str = "cpu") -> dict:
 
 
 def load_cached(threads: int, device: str = "cpu", directory: Path | None = None) -> dict | None:
-    """The cached peak if its file is readable and its key matches this machine now."""
+    """The cached peak if its file is readable, its key matches this machine now and it has
+    the bandwidth (a cache written before bench.peak measured it is stale)."""
     path = cache_path(threads, device, directory)
     try:
         cached = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(cached, dict) or cached.get("key") != cache_key(threads, device):
+        return None
+    if not isinstance(cached.get("bandwidth"), dict):
         return None
     return cached
 

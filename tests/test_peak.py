@@ -30,9 +30,13 @@ def test_gflops_bad_input(n, seconds, key):
         peak.matmul_gflops(n, seconds)
 
 
+SMALL = dict(bandwidth_bytes=1 << 16, bandwidth_budget_s=0.01)   # 64 KiB bandwidth arrays
+
+
 def test_measure_peak_with_fake_clock():
     # 5 runnable (library, dtype) points x 2 sizes share 15 s: 1.5 s each = 3 samples of 0.5 s
-    result = peak.measure_peak(threads=1, sizes=(4, 8), time_budget_s=15.0, clock=StepClock(0.5))
+    result = peak.measure_peak(threads=1, sizes=(4, 8), time_budget_s=15.0, clock=StepClock(0.5),
+                               **SMALL)
     assert result["numpy"]["fp64"] == pytest.approx(2 * 8 ** 3 / 0.5 / 1e9)   # best size wins
     assert result["torch"]["bf16"] == pytest.approx(2 * 8 ** 3 / 0.5 / 1e9)
     small, large = result["details"]["torch.fp32"]
@@ -43,7 +47,8 @@ def test_measure_peak_with_fake_clock():
 
 
 def test_fp16_and_numpy_bf16_are_null_with_reasons():
-    result = peak.measure_peak(threads=1, sizes=(4,), time_budget_s=1.0, clock=StepClock(0.5))
+    result = peak.measure_peak(threads=1, sizes=(4,), time_budget_s=1.0, clock=StepClock(0.5),
+                               **SMALL)
     assert result["torch"]["fp16"] is None and "emulated" in result["notes"]["torch.fp16"]
     assert result["numpy"]["bf16"] is None and "bfloat16" in result["notes"]["numpy.bf16"]
     assert result["numpy"]["fp16"] is None
@@ -52,10 +57,13 @@ def test_fp16_and_numpy_bf16_are_null_with_reasons():
 
 
 def test_tiny_real_measurement():
-    result = peak.measure_peak(threads=1, sizes=(64,), time_budget_s=0.05)
+    result = peak.measure_peak(threads=1, sizes=(64,), time_budget_s=0.05, **SMALL)
     for lib, dt in [("numpy", "fp64"), ("numpy", "fp32"), ("torch", "fp32"), ("torch", "bf16")]:
         assert result[lib][dt] > 0
-    assert result["threads"] == 1
+        assert result["ridge"][lib][dt] == pytest.approx(result[lib][dt]
+                                                         / result["bandwidth"][lib]["triad"])
+    assert result["threads"] == 1 and result["bandwidth"]["threads"] == 1
+    assert result["ridge"]["torch"]["fp16"] is None
 
 
 @pytest.mark.parametrize("kwargs, key", [(dict(device="tpu"), "device"),
@@ -74,7 +82,8 @@ class FakeMeasure:
     def __call__(self, threads, device, **kwargs):
         self.calls += 1
         return {"numpy": {"fp64": 100.0 + self.calls}, "torch": {}, "threads": threads,
-                "device": device, "key": peak.cache_key(threads, device)}
+                "device": device, "key": peak.cache_key(threads, device),
+                "bandwidth": {"numpy": {"copy": 20.0, "triad": 18.0}}}
 
 
 def test_cache_roundtrip(tmp_path):
@@ -113,6 +122,10 @@ def test_stale_or_corrupt_cache_is_ignored(tmp_path):
     assert peak.load_cached(2, "cpu", tmp_path) is None
     path.write_text("{ torn")
     assert peak.load_cached(2, "cpu", tmp_path) is None
+    no_bandwidth = {k: v for k, v in stale.items() if k != "bandwidth"}
+    no_bandwidth["key"] = peak.cache_key(2)                 # right machine, written before
+    path.write_text(json.dumps(no_bandwidth))               # bandwidth was measured: stale
+    assert peak.load_cached(2, "cpu", tmp_path) is None
     peak.load_or_measure_peak(threads=2, directory=tmp_path, measure_fn=fake)
     assert fake.calls == 2
 
@@ -141,15 +154,17 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
 
 def test_command_json_end_to_end(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    rc = cli_main(["peak", "--threads", "1", "--sizes", "64", "--time-budget", "0.05", "--json"])
+    rc = cli_main(["peak", "--threads", "1", "--sizes", "64", "--time-budget", "0.05",
+                   "--bandwidth-mib", "1", "--json"])
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["threads"] == 1 and printed["numpy"]["fp32"] > 0
-    assert printed["source"] == "measured"
+    assert printed["source"] == "measured" and printed["bandwidth"]["torch"]["copy"] > 0
     assert (tmp_path / "tfbench" / peak.cache_path(1).name).exists()
     rc = cli_main(["peak", "--threads", "1", "--sizes", "64", "--time-budget", "0.05"])
     table = capsys.readouterr().out
     assert rc == 0 and "cached" in table and "torch" in table and "fp16" in table
+    assert "triad" in table and "ridge point" in table
 
 
 def test_command_rejects_bad_threads(capsys):

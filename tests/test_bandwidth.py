@@ -1,0 +1,81 @@
+"""bench.bandwidth: the kernels move the bytes they claim; GB/s arithmetic under a fake clock."""
+
+import numpy as np
+import pytest
+
+from bench import bandwidth
+
+
+class StepClock:
+    def __init__(self, step):
+        self.step, self.now = step, 0.0
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+def test_bytes_moved_is_streams_count():
+    assert bandwidth.bytes_moved("copy", 1000) == 16000        # read a, write c
+    assert bandwidth.bytes_moved("triad", 1000) == 24000       # read b and c, write a
+    with pytest.raises(ValueError, match="kernel"):
+        bandwidth.bytes_moved("scale", 10)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_numpy_copy_and_triad_touch_every_element(threads):
+    n = 3 * bandwidth.CHUNK_ELEMENTS + 17                      # a ragged last chunk
+    kernels = bandwidth.numpy_kernels(n, threads)
+    a, b, c = kernels["arrays"]
+    c[:] = -1.0
+    kernels["copy"]()
+    assert np.array_equal(c, a)                                # every claimed byte was written
+    b0, c0 = b.copy(), c.copy()
+    kernels["triad"]()
+    assert np.array_equal(a, b0 + bandwidth.TRIAD_SCALAR * c0)
+    kernels["close"]()
+
+
+def test_torch_kernels_touch_every_element():
+    torch = pytest.importorskip("torch")
+    kernels = bandwidth.torch_kernels(1001)
+    a, b, c = kernels["arrays"]
+    kernels["copy"]()
+    assert torch.equal(c, a)
+    kernels["triad"]()                                         # fused b + q·c (may use an FMA)
+    assert torch.allclose(a, b + bandwidth.TRIAD_SCALAR * c, rtol=1e-15, atol=1e-12)
+
+
+def test_gbps_from_the_best_sample():
+    result = bandwidth.measure_bandwidth(1, array_bytes=8 * 4096, time_budget_s=4.0,
+                                         clock=StepClock(0.01))
+    for lib in ("numpy", "torch"):                             # every call lasts 10 ms
+        assert result[lib]["copy"] == pytest.approx(2 * 8 * 4096 / 0.01 / 1e9)
+        assert result[lib]["triad"] == pytest.approx(3 * 8 * 4096 / 0.01 / 1e9)
+    assert result["details"]["numpy.copy"]["bytes"] == 2 * 8 * 4096
+
+
+def test_real_bandwidth_is_plausible():
+    result = bandwidth.measure_bandwidth(1, array_bytes=1 << 20, time_budget_s=0.05)
+    for lib in ("numpy", "torch"):
+        for kernel in bandwidth.KERNELS:
+            assert 0.1 < result[lib][kernel] < 10_000              # GB/s: not zero, not absurd
+
+
+def test_default_arrays_are_well_past_the_cache():
+    assert bandwidth.default_array_bytes(32 << 20) == 128 << 20
+    assert bandwidth.default_array_bytes(64 << 20) == 256 << 20
+    assert bandwidth.default_array_bytes(None) == bandwidth.MIN_ARRAY_BYTES
+
+
+def test_ridge_points():
+    ridge = bandwidth.ridge_points({"numpy": {"fp32": 100.0, "bf16": None}, "torch": {}},
+                                   {"numpy": {"triad": 20.0}})
+    assert ridge == {"numpy": {"fp32": 5.0, "bf16": None}, "torch": {}}
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="threads"):
+        bandwidth.measure_bandwidth(0)
+    with pytest.raises(ValueError, match="array_bytes"):
+        bandwidth.measure_bandwidth(1, array_bytes=4)
