@@ -1,66 +1,32 @@
-"""What can run: the one table of impl -> blocks, precisions, modes and devices.
+"""What can run: the one validation authority, derived from the declarations.
 
-The config loader rejects a case this table says cannot run (exit 2, before anything is
-measured), the registry builds only what it lists, and the precision module imports the
-precision columns. Nothing here imports torch at module level; `check` asks torch about CUDA
-only for a case that wants `device: cuda`.
+`check_fields(case)` gives the first reason a case cannot run, with the Case field to blame:
 
-    impl        blocks                                              precisions      modes
-    numpy       attention mha ffn encoder_layer encoder model      fp64 fp32       forward
-    torch       all six                                             all six         both
-    torch-sdpa  all six (attention through F.scaled_dot_product_attention)
-    torch-nn    attention (F.scaled_dot_product_attention under the MATH backend: torch's own
-                reference), mha (nn.MultiheadAttention), ffn (Linear-act-Linear),
-                encoder_layer (nn.TransformerEncoderLayer), encoder (nn.TransformerEncoder)
-    hf-bert     encoder_layer (BertLayer), encoder (BertEncoder), model (BertModel); post-norm,
-                not causal
+    impl        the declaration exists (bench.impls.get: built-in or plugin) and its
+                requirements import (else: how to install them)
+    block       the block is declared (bench/blocks.py) and the impl lists it
+    precision   the impl lists it; the precision's own facts on this backend and device
+                (bench.precision.backend_reason: NumPy has no bf16, tf32 is CUDA only, ...)
+    mode        declared (bench/modes.py) and listed by the impl
+    device      listed by the impl; CUDA present when asked for
+    activation  one of tfimpl.config.ACTIVATIONS
+    d_model     divisible by n_heads
+    causal      only for blocks that wire a causal mask
+    threads     no more than this process' CPUs
+    (impl)      the impl's own rules (BERT is post-norm, ...)
+
+bench.config calls it for every case of a sweep (exit 2 before anything runs) and the runner's
+build step re-checks the parts a config cannot know (bench.registry.prepare). Nothing here imports
+torch at module level; CUDA is queried only for a case that wants `device: cuda`.
 """
 
 from __future__ import annotations
 
 import os
 
-from bench.case import ACTIVATIONS, BLOCKS, MODES, PRECISIONS, Case
-
-TORCH_IMPLS = ("torch", "torch-sdpa", "torch-nn", "hf-bert")
-
-IMPL_BLOCKS: dict[str, tuple[str, ...]] = {
-    "numpy": BLOCKS,
-    "torch": BLOCKS,
-    "torch-sdpa": BLOCKS,
-    "torch-nn": ("attention", "mha", "ffn", "encoder_layer", "encoder"),
-    "hf-bert": ("encoder_layer", "encoder", "model"),
-}
-
-IMPL_PRECISIONS: dict[str, tuple[str, ...]] = {
-    "numpy": ("fp64", "fp32"),              # NumPy has no bfloat16 and no autocast
-    "torch": PRECISIONS,
-    "torch-sdpa": PRECISIONS,
-    "torch-nn": PRECISIONS,
-    "hf-bert": PRECISIONS,
-}
-
-IMPL_MODES: dict[str, tuple[str, ...]] = {
-    "numpy": ("forward",),                  # no autograd
-    "torch": MODES,
-    "torch-sdpa": MODES,
-    "torch-nn": MODES,
-    "hf-bert": MODES,
-}
-
-IMPL_DEVICES: dict[str, tuple[str, ...]] = {
-    "numpy": ("cpu",),
-    "torch": ("cpu", "cuda"),
-    "torch-sdpa": ("cpu", "cuda"),
-    "torch-nn": ("cpu", "cuda"),
-    "hf-bert": ("cpu", "cuda"),
-}
-
-IMPL_BACKEND: dict[str, str] = {impl: ("numpy" if impl == "numpy" else "torch")
-                                for impl in IMPL_BLOCKS}
-
-# Blocks with a causal mask wired in (the others would silently ignore `causal: true`).
-CAUSAL_BLOCKS = ("attention", "mha")
+from bench import blocks, impls, modes, precision
+from bench.case import Case
+from tfimpl.config import ACTIVATIONS
 
 # Precisions that run, but very slowly, on a CPU (no fp16 matmul kernels: ~1 GFLOP/s).
 CPU_SLOW_PRECISIONS = ("fp16",)
@@ -68,7 +34,10 @@ CPU_SLOW_PRECISIONS = ("fp16",)
 
 def supports(impl: str, block: str) -> bool:
     """True when `impl` has an implementation of `block`."""
-    return block in IMPL_BLOCKS.get(impl, ())
+    try:
+        return block in impls.get(impl).blocks
+    except impls.ImplError:
+        return False
 
 
 def available_cpus() -> int:
@@ -87,58 +56,76 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def precision_reason(impl: str, name: str, device: str) -> str | None:
+    """Why `impl` cannot run precision `name` on `device`, or None when it can."""
+    try:
+        decl = impls.get(impl)
+    except impls.ImplError as exc:
+        return str(exc)
+    precision.get(name)                                   # ValueError for an unknown name
+    if device not in decl.devices:
+        return (f"impl {impl!r} cannot run on device {device!r} "
+                f"(it runs on: {', '.join(decl.devices)})")
+    why = precision.backend_reason(name, decl.backend, device)
+    if name not in decl.precisions:
+        return (f"impl {impl!r} cannot run precision {name!r} "
+                f"(it runs: {', '.join(decl.precisions)})" + (f": {why}" if why else ""))
+    return why
+
+
 def check_fields(case: Case, *, cuda: bool | None = None,
                  cpus: int | None = None) -> tuple[str, str] | None:
     """(field, reason) for the first reason `case` cannot run, or None when it can.
 
     `cuda` and `cpus` default to asking this machine (cuda only when the case wants it).
     """
-    impl, block = case.impl, case.block
-    if impl not in IMPL_BLOCKS:
-        return "impl", f"unknown impl {impl!r}; allowed: {', '.join(IMPL_BLOCKS)}"
-    if not supports(impl, block):
-        return "impl", (f"impl {impl!r} cannot run block {block!r} "
-                        f"(it runs: {', '.join(IMPL_BLOCKS[impl])})")
-    if case.precision not in IMPL_PRECISIONS[impl]:
-        return "precision", (f"impl {impl!r} cannot run precision {case.precision!r} "
-                             f"(it runs: {', '.join(IMPL_PRECISIONS[impl])})")
-    if case.mode not in IMPL_MODES[impl]:
-        return "mode", (f"impl {impl!r} cannot run mode {case.mode!r} "
-                        f"(it runs: {', '.join(IMPL_MODES[impl])})")
-    if case.device not in IMPL_DEVICES[impl]:
-        return "device", (f"impl {impl!r} cannot run on device {case.device!r} "
-                          f"(it runs on: {', '.join(IMPL_DEVICES[impl])})")
+    try:
+        decl = impls.get(case.impl)
+    except impls.ImplError as exc:
+        return "impl", str(exc)
+    missing = decl.missing_requirement()
+    if missing:
+        hint = f"; install it with: {decl.install}" if decl.install else ""
+        return "impl", f"impl {case.impl!r} needs the package {missing!r}, not installed{hint}"
+    if case.block not in blocks.BLOCKS:
+        return "block", f"unknown block {case.block!r}; allowed: {', '.join(blocks.names())}"
+    if case.block not in decl.blocks:
+        return "impl", (f"impl {case.impl!r} cannot run block {case.block!r} "
+                        f"(it runs: {', '.join(decl.blocks)})")
+    if case.mode not in modes.MODES:
+        return "mode", f"unknown mode {case.mode!r}; allowed: {', '.join(modes.names())}"
+    if case.mode not in decl.modes:
+        return "mode", (f"impl {case.impl!r} cannot run mode {case.mode!r} "
+                        f"(it runs: {', '.join(decl.modes)})")
+    if case.device not in decl.devices:
+        return "device", (f"impl {case.impl!r} cannot run on device {case.device!r} "
+                          f"(it runs on: {', '.join(decl.devices)})")
     if case.device == "cuda" and not (cuda_available() if cuda is None else cuda):
         return "device", "device 'cuda' asked for, but torch.cuda.is_available() is False here"
-    device_reason = _precision_on_device(case)
-    if device_reason:
-        return "precision", device_reason
+    try:
+        reason = precision_reason(case.impl, case.precision, case.device)
+    except ValueError as exc:
+        return "precision", str(exc)
+    if reason:
+        return "precision", reason
     if case.activation not in ACTIVATIONS:
         return "activation", (f"unknown activation {case.activation!r}; "
                               f"allowed: {', '.join(ACTIVATIONS)}")
     if case.d_model % case.n_heads:
         return "d_model", (f"d_model={case.d_model} is not divisible by "
                            f"n_heads={case.n_heads}")
-    if impl == "hf-bert" and case.norm_first:
-        return "norm_first", "hf-bert (BERT) is post-norm only; norm_first must be false"
-    if impl == "hf-bert" and case.causal:
-        return "causal", "hf-bert runs BERT's bidirectional encoder; causal must be false"
+    if decl.rules is not None:
+        problem = decl.rules(case)
+        if problem:
+            return problem
     n_cpus = available_cpus() if cpus is None else cpus
     if case.threads > n_cpus:
         return "threads", (f"threads={case.threads} is more than the {n_cpus} CPUs "
                            f"this machine gives the process")
-    if case.causal and block not in CAUSAL_BLOCKS:
-        return "causal", (f"causal masking is wired only for {', '.join(CAUSAL_BLOCKS)}, "
-                          f"not {block!r}")
+    if case.causal and not blocks.get(case.block).causal:
+        causal = ", ".join(b.name for b in blocks.BLOCKS.values() if b.causal)
+        return "causal", f"causal masking is wired only for {causal}, not {case.block!r}"
     return None
-
-
-def _precision_on_device(case: Case) -> str | None:
-    """Precision x device facts (TF32 is CUDA only, bf16 needs compute capability 8.0+):
-    bench.precision decides them (it asks CUDA only for a CUDA case)."""
-    from bench import precision
-
-    return precision.supported(case.impl, case.precision, case.device)
 
 
 def check(case: Case, *, cuda: bool | None = None, cpus: int | None = None) -> str | None:

@@ -11,12 +11,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-IMPLS = ("numpy", "torch", "torch-sdpa", "torch-nn", "hf-bert")
-BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
-PRECISIONS = ("fp64", "fp32", "tf32", "bf16", "fp16", "amp-bf16", "amp-fp16")
+# What each field may hold is declared elsewhere, once: implementations in bench/impls/, blocks
+# in bench/blocks.py, modes in bench/modes.py, precisions in bench/precision.py, activations in
+# tfimpl/config.py; bench.capabilities checks a case against them.
 DEVICES = ("cpu", "cuda")
-MODES = ("forward", "forward+backward")
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 
 
 @dataclass(frozen=True)

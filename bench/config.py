@@ -22,10 +22,10 @@ from typing import Any, Iterable
 
 import yaml
 
-from bench import capabilities
-from bench.case import (ACTIVATIONS, BLOCKS, CASE_FIELDS, DEVICES, IMPLS, MODES, PRECISIONS,
-                        Case, Measure)
+from bench import blocks, capabilities, impls, modes, precision
+from bench.case import CASE_FIELDS, DEVICES, Case, Measure
 from bench.sweep import SweepError, expand, expand_axis, zip_groups
+from tfimpl.config import ACTIVATIONS
 
 TOP_KEYS = ("name", "description", "measure", "defaults", "executor",
             "sweeps", "fixed", "grid", "zip", "exclude")
@@ -40,8 +40,10 @@ OVERRIDE_FILE = "--set"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 
 # How each Case field is checked. Every field of bench.case.Case appears exactly once.
-FIELD_CHOICES = {"impl": IMPLS, "block": BLOCKS, "precision": PRECISIONS, "device": DEVICES,
-                 "mode": MODES, "activation": ACTIVATIONS}
+# (impl is any built-in or plugin name bench.impls resolves; the rest come from declarations.)
+FIELD_CHOICES = {"block": blocks.names(), "precision": precision.NAMES, "device": DEVICES,
+                 "mode": modes.names(), "activation": ACTIVATIONS}
+PLUGIN_FIELDS = ("impl",)       # a built-in or plugin name, resolved by bench.impls.get
 POSITIVE_INT_FIELDS = ("batch", "seq_len", "d_model", "n_heads", "d_ff", "layers", "threads",
                        "vocab_size")
 NON_NEGATIVE_INT_FIELDS = ("seed",)
@@ -308,7 +310,14 @@ def _check_field(key: str, value: Any, where: str) -> None:
     """One value of Case field `key` (from defaults, fixed, a grid axis or an exclude)."""
     if key not in CASE_FIELDS:
         raise SweepError(where, f"unknown key; allowed: {', '.join(CASE_FIELDS)}")
-    if key in FIELD_CHOICES:
+    if key == "impl":
+        if not isinstance(value, str):
+            raise SweepError(where, f"must be a string naming an implementation, got {value!r}")
+        try:
+            impls.get(value)
+        except impls.ImplError as exc:
+            raise SweepError(where, str(exc)) from None
+    elif key in FIELD_CHOICES:
         if value not in FIELD_CHOICES[key] or not isinstance(value, str):
             raise SweepError(where, f"must be one of {', '.join(FIELD_CHOICES[key])}; "
                                     f"got {value!r}")

@@ -11,11 +11,11 @@ FlopCounterMode knows the CUDA fused attention kernels but not these, which coun
   subtracted, as torch does not). Backward: torch's `sdpa_backward_flop_count` (5 matmuls).
 - `aten._scaled_dot_product_fused_attention_overrideable` (+ backward): same formulas.
 - `aten._native_multi_head_attention`: the `nn.MultiheadAttention` inference fast path, one op
-  doing projections + attention + output projection (D = embed_dim, Tq query, Tk key tokens):
-  2·Tq·D² (Q) + 2·2·Tk·D² (K, V) + 4·Tq·Tk·D (attention) + 2·Tq·D² (output), per sequence.
-- `aten._transformer_encoder_layer_fwd`: the `nn.TransformerEncoderLayer` fast path: the
-  self-attention above with Tq = Tk = T, plus the feed-forward 2·2·T·D·d_ff, per sequence. A
-  nested (padding-removed) input counts each sequence at its own length.
+  doing projections + attention + output projection;
+- `aten._transformer_encoder_layer_fwd`: the `nn.TransformerEncoderLayer` fast path: that
+  self-attention plus the feed-forward. Both counted per sequence with
+  tfimpl.costs.library_ops (the formulas live there); a nested (padding-removed) input counts
+  each sequence at its own length.
 
 Autocast or bf16 change dtypes, not shapes, so the count does not change.
 """
@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-_ATTENTION_MATMULS = 2   # QKᵀ and weights·V
+from tfimpl.costs import library_ops
+
 
 
 def _sdpa_forward(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -50,11 +51,8 @@ def _sequence_lengths(x) -> list[int]:
 
 
 def self_attention_block_flops(t_q: int, t_k: int, d_model: int) -> int:
-    """Projections + attention + output projection for one sequence (see module docstring)."""
-    projections = 2 * t_q * d_model * d_model + 2 * 2 * t_k * d_model * d_model
-    attention = _ATTENTION_MATMULS * 2 * t_q * t_k * d_model
-    output = 2 * t_q * d_model * d_model
-    return projections + attention + output
+    """Projections + attention + output projection for one sequence (tfimpl.costs)."""
+    return library_ops.self_attention_flops(t_q, t_k, d_model)
 
 
 def _native_mha_flops(query, key, value, embed_dim, num_head, *args, out_val=None, **kwargs) -> int:
@@ -67,8 +65,7 @@ def _encoder_layer_fast_flops(src, embed_dim, num_heads, *args, out_val=None, **
     ffn_weight_1 = kwargs.get("ffn_weight_1", args[11] if len(args) > 11 else None)
     d_ff = int(ffn_weight_1.shape[0])                       # (d_ff, D)
     d_model = int(embed_dim)
-    return sum(self_attention_block_flops(t, t, d_model) + 2 * 2 * t * d_model * d_ff
-               for t in _sequence_lengths(src))
+    return sum(library_ops.encoder_layer_flops(t, d_model, d_ff) for t in _sequence_lengths(src))
 
 
 _native_mha_flops._get_raw = True

@@ -24,8 +24,9 @@ a lower bound for the attention-matrix term. Autocast also re-casts weights per 
 do not require grad (its cast cache holds only leaf tensors that require grad): transient
 low-precision copies of the weights, not in the activation model.
 
-Which impl may run which precision is bench.capabilities' table; this module adds the facts
-that are about the precision itself (NumPy dtypes, tf32 is CUDA-only, bf16 needs sm_80+).
+Which impl may run which precision is its declaration's (bench/impls/); this module holds the
+facts about the precision itself (NumPy dtypes, tf32 is CUDA-only, bf16 needs sm_80+), and
+bench.capabilities puts the two together.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from typing import Iterator, Mapping
-
-from bench import capabilities
 
 REFERENCE = "fp64"          # every case's accuracy is measured against this
 BASELINE = "fp32"           # speedups and memory ratios are against this
@@ -88,31 +87,22 @@ def get(name: str) -> Precision:
         raise ValueError(f"precision: unknown {name!r}; allowed: {', '.join(NAMES)}") from None
 
 
-def supported(impl: str, precision: str, device: str) -> str | None:
-    """Why `impl` cannot run `precision` on `device`, or None when it can.
+def backend_reason(precision: str, backend: str, device: str) -> str | None:
+    """Why a `backend` ("numpy" | "torch" | ...) cannot run `precision` on `device`, or None.
 
-    Impl x precision and impl x device come from bench.capabilities; precision x device
-    (tf32 is CUDA only; bf16 on CUDA needs compute capability 8.0+) is decided here. CUDA is
-    queried only for a CUDA bf16 case.
+    Facts about the precision itself: NumPy has no bfloat16 and no autocast (fp16 there would be
+    storage only); tf32 is a cuBLAS setting, CUDA only; bf16 on CUDA needs compute capability
+    8.0+ (CUDA is queried only for a CUDA bf16 case). Which implementation may run which
+    precision is its declaration's (bench.capabilities puts the two together).
     """
     p = get(precision)
-    if impl not in capabilities.IMPL_BLOCKS:
-        return f"unknown impl {impl!r}; allowed: {', '.join(capabilities.IMPL_BLOCKS)}"
-    if device not in capabilities.IMPL_DEVICES[impl]:
-        return (f"impl {impl!r} cannot run on device {device!r} "
-                f"(it runs on: {', '.join(capabilities.IMPL_DEVICES[impl])})")
-    backend = capabilities.IMPL_BACKEND[impl]
     if backend == "numpy" and p.numpy is None:
         return (f"NumPy runs fp64 and fp32 only: it has no bfloat16 and no autocast, and fp16 "
-                f"there would be storage only; {precision!r} is not run with impl {impl!r}")
+                f"there would be storage only; {precision!r} is not run on NumPy")
     if p.tf32 and backend != "torch":
-        return f"{precision!r} is a cuBLAS setting; impl {impl!r} does not use torch"
+        return f"{precision!r} is a cuBLAS setting; backend {backend!r} does not use torch"
     if p.cuda_only and device != "cuda":
         return f"{precision!r} is a CUDA tensor-core mode; device is {device!r}"
-    allowed = capabilities.IMPL_PRECISIONS[impl] + (("tf32",) if backend == "torch" else ())
-    if precision not in allowed:
-        return (f"impl {impl!r} cannot run precision {precision!r} "
-                f"(it runs: {', '.join(allowed)})")
     if device == "cuda" and "bfloat16" in (p.storage, p.autocast) and not _cuda_bf16():
         return f"{precision!r} needs a GPU with bfloat16 (compute capability 8.0+)"
     return None

@@ -3,7 +3,8 @@
 Steps (only step 4 is timed):
   1. memory guard (bench.guard): a case predicted not to fit is `skipped: needs X GiB, ...`
   2. threads fixed for the whole case (bench.threads.fixed_threads(case.threads))
-  3. prepare (bench.registry): seeded weights and inputs, the callable `fn`
+  3. plan (bench.plan: declarations + analytic costs, recorded) and prepare (bench.registry:
+     the impl's build): seeded weights and inputs, the callable `fn`
   4. budget probe (bench.budget): over Measure.budget_s -> `skipped: estimated N s > budget M s`;
      time it (bench.timer.measure_time; CUDA: synchronize around each sample)
   5. FLOPs counted once (torch; bench.flops.count_flops) vs analytic (tfimpl.costs)
@@ -24,7 +25,15 @@ import socket
 import time
 from typing import Callable
 
+from bench import budget, guard, memory, modes
+from bench.accuracy import attention_errors, errors
 from bench.case import CASE_FIELDS, Case, Measure
+from bench.flops import count_flops
+from bench.plan import FACT_KEYS, plan
+from bench.registry import Unsupported
+from bench.registry import prepare as default_prepare
+from bench.threads import fixed_threads
+from bench.timer import measure_time
 
 RESULT_KEYS = (
     "case_id", "status",
@@ -36,7 +45,7 @@ RESULT_KEYS = (
     "attn_max_abs_err", "attn_max_rel_err", "attn_rel_l2_err",
     "hostname", "pid", "node_id", "gpu_name", "gpu_uuid", "start_time", "end_time", "elapsed_s",
     "executor",
-)
+) + tuple(k for k in FACT_KEYS if k not in ("flops_analytic", "peak_bytes_predicted"))
 RECORD_KEYS = CASE_FIELDS + RESULT_KEYS
 # Filled from where the case ran, kept even when it failed.
 _PLACE_KEYS = ("case_id", "status", "hostname", "pid", "node_id", "gpu_name", "gpu_uuid",
@@ -88,15 +97,13 @@ def run_case(case: Case, measure: Measure, prepare: Callable | None = None) -> d
     try:
         record["gpu_name"], record["gpu_uuid"] = _gpu_identity(case)
         if prepare is None:
-            from bench.registry import prepare
+            prepare = default_prepare
         _measure_into(record, case, measure, prepare)
         record["status"] = "ok"
     except Skip as reason:
         _clear(record)
         record["status"] = f"skipped: {reason}"
     except Exception as exc:           # MemoryError included; KeyboardInterrupt is not
-        from bench.registry import Unsupported
-
         _clear(record)
         if isinstance(exc, Unsupported):
             record["status"] = f"skipped: {exc}"
@@ -115,16 +122,12 @@ def _clear(record: dict) -> None:
 
 
 def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable) -> None:
-    from bench import guard
-    from bench.threads import fixed_threads
-
-    reason = guard.check(case, measure)
+    planned = plan(case)
+    reason = guard.check(case, measure, planned=planned)
     if reason:
         raise Skip(reason)
-    from bench.registry import backend_of
-
-    with fixed_threads(case.threads, backend_of(case.impl)):
-        _analytic_into(record, case)
+    with fixed_threads(case.threads, planned.backend):
+        record.update(planned.facts())
         prepared = prepare(case)
         try:
             sync = _sync_for(prepared.device)
@@ -159,8 +162,6 @@ def _sync_for(device: str):
 
 def _check_budget(record: dict, case: Case, prepared, measure: Measure, sync) -> None:
     """Skip a case the analytic gate or one probe call says would exceed Measure.budget_s."""
-    from bench import budget
-
     probe_s, reason = budget.probe(prepared.fn, measure.budget_s, measure=measure,
                                    flops=record["flops_analytic"], device=case.device,
                                    precision=case.precision,
@@ -171,49 +172,26 @@ def _check_budget(record: dict, case: Case, prepared, measure: Measure, sync) ->
 
 
 def _time_into(record: dict, fn: Callable, measure: Measure, sync) -> None:
-    from bench.timer import measure_time
-
     stats = measure_time(fn, measure, sync=sync)
     record.update(stats.to_record())
 
 
 def predict(case: Case) -> dict:
-    """The analytic side of a record: FLOPs (forward, + backward in forward+backward mode) and
-    the predicted peak bytes above baseline, both from tfimpl.costs."""
-    from bench.guard import bytes_per_element
-    from bench.registry import attn_impl_of, backend_of, model_config
-    from tfimpl import costs
-
-    cfg = model_config(case)
-    flops = costs.forward_flops(case.block, cfg, case.batch, case.seq_len,
-                                causal=case.causal)["total"]
-    if case.mode == "forward+backward":
-        flops += costs.backward_flops(case.block, cfg, case.batch, case.seq_len,
-                                      causal=case.causal)["total"]
-    peak = costs.predicted_peak_bytes(case.block, cfg, case.batch, case.seq_len,
-                                      bytes_per_element(case.precision),
-                                      attn_impl_of(case.impl, case.block),
-                                      case.mode, causal=case.causal, threads=case.threads,
-                                      backend=backend_of(case.impl))
-    return {"flops_analytic": int(flops), "peak_bytes_predicted": int(peak)}
-
-
-def _analytic_into(record: dict, case: Case) -> None:
-    record.update(predict(case))
+    """The analytic side of a record: FLOPs (the mode's parts: forward, + backward) and the
+    predicted peak bytes above baseline, both from tfimpl.costs (bench.plan)."""
+    planned = plan(case)
+    return {"flops_analytic": planned.flops_analytic,
+            "peak_bytes_predicted": planned.peak_bytes_predicted}
 
 
 def _flops_into(record: dict, prepared) -> None:
     """FlopCounterMode once (torch.nn's fast path off: the counter sees 0 inside it)."""
-    from bench.flops import count_flops
-
     counted = int(count_flops(prepared.flops_fn))
     record["flops_counted"] = counted
     record["flops_match"] = counted == record["flops_analytic"]
 
 
 def _memory_into(record: dict, prepared) -> None:
-    from bench import memory
-
     # One call serves both: the exact tracker (tracemalloc / profiler / CUDA) runs inside the
     # RSS sampler, so the cross-check column costs no extra forward.
     exact: dict = {}
@@ -229,15 +207,12 @@ def _memory_into(record: dict, prepared) -> None:
 
 def _accuracy_into(record: dict, case: Case, output, weights, prepare: Callable) -> None:
     """Errors of the case's output against the same impl at fp64 (same weights and inputs)."""
-    from bench.accuracy import attention_errors, errors
-
-    from bench.registry import Unsupported
-
     if case.precision == "fp64":
         ref_output, ref_weights = output, weights
     else:
         try:
-            reference = prepare(dataclasses.replace(case, precision="fp64", mode="forward"))
+            reference = prepare(dataclasses.replace(case, precision="fp64",
+                                                    mode=modes.get(case.mode).reference_mode))
         except Unsupported:
             return                            # no fp64 of this impl/device: errors stay null
         try:

@@ -7,7 +7,7 @@ import pytest
 
 from bench import capabilities
 from bench.case import CASE_FIELDS, Case
-from bench.config import (BOOL_FIELDS, FIELD_CHOICES, NON_NEGATIVE_INT_FIELDS,
+from bench.config import (BOOL_FIELDS, FIELD_CHOICES, NON_NEGATIVE_INT_FIELDS, PLUGIN_FIELDS,
                           POSITIVE_INT_FIELDS, ConfigError, ExecutorConfig, config_hash,
                           load_config, parse_bytes)
 
@@ -338,7 +338,7 @@ def test_max_memory_accepted(tmp_path):
 # --- capabilities ----------------------------------------------------------------------------
 
 def test_every_case_field_has_exactly_one_rule():
-    rules = list(FIELD_CHOICES) + list(POSITIVE_INT_FIELDS) + list(NON_NEGATIVE_INT_FIELDS) \
+    rules = list(FIELD_CHOICES) + list(PLUGIN_FIELDS) + list(POSITIVE_INT_FIELDS) + list(NON_NEGATIVE_INT_FIELDS) \
         + list(BOOL_FIELDS)
     assert sorted(rules) == sorted(CASE_FIELDS)
 

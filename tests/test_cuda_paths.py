@@ -8,6 +8,8 @@ errors inside the tolerance model. Speed is measured by configs, never asserted 
 """
 
 import pytest
+
+from bench import capabilities
 import torch
 import torch.nn.functional as F
 
@@ -55,7 +57,7 @@ def test_tf32_rounds_like_tf32():
 def test_low_precision_matmul_within_tolerance(name):
     if "bf16" in name and not _sm80():
         pytest.skip("bf16 needs compute capability 8.0+")
-    assert P.supported("torch", name, "cuda") is None
+    assert capabilities.precision_reason("torch", name, "cuda") is None
     errs = _matmul_errors(name)
     assert A.within_tolerance(errs, name, K)[0], errs
     assert not A.within_tolerance(errs, "fp32", K)[0], errs

@@ -6,11 +6,12 @@ import torch
 import torch.nn.functional as F
 
 from bench import precision as P
-from bench.case import PRECISIONS as CASE_PRECISIONS
+from bench import capabilities, impls
 
 
 def test_every_case_precision_is_in_the_table():
-    assert set(CASE_PRECISIONS) <= set(P.NAMES)
+    for name in impls.names():
+        assert set(impls.get(name).precisions) <= set(P.NAMES)
     assert P.get(P.REFERENCE).storage == "float64"
 
 
@@ -48,7 +49,7 @@ def test_amp_activation_width_is_the_autocast_dtype():
     ("jax", "fp32", "cpu", "unknown impl 'jax'"),
 ])
 def test_supported_gives_a_reason(impl, precision, device, fragment):
-    assert fragment in P.supported(impl, precision, device)
+    assert fragment in capabilities.precision_reason(impl, precision, device)
 
 
 @pytest.mark.parametrize("impl, precision", [
@@ -56,12 +57,12 @@ def test_supported_gives_a_reason(impl, precision, device, fragment):
     ("torch-sdpa", "amp-bf16"), ("torch-nn", "amp-fp16"), ("hf-bert", "fp64"),
 ])
 def test_supported_on_cpu(impl, precision):
-    assert P.supported(impl, precision, "cpu") is None
+    assert capabilities.precision_reason(impl, precision, "cpu") is None
 
 
 def test_supported_rejects_unknown_precision():
     with pytest.raises(ValueError, match="allowed"):
-        P.supported("torch", "int8", "cpu")
+        capabilities.precision_reason("torch", "int8", "cpu")
 
 
 def _params():

@@ -1,0 +1,79 @@
+"""`numpy`: tfimpl.numpy, the Transformer written from scratch in NumPy (forward only).
+
+Attention is the explicit path: the (B, H, T, T) scores made once, soft-maxed in place, tile by
+tile (tfimpl.tiling). The attention weights are exposed for the accuracy check.
+"""
+
+from __future__ import annotations
+
+from bench import precision
+from bench.case import Case
+from bench.impls.base import Impl, Prepared, Unsupported
+from bench.impls.common import (float64_output, make_inputs, make_params, model_config,
+                                tfimpl_modules)
+
+
+def build(case: Case) -> Prepared:
+    if case.mode != "forward":
+        raise Unsupported("numpy implements the forward pass only")
+    attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.numpy")
+    cfg = model_config(case)
+    dtype = precision.cast_dtype(case.precision, "numpy")
+    p = {k: v.astype(dtype) for k, v in make_params(case, cfg).items()}
+    inputs = {k: (v if v.dtype.kind == "i" else v.astype(dtype))
+              for k, v in make_inputs(case).items()}
+    call = _call(case, cfg, p, inputs, attention, feed_forward, layers, bert)
+    last: list = [None]
+
+    def fn():
+        last[0] = call()
+        return last[0]
+
+    def with_weights():                           # (out, weights) of one call
+        if case.block == "attention":
+            return attention.scaled_dot_product_attention(
+                inputs["q"], inputs["k"], inputs["v"], causal=case.causal, return_weights=True)
+        return attention.multi_head_attention(p, inputs["x"], inputs["x"], case.n_heads,
+                                              causal=case.causal, return_weights=True)
+
+    def weights():
+        if case.block not in ("attention", "mha"):
+            return None
+        return with_weights()[1]       # bench.accuracy widens it chunk by chunk
+
+    def evaluate():                    # output and weights from one call
+        out, w = with_weights()
+        return float64_output(out), w
+
+    return Prepared(fn=fn, output=lambda: float64_output(last[0]), backend="numpy",
+                    device="cpu", attention_weights=weights,
+                    evaluate=evaluate if case.block in ("attention", "mha") else None)
+
+
+def _call(case, cfg, p, inputs, attention, feed_forward, layers, bert):
+    block = case.block
+    if block == "attention":
+        q, k, v = inputs["q"], inputs["k"], inputs["v"]
+        return lambda: attention.scaled_dot_product_attention(q, k, v, causal=case.causal)
+    if block == "mha":
+        x = inputs["x"]
+        return lambda: attention.multi_head_attention(p, x, x, case.n_heads, causal=case.causal)
+    if block == "ffn":
+        x = inputs["x"]
+        return lambda: feed_forward.feed_forward(p, x, activation=case.activation)
+    if block == "encoder_layer":
+        x = inputs["x"]
+        return lambda: layers.encoder_layer(p, x, cfg)
+    if block == "encoder":
+        x = inputs["x"]
+        return lambda: layers.encoder(p, x, cfg)
+    ids = inputs["input_ids"]
+    return lambda: bert.bert(p, ids, cfg)[0]
+
+
+IMPL = Impl(
+    name="numpy", description="tfimpl.numpy: from scratch in NumPy (forward only)",
+    backend="numpy",
+    blocks=("attention", "mha", "ffn", "encoder_layer", "encoder", "model"),
+    precisions=("fp64", "fp32"), modes=("forward",), devices=("cpu",),
+    attention="explicit", exposes_weights=True, build=build)

@@ -1,0 +1,19 @@
+"""`torch-sdpa`: tfimpl.torch with torch's fused F.scaled_dot_product_attention (the (B, H, T, T)
+matrix never exists; the weights are not exposed)."""
+
+from __future__ import annotations
+
+from bench.case import Case
+from bench.impls.base import Impl, Prepared
+from bench.impls.torch_ours import BLOCKS, PRECISIONS, build_tfimpl_torch
+
+
+def build(case: Case) -> Prepared:
+    return build_tfimpl_torch(case, "sdpa")
+
+
+IMPL = Impl(
+    name="torch-sdpa", description="tfimpl.torch, attention through the fused SDPA kernel",
+    backend="torch", blocks=BLOCKS, precisions=PRECISIONS,
+    modes=("forward", "forward+backward"), devices=("cpu", "cuda"),
+    attention="sdpa", exposes_weights=False, build=build)
