@@ -22,6 +22,8 @@ EXPECTED = {
     "ffn": ["h = X·W_1ᵀ + b_1", "Φ(h)", "a = GELU(h)", "y = a·W_2ᵀ + b_2", "(3×16)"],
     "encoder_layer": ["a = MHA(X)", "r1 = X + a", "h = LayerNorm_1(r1)", "f = FFN(h)",
                       "r2 = h + f", "out = LayerNorm_2(r2)", "nn.TransformerEncoderLayer"],
+    "gradients": ["log10(RMS ∂L/∂x_0", "log10(‖∂L/∂θ_0‖", "post-norm, no residual",
+                  "Xavier init", "gradient_flow.png"],
 }
 
 

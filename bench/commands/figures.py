@@ -1,4 +1,5 @@
-"""`python -m bench figures --out DIR`: positional_encoding.png and attention_pattern.png.
+"""`python -m bench figures --out DIR`: positional_encoding.png, attention_pattern.png and
+gradient_flow.png (per-layer gradient norms at initialisation, see `bench explain gradients`).
 
 The attention figure shows the pretrained all-MiniLM-L6-v2 run through our NumPy BERT when the
 `pretrained` extra is installed; otherwise (or with --random) a randomly initialised model of
@@ -64,6 +65,11 @@ def main(args: argparse.Namespace) -> int:
           f"{source.weights[0].shape[0]} heads available, {len(source.tokens)} tokens)")
     pe_path = positional_encoding_figure(out / PE_FILE)
     print(f"wrote {pe_path}  (sinusoidal table, columns as curves, PE·PEᵀ vs distance)")
+    from bench.guide.gradients import GRADIENT_FLOW_FILE, INITS, gradient_flow, gradient_flow_figure
+
+    flow_path = gradient_flow_figure(out / GRADIENT_FLOW_FILE,
+                                     {init: gradient_flow(seed=args.seed, init=init) for init in INITS})
+    print(f"wrote {flow_path}  (gradient norms per layer at init: residual vs none, post- vs pre-norm)")
     print(f"attention figure shows: {source.description}")
     if not source.pretrained:
         print("NOTE: not a trained model; install the extra for real attention patterns: "

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.guide.gradients import explain_gradients
 from bench.guide.printer import STEPS, Printer
 from tfimpl.config import ModelConfig
 from tfimpl.loaders import to_torch_encoder_layer_state_dict, to_torch_mha_state_dict
@@ -287,6 +288,8 @@ TOPICS: dict[str, tuple[str, Callable[[Printer, int], None]]] = {
     "ffn": ("position-wise feed-forward with GELU", ffn),
     "encoder_layer": ("a whole post-norm encoder layer: attention, residuals, norms, FFN",
                       encoder_layer),
+    "gradients": ("gradient norms per layer: residual vs none, post- vs pre-norm, at init",
+                  explain_gradients),
 }
 
 
