@@ -12,8 +12,11 @@ Masks, ours vs Keras':
          True = real token; a query row with no allowed key gets all-zero weights.
   Keras  `attention_mask` (B, Tq, Tk), True/1 = may attend (same polarity as ours; torch.nn's
          attn_mask is the opposite), no head axis: one mask for all heads. Masked scores are set
-         to a large negative number (-1e9 in float32/64), not -inf, so a query row with no allowed
-         key gets uniform weights 1/Tk over all keys instead of zeros.
+         to a large negative number (-1e9 in float32/64), not -inf. A query row with no allowed
+         key then depends on the path (below): the Softmax layer zeroes masked weights after the
+         softmax (zero weights, as ours), keras.ops.dot_product_attention does not (uniform
+         weights 1/Tk, the mean of V). MultiHeadAttention takes the second path unless asked for
+         the scores, so its output on such a row changes with return_attention_scores.
 So `mask` here must have a head axis of size 1, and the key padding mask becomes (B, 1, Tk).
 
 Two computations, as in Keras' own layer:
@@ -61,8 +64,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weight
     """softmax(Q Kᵀ / √d_k + mask) · V for q: (B, H, Tq, d_k), k: (B, H, Tk, d_k), v: (B, H, Tk, d_v).
 
     Returns out (B, H, Tq, d_v), or (out, weights (B, H, Tq, Tk)) when return_weights.
-    mask: boolean, True = may attend, broadcastable to (B, H, Tq, Tk). Fully masked rows follow
-    Keras: uniform weights (see the module docstring).
+    mask: boolean, True = may attend, broadcastable to (B, H, Tq, Tk). A fully masked row gets
+    Keras' answer: zero weights with return_weights, the mean of V without (module docstring).
     """
     check_qkv(q, k, v)
     if mask is not None:
