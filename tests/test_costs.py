@@ -78,7 +78,7 @@ def test_seq2seq_adds_one_shared_table():
 
 def test_unknown_kind_names_the_argument():
     with pytest.raises(ValueError, match="kind must be one of"):
-        costs.param_counts("gpt", SMALL)
+        costs.param_counts("lstm", SMALL)
 
 
 # ---- parameter counts: the libraries ----------------------------------------------------

@@ -6,6 +6,9 @@
     memory  activation bytes, predicted peak bytes  activation_memory, predicted_peak_bytes
     components  FLOPs per step of a forward         component_flops, components
     bytes   minimum bytes per step, FLOP/byte       component_bytes, component_intensity
+    decode  GPT-2 prefill / decode-step FLOPs       prefill_flops, decode_flops,
+            (dense and causal), KV-cache bytes,     decode_recompute_flops, kv_cache_bytes,
+            a decode step's bytes and time floor    decode_bytes, decode_time_floor_s
 
 Every function takes a `tfimpl.config.ModelConfig` and plain ints and returns plain ints (or
 dicts of ints), so tests compare exactly. Each module's docstring derives its formulas.
@@ -13,6 +16,8 @@ dicts of ints), so tests compare exactly. Each module's docstring derives its fo
 
 from tfimpl.costs.bytes import (arithmetic_intensity, component_bytes,
                                 component_intensity)
+from tfimpl.costs.decode import (decode_bytes, decode_flops, decode_recompute_flops,
+                                 decode_time_floor_s, kv_cache_bytes, prefill_flops, rules_of_thumb)
 from tfimpl.costs.components import COMPONENT_LABELS, component_flops, components
 from tfimpl.costs.flops import (ATTENTION_KEYS, MATMUL_KEYS, attention_share, backward_flops,
                                 crossover_seq_len, elementwise_flops, forward_flops, matmul_flops)
@@ -22,6 +27,8 @@ from tfimpl.costs.params import (PARAM_KINDS, linear_params, non_embedding_param
 
 __all__ = ["COMPONENT_LABELS", "arithmetic_intensity", "component_bytes", "component_flops",
            "component_intensity", "components",
+           "decode_bytes", "decode_flops", "decode_recompute_flops", "decode_time_floor_s",
+           "kv_cache_bytes", "prefill_flops", "rules_of_thumb",
            "ATTENTION_KEYS", "MATMUL_KEYS", "PARAM_KINDS", "activation_memory", "attention_share",
            "backward_flops", "crossover_seq_len", "elementwise_flops", "forward_flops",
            "linear_params", "matmul_flops", "non_embedding_params", "norm_params",

@@ -19,6 +19,14 @@ the pooler: 109,482,240 in all, the count `transformers.BertModel` reports (Devl
 quote "110M"). `torch.nn.Transformer()` (6+6 layers, D=512, d_ff=2048, a final norm after each
 stack, no embeddings) has 44,140,544.
 
+GPT-2 (kind "gpt", Radford et al. 2019): token table V·D (also the LM head: tied, no weights of
+its own, no bias), positions P·D, L pre-norm blocks each with an encoder layer's weights (the
+same 4D² + 2·D·d_ff + d_ff + 9D: the norms move, the count does not), one final norm 2D:
+    total = (V + P)·D + L·(4D² + 2·D·d_ff + d_ff + 9D) + 2D
+gpt2 (D=768, 12 layers, V=50,257, P=1,024): 39,383,808 embedding + 12 x 7,087,872 + 1,536 =
+124,439,808, what `transformers.GPT2Model` reports (GPT2LMHeadModel too: its lm_head is wte).
+gpt2-medium 354,823,168; gpt2-large 774,030,080; gpt2-xl 1,557,611,200.
+
 `kind` names follow `tfimpl.params.init_params`: attention (no weights), mha, ffn,
 encoder_layer, decoder_layer, encoder, decoder, transformer (torch.nn.Transformer: encoder and
 decoder, no embeddings), bert; plus "model" (bench's name for bert) and "seq2seq": the 2017
@@ -34,7 +42,7 @@ from tfimpl.config import ModelConfig
 from tfimpl.costs._common import add, check_cfg, check_choice, prefixed, scale
 
 PARAM_KINDS = ("attention", "mha", "ffn", "encoder_layer", "decoder_layer", "encoder", "decoder",
-               "transformer", "bert", "model", "seq2seq")
+               "transformer", "bert", "model", "seq2seq", "gpt")
 
 
 def linear_params(n_in: int, n_out: int, bias: bool = True) -> int:
@@ -94,6 +102,18 @@ def _bert(cfg: ModelConfig) -> dict:
     return out
 
 
+def _gpt(cfg: ModelConfig) -> dict:
+    d = cfg.d_model
+    emb = {"embeddings.word": cfg.vocab_size * d, "embeddings.position": cfg.max_position * d}
+    blocks = _stack(_encoder_layer(cfg), cfg.n_layers, cfg)
+    out = {**emb, "embeddings": sum(emb.values()),
+           "blocks": sum(v for k, v in blocks.items() if k not in ("per_layer", "layers", "final_norm")),
+           "per_layer": blocks["per_layer"], "layers": cfg.n_layers,
+           "final_norm": blocks["final_norm"], "lm_head": 0}
+    out["total"] = out["embeddings"] + out["blocks"] + out["final_norm"]
+    return out
+
+
 def param_counts(kind: str, cfg: ModelConfig) -> dict[str, int]:
     """Parameters of `kind` by component; key "total" is the whole.
 
@@ -124,6 +144,8 @@ def param_counts(kind: str, cfg: ModelConfig) -> dict[str, int]:
         shared = cfg.vocab_size * cfg.d_model
         return {"embeddings.shared": shared, "embeddings": shared, "encoder": body["encoder"],
                 "decoder": body["decoder"], "total": shared + body["total"]}
+    if kind == "gpt":
+        return _gpt(cfg)
     return _bert(cfg)          # "bert" and "model"
 
 
