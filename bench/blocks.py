@@ -26,6 +26,7 @@ tfimpl functions it names, and the implementations that list it (bench/impls/).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 MATERIALISED = "materialised"     # the (B, H, T, T) matrix exists in memory
 FUSED = "fused"                   # a fused kernel never holds it
@@ -59,6 +60,12 @@ class Block:
     causal: bool
     mixed: bool = False             # contains both attention and FFN (two-term fits, crossover)
     claims: tuple[Claim, ...] = field(default_factory=tuple)
+    # optional hooks for a block tfimpl.costs' generic functions do not know (a decode step):
+    # costs(case, cfg) -> dict with any of bench.plan's analytic facts ("flops_analytic",
+    # "flops_by_component", "peak_bytes_predicted", "working_set_bytes", "params"), each
+    # computed by tfimpl.costs functions; make_inputs(case) -> {name: ndarray} seeded inputs
+    costs: Callable | None = None
+    make_inputs: Callable | None = None
 
     def claim(self, metric: str, variable: str, attention_path: str | None = None,
               ratio_fixed: bool = True) -> Claim | None:

@@ -48,8 +48,14 @@ class Case:
 
     @property
     def case_id(self) -> str:
-        """Stable short id of the case's parameters (same case -> same id, across runs)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """Stable short id of the case's parameters (same case -> same id, across runs).
+
+        Fields added after the first release (not in ID_FIELDS) enter the id only when they
+        differ from their default, so adding a field keeps every existing case's id.
+        """
+        values = {k: v for k, v in self.to_dict().items()
+                  if k in ID_FIELDS or v != _DEFAULTS[k]}
+        blob = json.dumps(values, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
     def label(self) -> str:
@@ -58,6 +64,11 @@ class Case:
 
 
 CASE_FIELDS = tuple(f.name for f in dataclasses.fields(Case))
+# The fields every case id has hashed since the first release (see Case.case_id).
+ID_FIELDS = ("impl", "block", "batch", "seq_len", "d_model", "n_heads", "d_ff", "layers",
+             "precision", "device", "threads", "mode", "activation", "norm_first", "causal",
+             "vocab_size", "seed")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Case)}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ class Mode:
     peak_mode: str
     reference_mode: str = "forward"
     torch_step: Callable | None = None      # (call, leaves, autocast) -> fn() returning output
+    # optional: costs(case, cfg) -> dict of analytic facts beyond flops_parts (bench.plan), e.g.
+    # an optimizer step's FLOPs or its state bytes, each from a tfimpl.costs function
+    costs: Callable | None = None
 
 
 def _torch_forward(call: Callable, leaves: list, autocast: Callable) -> Callable:

@@ -16,6 +16,10 @@
         working_set_bytes     tfimpl.costs.footprint.working_set_bytes
         params                the block's parameter count (tfimpl.costs.param_counts)
 
+Hooks: a block, mode or implementation declaration may compute any of these itself
+(`costs(case, cfg) -> dict`, with tfimpl.costs functions): the implementation's wins over the
+mode's over the block's; what none gives comes from tfimpl.costs' generic functions.
+
 `Plan.facts()` is what the record carries of it, so the analysis reads records and never
 rebuilds a config or asks a declaration again. Every formula is in tfimpl.costs.
 """
@@ -97,11 +101,20 @@ def plan(case: Case) -> Plan:
     path = impl.attention_path(case.block)
     materialised = impl.materialises(case.block)
     e = bytes_per_element(case.precision)
-    own = impl.costs(case, cfg) if impl.costs is not None else {}
-    flops = _analytic_flops(case, block, mode, cfg)
-    by_component = own.get("flops_by_component") or {k: v for k, v in flops.items()
-                                                     if k != "total"}
-    flops_total = own.get("flops_analytic", flops["total"])
+    # what the declarations compute themselves: the impl's own model first, then the mode's,
+    # then the block's; tfimpl.costs' generic functions fill in the rest
+    own: dict = {}
+    for hook in (block.costs, mode.costs, impl.costs):
+        if hook is not None:
+            own.update(hook(case, cfg))
+    if "flops_analytic" in own:
+        by_component = own.get("flops_by_component", {})
+        flops_total = own["flops_analytic"]
+    else:
+        flops = _analytic_flops(case, block, mode, cfg)
+        by_component = own.get("flops_by_component") or {k: v for k, v in flops.items()
+                                                         if k != "total"}
+        flops_total = flops["total"]
     if "peak_bytes_predicted" in own:
         peak = own["peak_bytes_predicted"]
     else:
@@ -109,10 +122,13 @@ def plan(case: Case) -> Plan:
                                           path or "explicit", mode.peak_mode,
                                           causal=case.causal, threads=case.threads,
                                           backend=impl.backend)
-    ws = own.get("working_set_bytes",
-                 footprint.working_set_bytes(block.cost_block, cfg, case.batch, case.seq_len, e,
-                                             materialised))
-    params = costs.param_counts(block.param_kind, cfg)["total"]
+    if "working_set_bytes" in own:
+        ws = own["working_set_bytes"]
+    else:
+        ws = footprint.working_set_bytes(block.cost_block, cfg, case.batch, case.seq_len, e,
+                                         materialised)
+    params = own["params"] if "params" in own else \
+        costs.param_counts(block.param_kind, cfg)["total"]
     return Plan(case=case, impl=impl, block=block, mode=mode, cfg=cfg, backend=impl.backend,
                 attn_path=path, attn_materialised=materialised, bytes_per_element=e,
                 storage_bytes=storage_bytes(case.precision), flops_analytic=int(flops_total),

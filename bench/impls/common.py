@@ -33,9 +33,12 @@ def model_config(case: Case) -> ModelConfig:
 
 def make_inputs(case: Case) -> dict[str, np.ndarray]:
     """Seeded inputs: q, k, v (B, H, T, d_k), x (B, T, D), or token ids (B, T)."""
+    block = blocks.get(case.block)
+    if block.make_inputs is not None:
+        return block.make_inputs(case)
     rng = np.random.default_rng(case.seed + 1)
     B, T, D, H = case.batch, case.seq_len, case.d_model, case.n_heads
-    kind = blocks.get(case.block).inputs
+    kind = block.inputs
     if kind == "qkv":
         shape = (B, H, T, D // H)                                   # (B, H, T, d_k)
         return {"q": rng.standard_normal(shape), "k": rng.standard_normal(shape),
