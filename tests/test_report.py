@@ -69,8 +69,10 @@ def test_report_text(run):
     text = paths["report"].read_text()
     assert "**Machine:** Synthetic CPU" in text and "**Software:** Python" in text
     assert "| block | metric vs | impl |" in text
-    assert "Attention time (numpy, fp32) grew as n^" in text
-    assert "the O(n²) time claim held" in text
+    assert text.startswith("## Verdicts\n")
+    assert "| self-attention time grows as n² (O(n²·d)) | numpy fp32 | n^2 |" in text
+    assert "Time of numpy fp32 at d = 768 grew as n^" in text
+    assert "**Matmul peak source:**" in text
     assert "cache-set aliasing suspected" in text          # numpy at T = 1024
     assert "![" in text and "(plots/time_vs_seq_len_attention.png)" in text
     assert "## Precision" in text and "bf16" in text
@@ -144,8 +146,11 @@ def test_machine_peak_lookup(backend, precision, threads, device, expected):
         ("torch", "bf16")}                  # notes / details / key are not peaks
 
 
-def test_report_without_usable_peak(tmp_path):
+def test_report_without_usable_peak(tmp_path, monkeypatch):
     """Peak measured at 1 thread, cases at 2: no % of peak, and the report and plot say why."""
+    from bench import peak
+
+    monkeypatch.setattr(peak, "load_or_measure_peak", lambda **kw: None)   # nothing cached
     recs = [r for r in _small_records() if r["block"] == "ffn" and r["d_model"] == 768]
     meta = {**synthetic.META, "machine_peak": {**PEAK, "threads": 1}}
     paths = write_report(synthetic.make_run(tmp_path / "peak-threads", records=recs, meta=meta))
@@ -156,6 +161,30 @@ def test_report_without_usable_peak(tmp_path):
     no_peak = {k: v for k, v in synthetic.META.items() if k != "machine_peak"}
     paths = write_report(synthetic.make_run(tmp_path / "no-peak", records=recs, meta=no_peak))
     assert "no matmul peak in meta.json" in paths["report"].read_text()
+
+
+def test_report_uses_a_cached_peak_when_the_run_has_none(tmp_path, monkeypatch):
+    """An older run without a peak gets the cached one (never measured by `report`)."""
+    from bench import peak
+
+    calls = []
+
+    def fake(threads=None, device="cpu", measure=True, **kw):
+        calls.append((threads, device, measure))
+        return {**PEAK, "threads": threads, "device": device, "source": "cache",
+                "cache_path": "/cache/peak-x-2.json"}
+
+    monkeypatch.setattr(peak, "load_or_measure_peak", fake)
+    recs = [r for r in _small_records() if r["block"] == "ffn" and r["d_model"] == 768]
+    no_peak = {k: v for k, v in synthetic.META.items() if k != "machine_peak"}
+    paths = write_report(synthetic.make_run(tmp_path / "old", records=recs, meta=no_peak))
+    assert calls == [(2, "cpu", False)]
+    text = paths["report"].read_text()
+    assert "**Matmul peak source:** cache (added at report time), 2 thread(s); cache file " \
+           "/cache/peak-x-2.json" in text
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["machine_peak_source"].startswith("cache (added at report time)")
+    assert "no matmul peak in meta.json" not in text
 
 
 def _prec_records():
@@ -199,10 +228,10 @@ def test_precision_table_rows_ratios_and_slow_paths():
 
 @pytest.mark.parametrize("flags, expected", [
     (["avx2", "fma", "avx512f", "avx512_vnni"],
-     ["lacks avx512_bf16", "conversion path", "bf16 50 vs fp32 210 GFLOP/s (0.24×), as expected",
+     ["lacks avx512_bf16", "neither avx512_bf16 nor AMX-BF16", "convert to fp32 and back", "bf16 50 vs fp32 210 GFLOP/s (0.24×), as expected",
       "cases ran at 0.50× fp32 at their largest size", "fp16 matmuls have no CPU"]),
     (["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"],
-     ["run natively", "(0.24×), NOT as expected"]),      # bf16 measured slower: said so
+     ["has AMX-BF16 and avx512_bf16", "run natively", "(0.24×), NOT as expected"]),      # bf16 measured slower: said so
     (None, ["not in meta.json"]),
 ])
 def test_isa_lines(flags, expected):
@@ -221,7 +250,8 @@ def test_report_precision_section(run):
     run_dir, paths = run
     text = paths["report"].read_text()
     section = text[text.index("## Precision"):]
-    assert "**CPU instruction set**" in section and "it has AMX/avx512_bf16" in section
+    assert "**CPU instruction set**" in section and "has avx512_bf16 but no AMX" in section
+    assert "it has AMX" not in section
     assert "**attention**: Attention at T=4096 (d=768): bf16 ran at" in section
     assert "(faster)" in section                        # synthetic bf16 is 1.8x fp32
     assert "| torch | forward | 512 | 768 | fp16 |" in section
@@ -271,7 +301,7 @@ def test_report_flops_section_and_alarm(tmp_path):
     paths = write_report(synthetic.make_run(tmp_path / "flops", records=_flop_records()))
     text = paths["report"].read_text()
     alarm = text.index("⚠ **Unexplained FLOP mismatch in 2 case(s)** (1 on a forward explicit")
-    assert alarm < text.index("## Claims")                   # at the top, before everything
+    assert text.index("## Verdicts") < alarm < text.index("## Fits in detail")   # after verdicts
     section = text[text.index("## FLOPs: counted vs analytic"):]
     assert "4 case(s) counted with FlopCounterMode; 1 equal" in section
     assert "known cause: FlopCounterMode counts the fused SDPA backward" in section

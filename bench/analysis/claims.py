@@ -418,11 +418,17 @@ def two_term_fits(df, rule: FitRule = FitRule()) -> list[dict]:
             "residuals": [{"seq_len": int(n), "d_model": int(d), "rel": r}
                           for n, d, r in zip(group["seq_len"], group["d_model"], fit.residuals)]
             if fit.ok else [],
+            "d_text": _span_text(group["d_model"]),
             "d_model": int(width[0]), "crossover_fitted": _num(fitted) if fit.ok else None,
             "crossover_analytic": _num(analytic),
             "seq_len_range": [int(group["seq_len"].min()), int(group["seq_len"].max())],
         })
     return out
+
+
+def _span_text(values) -> str:
+    vals = sorted({int(v) for v in values})
+    return str(vals[0]) if len(vals) == 1 else f"{vals[0]}–{vals[-1]} ({len(vals)} widths)"
 
 
 def composed_layer_times(ok):

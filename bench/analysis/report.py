@@ -36,8 +36,12 @@ BLOCK_NAMES = {"attention": "Attention", "mha": "MHA", "ffn": "FFN",
 
 def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     """Fit, plot and write. Returns {"report": Path, "summary": Path, "plots": [Path, ...]}."""
+    from bench.analysis import verdicts
+    from bench.analysis.bert_params import bert_base_counts
+
     run_dir = Path(run_dir)
     df, meta = load_run(run_dir)
+    df, meta = with_cached_peak(run_dir, df, meta)
     llc = last_level_cache(meta)
     entries = claims.fit_all(df, rule)
     two_term = claims.two_term_fits(df, rule)
@@ -45,25 +49,78 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     share = claims.attention_share(ok) if not ok.empty else None
     speedups = precisions.precision_table(df)
     flop_result = flopcheck.flop_check(df)
+    rows = verdicts.all_rows(entries, df, speedups, meta, rule,
+                             bert_base_counts() if not ok.empty else None)
+    departures = precisions.memory_departures(df)
     figures = _draw(df, entries, two_term, share, speedups, meta, llc, rule,
-                    run_dir / PLOTS_DIR)
+                    run_dir / PLOTS_DIR, rows)
     summary = {
         "run": run_dir.name, "n_records": int(len(df)), "n_ok": int(df["ok"].sum()),
+        "description": run_description(meta, df),
+        "claims": rows,
         "rule": {**rule.to_dict(), "llc_bytes": None if math.isnan(llc) else llc,
                  "fit_range": rule.describe_by_metric(llc), "fit_range_text": rule.describe(llc),
                  "verdict": rule.describe_verdict()},
         "fits": entries, "two_term": two_term,
         "attention_share_source": None if share is None else sorted(set(share["blocks"])),
         "precision": precision_summary(speedups, meta),
+        "memory_departures": departures,
+        "machine_peak_source": peak_source(meta),
         "flops_check": flop_result,
         "plots": {name: str(p.relative_to(run_dir)) for name, p in figures.items()},
     }
     summary_path = run_dir / SUMMARY_FILE
     summary_path.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     report_path = run_dir / REPORT_FILE
-    report_path.write_text(render(run_dir.name, df, meta, entries, two_term, share, speedups,
-                                  figures, run_dir, rule, flop_result))
+    text = render(run_dir.name, df, meta, entries, two_term, share, speedups, figures, run_dir,
+                  rule, flop_result, rows=rows, departures=departures)
+    report_path.write_text(text)
     return {"report": report_path, "summary": summary_path, "plots": list(figures.values())}
+
+
+def run_description(meta: dict, df) -> str:
+    """The config's description, rewritten from the records when --set overrides were given."""
+    from bench.analysis.describe import effective_description
+
+    cases = df[["block", "seq_len", "d_model", "batch", "threads", "precision"]].to_dict(
+        "records") if len(df) else []
+    return effective_description(meta.get("description") or "", meta.get("overrides"), cases)
+
+
+def with_cached_peak(run_dir: Path, df, meta: dict):
+    """A run without a matmul peak gets the cached one for its cases' thread count (never
+    measured here: a report measures nothing); the frame is rebuilt with it."""
+    if peak_values(meta) or df.empty:
+        return df, meta
+    from bench.analysis.frame import records_frame
+    from bench.writer import read_records
+
+    try:
+        from bench import peak
+        threads = int(df["threads"].dropna().mode().iloc[0])
+        device = str(df["device"].dropna().mode().iloc[0]).split(":")[0]
+        cached = peak.load_or_measure_peak(threads=threads, device=device, measure=False)
+    except Exception:                # the peak is context: no cache, no ceiling
+        return df, meta
+    if not cached:
+        return df, meta
+    meta = {**meta, "machine_peak": {**cached, "source": "cache (added at report time)"}}
+    return records_frame(read_records(run_dir), meta), meta
+
+
+def peak_source(meta: dict) -> str:
+    """Where the run's matmul peak came from, in words (for the report and summary.json)."""
+    table = peak_table(meta)
+    if not peak_values(meta):
+        return ("no matmul peak (none recorded with the run and none cached for its thread "
+                "count): `python -m bench peak` measures one")
+    src = str(table.get("source") or "recorded with the run")
+    where = table.get("cache_path")
+    threads = table.get("threads")
+    how = {"measured": "measured at the start of this run (bench.peak)",
+           "cache": "bench.peak's cache, measured earlier on this machine"}.get(src, src)
+    return (f"{how}" + (f", {threads} thread(s)" if threads is not None else "")
+            + (f"; cache file {where}" if where else ""))
 
 
 def _json_default(value):
@@ -75,7 +132,8 @@ def _json_default(value):
 
 # ---- figures --------------------------------------------------------------------------------
 
-def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path) -> dict:
+def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
+          rows=None) -> dict:
     figures: dict[str, Path] = {}
 
     def keep(name, path):
@@ -93,7 +151,7 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path) ->
     keep("flops", plots.plot_flops(df, out / "flops_vs_seq_len.png"))
     keep("memory", plots.plot_memory(df, out / "memory_vs_seq_len.png"))
     keep("attention_share", plots.plot_attention_share(
-        share, _share_crossovers(share, two_term), out / "attention_share.png"))
+        share, _share_crossovers(share, rows), out / "attention_share.png"))
     keep("roofline", plots.plot_roofline(
         df, out / "gflops_vs_peak.png",
         notes={b: peak_note(df[df["block"] == b], meta) for b in blocks}))
@@ -120,18 +178,22 @@ def peak_note(df, meta: dict) -> str | None:
     return f"{len(missing)} case(s) without % of peak: " + "; ".join(reasons)
 
 
-def _share_crossovers(share, two_term) -> list[dict]:
+def _share_crossovers(share, rows) -> list[dict]:
+    """The crossover lines of the share plot: the ONE definition's (bench.analysis.crossover)
+    FLOP prediction, and the measured n* of each implementation from the verdict rows."""
     if share is None or share.empty:
         return []
-    out = []
-    first = share.iloc[0]
-    analytic = claims.share_crossover_analytic(first["blocks"], first["d_model"],
-                                               first["n_heads"], first["d_ff"],
-                                               int(first["batch"]))
-    out.append({"seq_len": analytic, "label": "FLOP prediction (share ½)", "color": "0.2"})
-    measured = measured_share_crossover(share)
-    if measured is not None:
-        out.append({"seq_len": measured, "label": "measured share crosses ½", "color": "tab:red"})
+    out, seen = [], set()
+    for r in rows or []:
+        if r["kind"] != "crossover":
+            continue
+        if r["theory"] is not None and r["d_model"] not in seen:
+            seen.add(r["d_model"])
+            out.append({"seq_len": r["theory"], "label": f"n* from FLOPs (d={r['d_model']})",
+                        "color": "0.2"})
+        if r["value"] is not None:
+            out.append({"seq_len": r["value"], "label": f"measured n*: {r['impl']}",
+                        "color": "tab:red"})
     return out
 
 
@@ -255,14 +317,13 @@ def _other_fits_table(rows: list[dict]) -> list[str]:
 
 
 def _two_term_table(rows: list[dict]) -> list[str]:
-    out = ["| block | impl | precision | a (s) | b (s) | c (s) | points | max abs residual "
-           "| crossover n* fitted | n* from FLOPs |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| block | impl | precision | d | a (s) | b (s) | c (s) | points "
+           "| max abs residual |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r['block']} | {r['impl']} | {r['precision']} | {_f(r['a'], '{:.3g}')} "
-                   f"| {_f(r['b'], '{:.3g}')} | {_f(r['c'], '{:.3g}')} | {r['n_points']} "
-                   f"| {_f(r['max_abs_rel_residual'], '{:.1%}')} "
-                   f"| {_f(r['crossover_fitted'], '{:.0f}')} "
-                   f"| {_f(r['crossover_analytic'], '{:.0f}')} |")
+        out.append(f"| {r['block']} | {r['impl']} | {r['precision']} | {r['d_text']} "
+                   f"| {_f(r['a'], '{:.3g}')} | {_f(r['b'], '{:.3g}')} | {_f(r['c'], '{:.3g}')} "
+                   f"| {r['n_points']} | {_f(r['max_abs_rel_residual'], '{:.1%}')} |"
+                   + ("" if r["status"] == "ok" else f" {r['reason']} |"))
     return out
 
 
@@ -322,6 +383,25 @@ def precision_summary(table, meta: dict) -> dict:
             "cpu_flags": meta.get("cpu_flags"), "isa": precisions.isa_lines(meta, table)}
 
 
+def _departure_lines(departures: list[dict]) -> list[str]:
+    """A note per case whose peak memory departs from the model (amp-*: with the cause)."""
+    if not departures:
+        return []
+    mib = 2 ** 20
+    out = [f"> **Memory model departures** (measured peak > "
+           f"{precisions.MEMORY_DEPARTURE:g}× the prediction):"]
+    causes = {}
+    for d in departures:
+        out.append(f"> - {d['impl']} {d['block']} {d['precision']} n={d['seq_len']} "
+                   f"d={d['d_model']}: {d['peak_bytes'] / mib:.2f} MiB measured vs "
+                   f"{d['peak_bytes_predicted'] / mib:.2f} MiB predicted ({d['ratio']:.2f}×)"
+                   + ("" if d["cause"] else ": cause not known"))
+        if d["cause"]:
+            causes[d["cause"]] = True
+    out += [f"> Cause (amp-*): {c}." for c in causes] + [""]
+    return out
+
+
 def _cases_table(df) -> list[str]:
     out = ["| impl | block | precision | mode | B | n | d | h | d_ff | median ms | IQR/median "
            "| GFLOP/s | % peak | peak MiB | predicted MiB | rel. L2 err | status |",
@@ -377,27 +457,39 @@ def _flop_alarm(check: dict) -> list[str]:
 
 
 def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_dir, rule,
-           flop_result=None) -> str:
+           flop_result=None, rows=None, departures=None) -> str:
+    """report.md: `## Verdicts` first (the machine in its first line), then the details."""
+    from bench.analysis import verdicts
+
     llc = last_level_cache(meta)
     n_ok = int(df["ok"].sum())
     n_skip = int(df["status"].str.startswith("skipped").sum())
     n_fail = int(df["status"].str.startswith("failed").sum())
     title = meta.get("config_name") or run_id
-    lines = [f"# {title}: measured scaling vs theory", ""]
-    if meta.get("description"):
-        lines += [f"_{meta['description']}_", ""]
-    lines += [f"Run `{run_id}`: {len(df)} cases, {n_ok} measured, {n_skip} skipped, "
-              f"{n_fail} failed.", ""]
+    cpu = (meta.get("cpu") or {}).get("model") or "an unknown CPU"
+    rows = rows if rows is not None else []
+    table = verdicts.render(rows)
+    lines = table[:2] + [f"`{title}` run `{run_id}` on {cpu}: {len(df)} cases, {n_ok} "
+                         f"measured, {n_skip} skipped, {n_fail} failed. A different CPU gives "
+                         f"different answers (caches, BLAS and the instruction set decide).", ""]
+    lines += table[2:]
+    lines += [f"# {title}: measured scaling vs theory", ""]
+    description = run_description(meta, df)
+    if description:
+        lines += [f"_{description}_", ""]
     machine, software = machine_lines(meta, [int(t) for t in df["threads"].dropna()])
-    lines += [machine + "  ", software, ""]
+    lines += [machine + "  ", software + "  ", f"**Matmul peak source:** {peak_source(meta)}.",
+              ""]
     flop_result = flop_result if flop_result is not None else flopcheck.flop_check(df)
     lines += _flop_alarm(flop_result)
+    departures = departures if departures is not None else precisions.memory_departures(df)
+    lines += _departure_lines(departures)
 
     by_metric = rule.describe_by_metric(llc)
     claimed = sorted((e for e in entries if e["theory"] is not None),
                      key=lambda e: (e["variable"], e["block"], e["metric"], e["impl"],
                                     str(e["precision"])))
-    lines += ["## Claims", "",
+    lines += ["## Fits in detail", "",
               "**Fit range rule** (per metric; the *fit range* column names the regime each fit "
               "used):", ""]
     lines += [f"- {name}: {text}" for name, text in
@@ -408,8 +500,7 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
               f"bootstrap over points ({rule.n_boot} resamples, seed {rule.seed}).", "",
               f"**Verdict rule.** {rule.describe_verdict()}", ""]
     if claimed:
-        lines += _claims_table(claimed) + ["", "In words:", ""]
-        lines += [f"- {claim_sentence(e, llc, rule)}" for e in claimed]
+        lines += _claims_table(claimed) + ["", "(Each row's sentence is in *Verdicts* above.)"]
         notes = [(e, n) for e in claimed if e["metric"] == "time" for n in e.get("notes", [])]
         if notes:
             lines += ["", "**Where the measurements depart from a single power law** "
@@ -427,11 +518,12 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
     lines += ["## Two-term model: t ≈ a·n²·d + b·n·d² + c", "",
               "Non-negative least squares (scipy.optimize.nnls) on every measured size, rows "
               "weighted by 1/t so every size counts by its relative error. The quadratic term "
-              "is attention's work, the linear one the projections and the feed-forward; they "
-              "are equal at n* = b·d/a, compared with n* where the analytic matmul FLOPs "
-              "(tfimpl.costs) of the two kinds are equal. A large residual means time is not a "
-              "fixed-rate sum of the two terms (usually the cache cliff of the materialised "
-              "attention matrix).", ""]
+              "is attention's n×n work, the linear one the projections and the feed-forward "
+              "together. Where attention overtakes the feed-forward is defined once, in "
+              "*Verdicts* (the bare attention block against the ffn block); this model's "
+              "a and b mix in the projections and are not that crossover. A large residual "
+              "means time is not a fixed-rate sum of the two terms (usually the cache cliff of "
+              "the materialised attention matrix).", ""]
     lines += _two_term_table(two_term) if two_term else [
         "Not fitted: no mha / encoder_layer / encoder / model sweep over seq_len."]
     lines.append("")

@@ -1,0 +1,326 @@
+"""The verdict table: one row per claim the run can test, first in report.md and in
+summary.json["claims"].
+
+Every row has: claim (the guide's words), block, metric, variable, impl, precision, theory,
+value, ci_low, ci_high (95%), unit, fit_range, verdict ("held" | "did not hold" | "not enough
+data"), sentence (one plain sentence with the numbers).
+
+    scaling     a power-law fit (bench.analysis.claims) of time / FLOPs / peak memory vs n or
+                d against the theory exponent; the verdict rule is claims.verdict's
+    crossover   where attention overtakes the feed-forward (bench.analysis.crossover: one
+                definition); held when the measured n*'s CI lies within a factor 2 of the
+                FLOP prediction, did not hold when wholly outside
+    params      BERT-base's 109,482,240 parameters counted four ways (bench.analysis.bert_params)
+    precision   each lower precision vs fp32 at the encoder layer: speedup (95% CI by bootstrap
+                over the raw samples) against the guide's "~2×"; held when the CI lies within a
+                factor √2 of 2 ([1.41, 2.83]), did not hold when wholly outside
+"""
+
+from __future__ import annotations
+
+import math
+
+from bench.analysis import claims
+from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD
+
+CROSSOVER_FACTOR = 2.0
+SPEEDUP_CLAIM = 2.0
+SPEEDUP_FACTOR = math.sqrt(2.0)
+CLAIM_BLOCKS = ("attention", "ffn", "encoder_layer")
+VAR = {"seq_len": "n", "d_model": "d"}
+# The guide's words per (block, variable, metric); memory of attention depends on the path.
+CLAIM_WORDS = {
+    ("attention", "seq_len", "time"): "self-attention time grows as n² (O(n²·d))",
+    ("attention", "seq_len", "flops"): "self-attention FLOPs grow as n² (O(n²·d))",
+    ("attention", "seq_len", "memory", "materialised"):
+        "materialised attention holds an n×n matrix per head: memory grows as n²",
+    ("attention", "seq_len", "memory", "fused"):
+        "fused SDPA never holds the n×n matrix: memory grows as n",
+    ("attention", "d_model", "time"): "at fixed n, attention time grows as d (the d in n²·d)",
+    ("attention", "d_model", "flops"): "at fixed n, attention FLOPs grow as d (the d in n²·d)",
+    ("ffn", "seq_len", "time"): "feed-forward time grows as n (O(n·d²))",
+    ("ffn", "seq_len", "flops"): "feed-forward FLOPs grow as n (O(n·d²))",
+    ("ffn", "seq_len", "memory"): "feed-forward memory grows as n (the n×d_ff hidden)",
+    ("ffn", "d_model", "time"): "at fixed n, feed-forward time grows as d² (O(n·d²))",
+    ("ffn", "d_model", "flops"): "at fixed n, feed-forward FLOPs grow as d² (O(n·d²))",
+    ("encoder_layer", "d_model", "params"): "parameters per layer grow as d² (12·d²)",
+}
+METRIC_WORDS = {"time": "time", "flops": "FLOPs", "memory": "peak memory", "params": "parameters"}
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def claim_words(block: str, variable: str, metric: str, path: str | None = None) -> str | None:
+    return CLAIM_WORDS.get((block, variable, metric, path)) or \
+        CLAIM_WORDS.get((block, variable, metric))
+
+
+def _num(v):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def _how_d_varies(df, block: str) -> str:
+    """'heads grow with d at d_k = 64' or 'd_k grows at H heads' from the records."""
+    rows = df[df["ok"] & (df["block"] == block)][["d_model", "n_heads"]].drop_duplicates()
+    if rows["d_model"].nunique() < 2:
+        return ""
+    d_k = (rows["d_model"] // rows["n_heads"]).unique()
+    if len(d_k) == 1:
+        return f"heads = d/{int(d_k[0])}, d_k fixed at {int(d_k[0])}"
+    if rows["n_heads"].nunique() == 1:
+        return f"{int(rows['n_heads'].iloc[0])} heads, d_k = d/{int(rows['n_heads'].iloc[0])}"
+    return "heads and d_k both vary"
+
+
+def scaling_rows(entries, df) -> list[dict]:
+    """A row per fit with a theory exponent, for the blocks the guide makes claims about."""
+    rows = []
+    order = list(CLAIM_WORDS)
+    entries = sorted(entries, key=lambda e: (
+        min((i for i, k in enumerate(order) if k[:3] == (e["block"], e["variable"], e["metric"])),
+            default=len(order)), str(e.get("attention_path")), e["impl"], str(e["precision"])))
+    for e in entries:
+        if e["theory"] is None or e["block"] not in CLAIM_BLOCKS:
+            continue
+        words = claim_words(e["block"], e["variable"], e["metric"], e.get("attention_path"))
+        if words is None:
+            continue
+        var, k = VAR[e["variable"]], e["exponent"]
+        fixed = e.get("fixed") or {}
+        at = (f" at n = {fixed.get('seq_len')}" if e["variable"] == "d_model"
+              and fixed.get("seq_len") is not None else "")
+        if e["variable"] == "seq_len" and fixed.get("d_model") is not None:
+            at = f" at d = {fixed['d_model']}"
+        who = f"{e['impl']}" + (f" {e['precision']}" if e["precision"] else "")
+        if k is None:
+            sentence = (f"{_cap(METRIC_WORDS[e['metric']])} of {who}{at}: not enough "
+                        f"data ({e['points_asymptotic']} of {e['points_total']} sizes in the "
+                        f"fit range [{e['regime_text']}]" + (
+                            f"; over all sizes ≥ the time floor {var}^"
+                            f"{e['full_range_exponent']:.2f}" if e.get("full_range_exponent")
+                            is not None else "") + ").")
+        else:
+            band = f"{e['theory']:g} ± {e['tolerance']:g}"
+            verdict = {HELD: "within", NOT_HELD: "outside",
+                       NOT_ENOUGH: "straddling the edge of"}[e["verdict"]]
+            sentence = (f"{_cap(METRIC_WORDS[e['metric']])} of {who}{at} grew as "
+                        f"{var}^{k:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}] over "
+                        f"{e['variable']} {e['range'][0]:g}–{e['range'][1]:g}, {verdict} "
+                        f"theory {band}.")
+        if e["block"] == "attention" and e["variable"] == "d_model":
+            how = _how_d_varies(df, "attention")
+            sentence += (" The bare attention block has no Q/K/V/O projections, so their "
+                         "d² is not in it" + (f" ({how})." if how else "."))
+        rng = (f"{e['variable']} {e['range'][0]:g}–{e['range'][1]:g}" if e["range"] else "—")
+        rows.append({
+            "id": f"{e['block']}.{e['metric']}.{e['variable']}", "kind": "scaling",
+            "claim": words, "block": e["block"], "metric": e["metric"],
+            "variable": e["variable"], "impl": e["impl"], "precision": e["precision"],
+            "theory": e["theory"], "theory_text": f"{var}^{e['theory']:g}",
+            "value": _num(k), "ci_low": _num(e["ci_low"]), "ci_high": _num(e["ci_high"]),
+            "unit": "exponent",
+            "fit_range": f"{rng} ({e['regime']}; {e['points_asymptotic']}/{e['points_total']} "
+                         f"sizes)",
+            "verdict": e["verdict"], "sentence": sentence,
+        })
+    return rows
+
+
+def band_verdict(lo, hi, target: float, factor: float) -> str:
+    """held: [lo, hi] within [target/factor, target·factor]; did not hold: wholly outside."""
+    if lo is None or hi is None:
+        return NOT_ENOUGH
+    a, b = target / factor, target * factor
+    if lo >= a and hi <= b:
+        return HELD
+    if hi < a or lo > b:
+        return NOT_HELD
+    return NOT_ENOUGH
+
+
+def crossover_rows(df, rule: claims.FitRule) -> list[dict]:
+    """A row per implementation (and width) that has both an attention and an ffn sweep."""
+    from bench.analysis import crossover
+
+    ok = df[df["ok"] & (df["mode"].astype(str) == "forward")]
+    rows = []
+    for impl, twin, merged in crossover.pairs(ok):
+        for d, g in merged.groupby("d_model"):
+            if g["seq_len"].nunique() < 2:
+                continue
+            first = g.iloc[0]
+            pred = crossover.predicted(int(d), int(first["n_heads"]), int(first["d_ff"]),
+                                       int(first["batch"]))
+            m = crossover.measured(g, seed=rule.seed)
+            prec = str(first["precision"])
+            pair = impl if twin == impl else f"{impl} attention, {twin} ffn"
+            lo_n, hi_n = m["n_range"]
+            if m["value"] is None:
+                verdict = NOT_ENOUGH
+                side = "below" if m["ratio_at_max"] < 1 else "above"
+                sentence = (f"{pair} ({prec}, d = {int(d)}): attention stayed {side} the "
+                            f"feed-forward's time over n {lo_n:g}–{hi_n:g} (ratio "
+                            f"{m['ratio_at_max']:.2f} at n = {hi_n:g}); the FLOPs predict "
+                            f"n* = {pred:.0f}.")
+            else:
+                verdict = band_verdict(m["ci_low"], m["ci_high"], pred, CROSSOVER_FACTOR)
+                fl = _flops_by_n(ok, impl, twin, g)
+                rate = crossover.rates_near(g, m["value"], *fl)
+                ci = (f" [{m['ci_low']:.0f}, {m['ci_high']:.0f}]" if m["ci_low"] is not None
+                      else " (CI: the bootstrap crossed in too few draws)")
+                why = (f": near n* attention ran at {rate:.2f}× the feed-forward's FLOP rate, "
+                       f"so n* ≈ d_ff × {rate:.2f}" if rate else "")
+                sentence = (f"{pair} ({prec}, d = {int(d)}): measured n* = {m['value']:.0f}"
+                            f"{ci} against {pred:.0f} from the FLOPs{why}.")
+            rows.append({
+                "id": "crossover", "kind": "crossover",
+                "claim": "attention overtakes the feed-forward where its n² work equals the "
+                         "FFN's (n* = d_ff by FLOPs)",
+                "block": "attention/ffn", "metric": "time", "variable": "seq_len",
+                "impl": impl, "ffn_impl": twin, "precision": prec, "d_model": int(d),
+                "theory": _num(pred), "theory_text": f"n* = {pred:.0f}",
+                "value": _num(m["value"]), "ci_low": m["ci_low"], "ci_high": m["ci_high"],
+                "unit": "tokens", "fit_range": f"seq_len {lo_n:g}–{hi_n:g} (common sizes)",
+                "verdict": verdict, "sentence": sentence,
+                "definition": crossover.DEFINITION,
+                "band": f"within a factor {CROSSOVER_FACTOR:g} of the prediction",
+            })
+    return rows
+
+
+def _flops_by_n(ok, impl, twin, g) -> tuple[dict, dict]:
+    d = g["d_model"].iloc[0]
+    out = []
+    for block, who in (("attention", impl), ("ffn", twin)):
+        s = ok[(ok["block"] == block) & (ok["impl"] == who) & (ok["d_model"] == d)]
+        out.append({int(n): f for n, f in zip(s["seq_len"], s["flops"]) if f == f})
+    return out[0], out[1]
+
+
+def params_row(counts: dict | None) -> list[dict]:
+    """The BERT-base row: analytic == NumPy == PyTorch == HuggingFace == 109,482,240."""
+    if counts is None:
+        return []
+    from bench.analysis.bert_params import fmt_count
+
+    c, b, exp = counts["counts"], counts["breakdown"], counts["expected"]
+    ways = "; ".join(f"{k} {fmt_count(v)}" for k, v in c.items())
+    missing = [k for k, v in c.items() if v is None]
+    verdict = HELD if counts["agree"] else (NOT_ENOUGH if missing and all(
+        v == exp for v in c.values() if v is not None) else NOT_HELD)
+    mb = {k: v / 1e6 for k, v in counts["bytes"].items()}
+    sentence = (f"Counted four ways ({ways}): "
+                + ("all equal 109,482,240" if counts["agree"] else
+                   f"not all equal {exp:,}" + (f" ({', '.join(missing)} not counted: "
+                                               f"{'; '.join(counts['errors'].values())})"
+                                               if missing else ""))
+                + f" = embeddings {b['embeddings']:,} + {b['layers']} × {b['per_layer']:,} per "
+                  f"layer + pooler {b['pooler']:,}; weights {mb['fp32']:.0f} MB in fp32 "
+                  f"(the guide's ~440 MB), {mb['bf16']:.0f} MB in bf16.")
+    return [{
+        "id": "bert_base.params", "kind": "params",
+        "claim": "BERT-base has 109,482,240 parameters (~440 MB in fp32)",
+        "block": "model", "metric": "params", "variable": None, "impl": "all four",
+        "precision": None, "theory": exp, "theory_text": f"{exp:,}",
+        "value": c["analytic"] if counts["agree"] else None, "ci_low": None, "ci_high": None,
+        "unit": "parameters", "fit_range": "exact count (bert-base preset)",
+        "verdict": verdict, "sentence": sentence, "counts": c, "breakdown": b,
+        "bytes": counts["bytes"],
+    }]
+
+
+def precision_rows(table, df, meta: dict, rule: claims.FitRule,
+                   block: str = "encoder_layer") -> list[dict]:
+    """Each lower precision vs fp32 at `block`'s largest compared size, per implementation."""
+    from bench.analysis import precisions
+
+    if table is None or table.empty:
+        return []
+    t = table[(table["block"] == block) & table["ok"] & table["speedup"].notna()
+              & ~table["precision"].isin(("fp32", "fp64"))]
+    isa = precisions.isa_sentence(meta)
+    rows = []
+    for (impl, prec, mode), g in t.groupby(["impl", "precision", "mode"], sort=True):
+        top = g.sort_values(["seq_len", "d_model"]).iloc[-1]
+        lo, hi = precisions.speedup_ci(df, top, seed=rule.seed)
+        verdict = band_verdict(lo, hi, SPEEDUP_CLAIM, SPEEDUP_FACTOR)
+        sp = float(top["speedup"])
+        fp32_err = precisions.fp32_error(table, top)
+        ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None else ""
+        sentence = (f"{prec} ({impl}) ran at {sp:.2f}×{ci} fp32 speed at n = "
+                    f"{int(top['seq_len'])}, d = {int(top['d_model'])} "
+                    f"({precisions._direction(sp)}), peak memory "
+                    f"{top['mem_ratio']:.2f}× fp32's, rel. L2 error {top['rel_l2_err']:.1e} vs "
+                    f"fp64" + (f" (fp32: {fp32_err:.1e})" if fp32_err is not None else "")
+                    + f". {isa}")
+        rows.append({
+            "id": f"precision.{prec}", "kind": "precision",
+            "claim": "mixed precision is ~2× faster than fp32", "block": block,
+            "metric": "speedup", "variable": None, "impl": impl, "precision": prec,
+            "theory": SPEEDUP_CLAIM, "theory_text": "~2× (1.41–2.83×)", "value": sp,
+            "ci_low": lo, "ci_high": hi, "unit": "× fp32 speed",
+            "fit_range": f"n = {int(top['seq_len'])}, d = {int(top['d_model'])}",
+            "verdict": verdict, "sentence": sentence,
+            "memory_ratio": _num(float(top["mem_ratio"])),
+            "rel_l2_err": _num(float(top["rel_l2_err"])), "rel_l2_err_fp32": fp32_err,
+        })
+    return rows
+
+
+def all_rows(entries, df, table, meta, rule, bert_counts) -> list[dict]:
+    return (scaling_rows(entries, df) + crossover_rows(df, rule) + params_row(bert_counts)
+            + precision_rows(table, df, meta, rule))
+
+
+def _value_text(r: dict) -> str:
+    v = r["value"]
+    if v is None:
+        return "—"
+    if r["unit"] == "exponent":
+        text = f"{v:.2f}"
+    elif r["unit"] == "parameters":
+        return f"{int(v):,}"
+    elif r["unit"] == "tokens":
+        text = f"{v:.0f}"
+    else:
+        text = f"{v:.2f}×"
+    if r["ci_low"] is not None and r["ci_high"] is not None:
+        fmt = "{:.0f}" if r["unit"] == "tokens" else "{:.2f}"
+        text += f" [{fmt.format(r['ci_low'])}, {fmt.format(r['ci_high'])}]"
+    return text
+
+
+def render(rows: list[dict]) -> list[str]:
+    """The `## Verdicts` section: counts, then one table row per claim row."""
+    if not rows:
+        return ["## Verdicts", "", "No claim could be tested by this run (a claim needs a "
+                "sweep over seq_len or d_model, both an attention and an ffn sweep, or a "
+                "precision compared with fp32).", ""]
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in (HELD, NOT_HELD, NOT_ENOUGH)}
+    out = ["## Verdicts", "",
+           f"{len(rows)} claims tested on this machine: {counts[HELD]} held, "
+           f"{counts[NOT_HELD]} did not hold, {counts[NOT_ENOUGH]} not enough data. Value: "
+           f"fitted exponent, crossover length, count or speedup, with its 95% CI.", "",
+           "| claim | impl | theory | measured [95% CI] | fit range | verdict | in words |",
+           "|---|---|---|---|---|---|---|"]
+    last = None
+    for r in rows:
+        claim = "" if r["claim"] == last else r["claim"]
+        last = r["claim"]
+        who = r["impl"] + (f" {r['precision']}" if r.get("precision") and r["kind"] !=
+                           "crossover" else "")
+        out.append(f"| {claim} | {who} | {r['theory_text']} | {_value_text(r)} "
+                   f"| {r['fit_range']} | **{r['verdict']}** | {r['sentence']} |")
+    out.append("")
+    defs = {r["kind"] for r in rows}
+    if "crossover" in defs:
+        from bench.analysis.crossover import DEFINITION
+        out += [f"Crossover: {DEFINITION}; held when the measured CI lies within a factor "
+                f"{CROSSOVER_FACTOR:g} of the prediction.", ""]
+    if "precision" in defs:
+        out += [f"Precision: the guide's \"~2× faster\" read as {SPEEDUP_CLAIM / SPEEDUP_FACTOR:.2f}"
+                f"–{SPEEDUP_CLAIM * SPEEDUP_FACTOR:.2f}× (a factor √2 either side); CI by "
+                f"bootstrap over both cases' raw samples.", ""]
+    return out
