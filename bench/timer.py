@@ -1,16 +1,33 @@
-"""Wall-clock timing of one callable: warm-up, adaptive repetition, raw samples kept.
+"""Wall-clock timing of one callable: warm-up until settled, batching, re-measuring, raw samples.
 
-The procedure (the way `torch.utils.benchmark.Timer.blocked_autorange` and pytest-benchmark
-calibrate):
+The procedure (after `torch.utils.benchmark.Timer.blocked_autorange`, pytest-benchmark's
+calibration and asv's rounds):
 
-1. `warmup` untimed calls (first-call costs: allocation, kernel selection, lazy init). Their
-   durations are still read, cheaply, to estimate the cost of one call.
+1. Warm-up until the timing settles (bench.settle): at least `warmup` calls, then timed warm-up
+   blocks until the latest block is no faster than the best before it by more than 5%, within
+   `WARMUP_MAX_S` of warm-up time (up to `WARMUP_HARD_MAX_S` while blocks are cheap). A probe
+   call made before (`first_call_s`, bench.budget) counts
+   as the first warm-up block. Whether it settled, how many calls and how long it took are
+   recorded (`warmup_calls`, `warmup_s`, `warmup_settled`).
 2. Calls per sample: a function faster than `min_sample_s` (1 ms) is called `number` times per
-   sample, `number` the smallest of 1, 2, 5, 10, 20, 50, ... with `number * t_call >= min_sample_s`,
-   so clock resolution and loop overhead stay negligible; each sample is then block time / number
-   (per-call seconds). The choice is recorded (`number_per_sample`).
-3. Timed samples until BOTH `min_repeats` samples and `min_time_s` of timed time are reached, or
-   until EITHER cap, `max_repeats` samples or `max_time_s` of timed time, is hit (always >= 1).
+   sample, `number` the smallest of 1, 2, 5, 10, 20, 50, ... with `number * t_call >= min_sample_s`
+   (from the fastest warm-up block), so clock resolution and loop overhead stay negligible; each
+   sample is then block time / number (per-call seconds). Recorded as `number_per_sample`.
+3. A round of timed samples until BOTH `min_repeats` samples and `min_time_s` of timed time are
+   reached, or until EITHER cap, `max_repeats` samples or `max_time_s` of timed time, is hit.
+   Leading samples still slower than the rest by > 10% are moved to the warm-up (bench.settle).
+4. Re-measure: while the spread (IQR / median) over all samples stays above `spread_warn`, up
+   to `REMEASURE_ROUNDS` more rounds are taken, within the same `max_time_s` cap. A spread that
+   is still high afterwards is the `unstable` flag. `rounds` and `round_medians_s` are recorded.
+
+The statistic the fits use is `median_s`, the median of all kept per-call samples of all rounds.
+Why the median: timing noise on a CPU is one-sided and heavy-tailed (preemption, interrupts,
+another process's burst only ever add time), so the mean is dragged by a few outliers; the
+median ignores up to half of the samples being disturbed and still describes a typical call.
+The minimum would be as robust to the tail but measures the luckiest call (warm caches, a boost
+clock), and from few samples (a 1 s case has 2-3) it is not more repeatable than the median;
+it is kept as `min_s` beside it. Samples are per call, so batching does not change the median's
+meaning. The raw samples are always kept (`samples_s`), the trimmed warm-up ones too.
 
 Statistics are derived from the raw per-call samples, never stored instead of them:
 median, IQR = q75 - q25 (linear interpolation between order statistics, as `numpy.percentile`
@@ -32,9 +49,15 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from bench.case import Measure
+from bench.settle import SETTLE_TOL, settled, trim_leading
 
 MIN_SAMPLE_S = 1e-3          # a sample shorter than this batches several calls
 MAX_NUMBER_PER_SAMPLE = 100_000
+WARMUP_MAX_S = 0.1           # warm-up blocks beyond `warmup` calls stop within this much time,
+WARMUP_CHEAP_CALL_S = 0.02   # ... unless a call is this cheap (the slow calls were the one-off
+WARMUP_HARD_MAX_S = 1.0      # costs themselves): then up to this much in all
+MIN_WARMUP_BLOCKS = 2        # blocks timed here before "settled" can be said (a probe is not one)
+REMEASURE_ROUNDS = 2         # extra rounds of samples while the spread stays above spread_warn
 
 
 class Stopwatch(Protocol):
@@ -126,6 +149,12 @@ class TimeStats:
     number_per_sample: int = 1
     spread_warn: float = 0.10
     stop_reason: str = "min_reached"   # min_reached | max_repeats | max_time
+    warmup_calls: int | None = None    # calls made before the kept samples (None: = warmup)
+    warmup_s: float | None = None      # time those calls took
+    warmup_settled: bool | None = None  # did the warm-up timing stop improving?
+    warmup_samples_s: tuple[float, ...] = ()   # per-call times of warm-up blocks, trimmed ones
+    rounds: int = 1
+    round_medians_s: tuple[float, ...] = ()
 
     def __post_init__(self):
         if not self.samples_s:
@@ -185,6 +214,12 @@ class TimeStats:
             "std_s": self.std_s,
             "spread": self.spread,
             "unstable": self.unstable,
+            "warmup_calls": self.warmup if self.warmup_calls is None else self.warmup_calls,
+            "warmup_s": self.warmup_s,
+            "warmup_settled": self.warmup_settled,
+            "warmup_samples_s": list(self.warmup_samples_s),
+            "rounds": self.rounds,
+            "round_medians_s": list(self.round_medians_s) or [self.median_s],
         }
 
     def __str__(self) -> str:
@@ -239,39 +274,125 @@ def _stop_reason(n: int, total_s: float, settings: Measure) -> str | None:
     return None
 
 
+@dataclass
+class _Blocks:
+    """Times blocks of `number` calls of fn; counts calls and time (warm-up and timed)."""
+
+    fn: Callable[[], object]
+    make_timer: Callable[[], Stopwatch]
+
+    def per_call(self, number: int) -> tuple[float, float]:
+        """(per-call seconds, block seconds) of one block of `number` calls."""
+        stopwatch = self.make_timer()
+        with stopwatch:
+            for _ in range(number):
+                self.fn()
+        return stopwatch.elapsed_s / number, stopwatch.elapsed_s
+
+
+@dataclass
+class WarmUp:
+    calls: int
+    seconds: float
+    settled: bool
+    block_times_s: list[float]
+    number: int
+
+
+def warm_up(blocks: _Blocks, min_calls: int, first_call_s: float | None = None,
+            min_sample_s: float = MIN_SAMPLE_S, max_s: float = WARMUP_MAX_S,
+            tol: float = SETTLE_TOL) -> WarmUp:
+    """At least `min_calls` single calls, then blocks until `settle.settled`, or until the next
+    block would take the warm-up past `max_s` (0: exactly `min_calls` calls). Blocks double in
+    size (at least `number` calls), so a trend slower than `tol` per block still shows between
+    blocks. A call under `WARMUP_CHEAP_CALL_S` may go on to `WARMUP_HARD_MAX_S`: a cheap call
+    whose first calls were slow (20 ms instead of 0.1 ms) is warmed up until it settles, a 1 s
+    call is not.
+
+    `first_call_s` (a probe made before) is the first block's time: it is history for the
+    settling rule and the call-cost estimate, not a call made here. Blocks hold `number` calls,
+    chosen from the fastest block so far (one call while nothing is known).
+    """
+    history = [] if first_call_s is None else [first_call_s]
+    times: list[float] = []
+    calls, spent, size = 0, 0.0, 0
+    number = choose_number(first_call_s, min_sample_s) if first_call_s else 1
+    while True:
+        if calls >= min_calls:
+            if len(times) >= MIN_WARMUP_BLOCKS and settled(history, tol):
+                return WarmUp(calls, spent, True, times, number)
+            size = max(number, 2 * size)            # doubling: a slow trend shows up
+            next_s = size * min(history) if history else 0.0
+            cheap = history and min(history) <= WARMUP_CHEAP_CALL_S and \
+                spent + next_s <= WARMUP_HARD_MAX_S
+            if max_s <= 0 or (history and spent + next_s > max_s and not cheap):
+                return WarmUp(calls, spent, False, times, number)
+        else:
+            size = 1                                # the asked-for calls one by one
+        per_call, block_s = blocks.per_call(size)
+        times.append(per_call)
+        history.append(per_call)
+        calls += size
+        spent += block_s
+        number = choose_number(min(history), min_sample_s) if min_sample_s > 0 else 1
+
+
+def _sample_round(blocks: _Blocks, number: int, settings: Measure,
+                  time_left_s: float) -> tuple[list[float], float, str]:
+    """One round of samples under the stopping rule, `max_time_s` replaced by `time_left_s`."""
+    capped = Measure(min_repeats=settings.min_repeats, min_time_s=settings.min_time_s,
+                     max_repeats=settings.max_repeats, max_time_s=max(0.0, time_left_s))
+    samples: list[float] = []
+    total_s = 0.0
+    while True:
+        per_call, block_s = blocks.per_call(number)
+        samples.append(per_call)
+        total_s += block_s
+        reason = _stop_reason(len(samples), total_s, capped)
+        if reason is not None:
+            return samples, total_s, reason
+
+
+def _spread(samples: list[float]) -> float:
+    ordered = tuple(sorted(samples))
+    median = quantile(ordered, 0.5)
+    return (quantile(ordered, 0.75) - quantile(ordered, 0.25)) / median if median > 0 else math.inf
+
+
 def measure_time(fn: Callable[[], object], settings: Measure,
                  clock: Callable[[], float] = time.perf_counter,
                  sync: Callable[[], None] | None = None,
                  timer_factory: Callable[[], Stopwatch] | None = None,
-                 min_sample_s: float = MIN_SAMPLE_S) -> TimeStats:
-    """Time `fn()` per the `settings` stopping rule; see the module docstring.
+                 min_sample_s: float = MIN_SAMPLE_S, first_call_s: float | None = None,
+                 warmup_max_s: float = WARMUP_MAX_S,
+                 remeasure_rounds: int = REMEASURE_ROUNDS) -> TimeStats:
+    """Time `fn()` per the module docstring's procedure; returns raw samples and statistics.
 
     `timer_factory` (e.g. `CudaEventTimer`) overrides `clock` and `sync`. `min_sample_s=0`
-    disables batching (one call per sample).
+    disables batching (one call per sample). `first_call_s`: a call already made and timed
+    (the budget probe); `warmup_max_s=0` and `remeasure_rounds=0` give the plain fixed
+    procedure (exactly `warmup` calls, one round).
     """
     validate_settings(settings)
-    make_timer = timer_factory or (lambda: ClockTimer(clock, sync))
+    blocks = _Blocks(fn, timer_factory or (lambda: ClockTimer(clock, sync)))
+    warm = warm_up(blocks, settings.warmup, first_call_s, min_sample_s, warmup_max_s)
+    if min_sample_s <= 0:
+        warm.number = 1
 
-    fastest_warmup_s = math.inf
-    for _ in range(settings.warmup):
-        stopwatch = make_timer()
-        with stopwatch:
-            fn()
-        fastest_warmup_s = min(fastest_warmup_s, stopwatch.elapsed_s)
-    # Without a warm-up call there is no estimate of one call's cost, hence no batching.
-    number = choose_number(fastest_warmup_s, min_sample_s) if settings.warmup else 1
-
-    samples: list[float] = []
-    total_s = 0.0
-    while True:
-        stopwatch = make_timer()
-        with stopwatch:
-            for _ in range(number):
-                fn()
-        samples.append(stopwatch.elapsed_s / number)
-        total_s += stopwatch.elapsed_s
-        reason = _stop_reason(len(samples), total_s, settings)
-        if reason is not None:
-            break
-    return TimeStats(samples_s=tuple(samples), warmup=settings.warmup, number_per_sample=number,
-                     spread_warn=settings.spread_warn, stop_reason=reason)
+    samples, total_s, reason = _sample_round(blocks, warm.number, settings, settings.max_time_s)
+    trimmed, samples = trim_leading(samples, min_keep=settings.min_repeats)
+    round_medians = [statistics.median(samples)]
+    while (len(round_medians) <= remeasure_rounds and _spread(samples) > settings.spread_warn
+           and total_s < settings.max_time_s and len(samples) < settings.max_repeats):
+        more, more_s, reason = _sample_round(blocks, warm.number, settings,
+                                             settings.max_time_s - total_s)
+        samples += more
+        total_s += more_s
+        round_medians.append(statistics.median(more))
+    warmup_s = warm.seconds + sum(trimmed) * warm.number
+    return TimeStats(samples_s=tuple(samples), warmup=settings.warmup,
+                     number_per_sample=warm.number, spread_warn=settings.spread_warn,
+                     stop_reason=reason, warmup_calls=warm.calls + len(trimmed) * warm.number,
+                     warmup_s=warmup_s, warmup_settled=warm.settled,
+                     warmup_samples_s=tuple(warm.block_times_s + trimmed),
+                     rounds=len(round_medians), round_medians_s=tuple(round_medians))

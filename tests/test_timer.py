@@ -110,7 +110,7 @@ def test_raw_samples_kept_in_order_and_stats_from_them():
     script = [9.0, 0.5, 0.25, 1.0, 0.75]        # first is the warm-up
     fake = FakeClock(script)
     stats = measure_time(fake.fn, Measure(warmup=1, min_repeats=4, min_time_s=0.0),
-                         clock=fake.clock)
+                         clock=fake.clock, warmup_max_s=0, remeasure_rounds=0)
     assert stats.samples_s == (0.5, 0.25, 1.0, 0.75)
     assert stats.median_s == pytest.approx(0.625)
     assert stats.min_s == 0.25
@@ -122,6 +122,7 @@ def test_fast_function_is_batched_per_sample():
     stats = measure_time(fake.fn, Measure(warmup=2, min_repeats=5, min_time_s=0.0),
                          clock=fake.clock)
     assert stats.number_per_sample == 10
+    assert stats.warmup_calls == 2 and stats.warmup_settled   # two equal calls: settled
     assert fake.calls == 2 + 5 * 10
     assert stats.samples_s == pytest.approx((call,) * 5)   # per-call, not per-block
 
@@ -129,9 +130,9 @@ def test_fast_function_is_batched_per_sample():
 def test_no_warmup_means_no_batching():
     fake = constant(2.0 ** -13)
     stats = measure_time(fake.fn, Measure(warmup=0, min_repeats=3, min_time_s=0.0),
-                         clock=fake.clock)
+                         clock=fake.clock, warmup_max_s=0)
     assert stats.number_per_sample == 1
-    assert fake.calls == 3
+    assert fake.calls == 3 and stats.warmup_calls == 0
 
 
 def test_batching_can_be_disabled():
@@ -176,7 +177,8 @@ def test_unstable_flag_and_warning_text():
     script = [1.0, 1.0, 1.0, 2.0, 1.0, 3.0]
     fake = FakeClock(script)
     stats = measure_time(fake.fn, Measure(warmup=1, min_repeats=5, min_time_s=0.0,
-                                          spread_warn=0.1), clock=fake.clock)
+                                          spread_warn=0.1), clock=fake.clock,
+                         remeasure_rounds=0)
     assert stats.samples_s == (1.0, 1.0, 2.0, 1.0, 3.0)
     assert stats.iqr_s == 1.0 and stats.median_s == 1.0
     assert stats.unstable
