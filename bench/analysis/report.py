@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.analysis import claims, flopcheck, plots, precisions
 from bench.analysis.claims import fmt_bytes
+from bench.analysis.incomplete import incomplete_header
 from bench.analysis.frame import (cache_sizes, last_level_cache, load_run, peak_mismatch,
                                   peak_table, peak_values)
 
@@ -472,6 +473,7 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
     lines = table[:2] + [f"`{title}` run `{run_id}` on {cpu}: {len(df)} cases, {n_ok} "
                          f"measured, {n_skip} skipped, {n_fail} failed. A different CPU gives "
                          f"different answers (caches, BLAS and the instruction set decide).", ""]
+    lines += incomplete_header(run_dir, meta, df[["case_id", "status"]].to_dict("records"))
     lines += table[2:]
     lines += [f"# {title}: measured scaling vs theory", ""]
     description = run_description(meta, df)
