@@ -10,7 +10,7 @@ import argparse
 # (flag, ModelConfig field, help)
 SIZE_FLAGS = (
     ("--d-model", "d_model", "width D of the residual stream"),
-    ("--layers", "n_layers", "encoder layers"),
+    ("--layers", "n_layers", "encoder layers (a gpt2* preset's blocks)"),
     ("--heads", "n_heads", "attention heads (must divide D)"),
     ("--d-ff", "d_ff", "feed-forward inner width (default 4·D when --d-model is given)"),
     ("--vocab", "vocab_size", "token vocabulary size"),
@@ -65,7 +65,10 @@ def resolve_model(args: argparse.Namespace):
 
 
 def model_kind(cfg) -> str:
-    """The param_counts kind a whole model is: BERT-style, or the 2017 encoder-decoder."""
+    """The param_counts kind a whole model is: BERT-style, the 2017 encoder-decoder, or a
+    GPT-2-style decoder-only language model."""
+    if getattr(cfg, "decoder_only", False):
+        return "gpt"
     return "seq2seq" if cfg.n_decoder_layers > 0 else "bert"
 
 

@@ -22,11 +22,14 @@ EPILOG = """examples:
   python -m bench flops bert-base --seq-len 512
   python -m bench flops bert-large --seq-len 4096 --batch 8
   python -m bench flops transformer-base --seq-len 128 --json
+  python -m bench flops gpt2 --seq-len 1024
   python -m bench flops --d-model 256 --layers 4 --heads 4 --seq-len 1024
 
 BERT presets count BertModel (embedding lookups: 0 FLOPs; the pooler on the first token).
 transformer-* count torch.nn.Transformer's body with source and target both --seq-len long
 (no embeddings, no pre-softmax projection; that projection is shown apart).
+gpt2* count a forward with every position's logits (the tied LM head), dense and causal, then
+a decode step, its recompute and the KV cache at that context (tfimpl/costs/decode.py).
 exit status: 0, or 2 for an unknown model or a bad size"""
 
 
@@ -47,6 +50,12 @@ def main(args: argparse.Namespace) -> int:
     except ModelChoiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if model_kind(cfg) == "gpt":
+        from bench.commands import _flops_gpt as flops_gpt
+
+        summary = flops_gpt.summarize(name, cfg, args.batch, args.seq_len)
+        print(json.dumps(summary, indent=2) if args.json else flops_gpt.render(summary))
+        return 0
     summary = summarize(name, cfg, args.batch, args.seq_len)
     print(json.dumps(summary, indent=2) if args.json else render(summary))
     return 0

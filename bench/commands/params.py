@@ -3,7 +3,8 @@
 The analytic counts come from tfimpl.costs (formulas in tfimpl/costs/params.py); beside them,
 the count of our own model (tfimpl.params.init_params, the dict both backends run on, and its
 torch conversion) and of the library model where one exists (HuggingFace BertModel for the
-BERT presets; torch.nn.Transformer, which has no embeddings, for transformer-*). Library
+BERT presets; torch.nn.Transformer, which has no embeddings, for transformer-*;
+GPT2LMHeadModel, its LM head tied to the token table, for gpt2*). Library
 models are built on torch's "meta" device: real modules, no memory.
 """
 
@@ -22,13 +23,15 @@ EPILOG = """examples:
   python -m bench params bert-base
   python -m bench params bert-large --no-counted
   python -m bench params transformer-base
+  python -m bench params gpt2 --json
   python -m bench params --d-model 512 --layers 8 --heads 8 --json
   python -m bench params bert-base --layers 6          # a preset with one size changed
 
 Memory is decimal (1 MB = 10^6 bytes), weights only (no activations, gradients or optimizer
 state). transformer-base/-big (Vaswani et al. 2017) share ONE 37,000-token table between the
 encoder input, the decoder input and the pre-softmax projection (their section 3.4); their
-sinusoidal positions have no parameters.
+sinusoidal positions have no parameters. gpt2* (Radford et al. 2019) tie the LM head to the
+token table: it adds no parameters (HuggingFace counts it once).
 exit status: 0 (all counts agree or were skipped), 1 (a counted total differs), 2 (bad model)"""
 
 # Our init_params draws every weight in float64 before casting (seconds per 100M weights):
@@ -65,14 +68,14 @@ def summarize(name: str, cfg, counted: bool = True) -> dict:
     layers = {"encoder_layer": costs.param_counts("encoder_layer", cfg)}
     if kind == "seq2seq":
         layers["decoder_layer"] = costs.param_counts("decoder_layer", cfg)
-    body_kind = "transformer" if kind == "seq2seq" else "bert"
+    body_kind = {"seq2seq": "transformer", "gpt": "gpt"}.get(kind, "bert")
     analytic_body = costs.param_counts(body_kind, cfg)["total"]
     summary = {
         "model": name, "kind": kind, "config": config_dict(cfg), "params": params,
         "layers": layers, "non_embedding": costs.non_embedding_params(kind, cfg),
         "memory_bytes": {dt: params["total"] * b for dt, b in BYTES_PER_ELEMENT.items()},
-        "counted_scope": ("whole model" if kind == "bert"
-                          else "encoder + decoder, without the shared embedding table"),
+        "counted_scope": ("encoder + decoder, without the shared embedding table"
+                          if kind == "seq2seq" else "whole model"),
         "counted": {"analytic": analytic_body},
         "library_name": None, "check": None,
     }
@@ -121,12 +124,32 @@ def count_library(kind: str, cfg) -> tuple[str | None, int | None]:
         with torch.device("meta"):
             model = BertModel(config)
         return "transformers.BertModel", sum(p.numel() for p in model.parameters())
+    if kind == "gpt":
+        return _count_hf_gpt2(cfg)
     if not cfg.final_norm:                   # torch.nn.Transformer always has both final norms
         return None, None
     with torch.device("meta"):
         model = torch.nn.Transformer(cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.n_decoder_layers,
                                      cfg.d_ff, batch_first=True)
     return "torch.nn.Transformer", sum(p.numel() for p in model.parameters())
+
+
+def _count_hf_gpt2(cfg) -> tuple[str | None, int | None]:
+    """GPT2LMHeadModel on the meta device; parameters() lists the tied lm_head/wte once."""
+    import torch
+
+    try:
+        from transformers import GPT2Config, GPT2LMHeadModel
+    except ImportError:
+        return None, None
+    if (cfg.activation != "gelu_tanh" or not cfg.norm_first or not cfg.final_norm
+            or cfg.positional != "learned"):
+        return None, None
+    config = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.max_position, n_embd=cfg.d_model,
+                        n_layer=cfg.n_layers, n_head=cfg.n_heads, n_inner=cfg.d_ff)
+    with torch.device("meta"):
+        model = GPT2LMHeadModel(config)
+    return "transformers.GPT2LMHeadModel", sum(p.numel() for p in model.parameters())
 
 
 # ---- the text ----------------------------------------------------------------------------
@@ -154,7 +177,16 @@ def render(s: dict) -> str:
              f"L={cfg['n_layers']}" + (f"+{cfg['n_decoder_layers']}" if s["kind"] == "seq2seq" else "")
              + f" V={cfg['vocab_size']}")
     rows = []
-    if s["kind"] == "bert":
+    if s["kind"] == "gpt":
+        for key in ("embeddings.word", "embeddings.position", "embeddings"):
+            rows.append(_row(key + (" (= the tied LM head)" if key == "embeddings.word" else ""),
+                             p[key], total))
+        rows.append(None)
+        rows += _layer_rows("", s["layers"]["encoder_layer"], total)
+        rows.append(_row(f"blocks ({p['layers']} layers)", p["blocks"], total))
+        rows.append(_row("final norm (LN_f)", p["final_norm"], total))
+        rows.append(_row("lm_head (tied: no weights of its own)", p["lm_head"], total))
+    elif s["kind"] == "bert":
         for key in ("embeddings.word", "embeddings.position", "embeddings.token_type",
                     "embeddings.norm"):
             rows.append(_row(key, p[key], total))
