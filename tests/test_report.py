@@ -318,12 +318,12 @@ def test_sdpa_backward_recount_is_what_torch_counts():
     from bench.analysis.flopcheck import explain
     from bench.case import Case
     from bench.flops import count_flops
+    from bench.plan import plan
     from bench.registry import prepare
-    from bench.runner import predict
 
     case = Case(impl="torch-sdpa", block="attention", batch=1, seq_len=16, d_model=64,
                 n_heads=2, d_ff=256, mode="forward+backward")
     row = {**dataclasses.asdict(case), "flops_counted": count_flops(prepare(case).flops_fn),
-           **predict(case)}
+           **plan(case).facts()}
     assert row["flops_counted"] - row["flops_analytic"] == 2 * 16 * 16 * 64   # ½ · 4·T²·D
     assert explain(row)[0] == "known"

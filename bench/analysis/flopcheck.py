@@ -18,39 +18,24 @@ from __future__ import annotations
 
 import math
 
+from tfimpl.costs.flops import ATTENTION_KEYS
+
 KNOWN_SDPA_BACKWARD = ("known cause: FlopCounterMode counts the fused SDPA backward as 5 "
                        "attention matmuls (it recomputes the scores: 2.5× the forward's 2), the "
                        "analytic model as 4 (2×); the excess is exactly ½ of the forward "
                        "attention FLOPs")
 
 
-MATERIALISED = ("explicit", "library")     # bench.registry.attn_impl_of's materialised paths
-
-
-def _attn_impl(impl: str, block: str) -> str | None:
-    from bench.registry import attn_impl_of
-
-    try:
-        return attn_impl_of(str(impl), str(block))
-    except TypeError:                        # an attn_impl_of without the block argument
-        return attn_impl_of(str(impl))
-    except (KeyError, ValueError):
-        return None
+MATERIALISED = ("explicit", "library")     # attention paths that hold the (B, H, T, T) matrix
 
 
 def forward_attention_flops(row: dict) -> float:
-    """Σ tfimpl.costs forward_flops[ATTENTION_KEYS] for the record's case (NaN if not known)."""
-    from tfimpl.config import ModelConfig
-    from tfimpl.costs import flops
-
-    try:
-        cfg = ModelConfig(d_model=int(row["d_model"]), n_heads=int(row["n_heads"]),
-                          d_ff=int(row["d_ff"]), n_layers=int(row.get("layers") or 1))
-        parts = flops.forward_flops(str(row["block"]), cfg, int(row["batch"]),
-                                    int(row["seq_len"]))
-    except (KeyError, TypeError, ValueError):
+    """Σ of the record's forward attention-matmul FLOPs (its flops_by_component, as planned at
+    run time: tfimpl.costs' attn_scores + attn_weighted_sum); NaN when the record has none."""
+    parts = row.get("flops_by_component")
+    if not isinstance(parts, dict):
         return math.nan
-    return float(sum(parts.get(k, 0) for k in flops.ATTENTION_KEYS))
+    return float(sum(parts.get(k, 0) for k in ATTENTION_KEYS))
 
 
 def explain(row: dict) -> tuple[str, str]:
@@ -58,7 +43,7 @@ def explain(row: dict) -> tuple[str, str]:
     "unexplained-forward-explicit" (the loud one)."""
     counted, analytic = float(row["flops_counted"]), float(row["flops_analytic"])
     diff = counted - analytic
-    attn_impl = _attn_impl(row["impl"], row["block"])
+    attn_impl = row.get("attn_path")
     if row.get("mode") == "forward+backward" and attn_impl == "sdpa":
         expected = 0.5 * forward_attention_flops(row)
         if math.isfinite(expected) and abs(diff - expected) <= 1e-6 * max(analytic, 1.0):

@@ -2,23 +2,21 @@
 
 Derived columns (all computed from the record and meta.json, nothing measured here):
 
+The facts decided at run time come from the record itself (bench.plan put them there), never
+from the registry: `backend`, `attn_path`, `attn_materialised`, `bytes_per_element`,
+`working_set_bytes` (tfimpl.costs.footprint), `flops_by_component`, `params`. A record written
+before those fields existed gets NaN / None for them (its points then fall in the "cache size
+unknown" regime rather than being placed by a guess).
+
     ok                 status == "ok"
-    bytes_per_element  activation width of the precision (bench.precision; 2 for amp-*)
-    attention_path     "materialised" (the (B, H, T, T) matrix exists: numpy, torch, torch-nn's
-                       MATH sdpa), "fused" (torch-sdpa), None when the block has no attention
-                       or the path is not known (hf-bert, torch-nn's mha)
-    working_set_bytes  the bytes a block streams through at once, to place a point relative to
-                       the caches (an estimate, not a measurement):
-                         attention (materialised)  B·H·T²·e       the score matrix
-                         attention (fused)         4·B·T·D·e      q, k, v, out
-                         mha                       attention + 4·B·T·D·e + 4·D²·e (weights)
-                         ffn                       B·T·(D + d_ff)·e + 2·D·d_ff·e (weights)
-                         encoder_layer, encoder, model   max(mha, ffn): sublayers run in turn
+    attention_path     "materialised" (attn_materialised True: the (B, H, T, T) matrix exists),
+                       "fused" (False), None when the block has no attention or the path is
+                       not one the cost model knows
     llc_bytes          last-level cache from meta.json (cache_bytes.L3, else L2); NaN if unknown
     ws_over_llc        working_set_bytes / llc_bytes
     flops              flops_counted where counted, else flops_analytic; flops_source says which
     gflops             flops / median_s / 1e9 (the record's gflops_per_s when it has one)
-    peak_backend       numpy for impl numpy, else torch (whose matmul peak bounds the case)
+    peak_backend       the record's backend (whose matmul peak bounds the case)
     peak_dtype         the matmul dtype: amp-bf16 -> bf16, amp-fp16 -> fp16, tf32 -> fp32 on CPU
     peak_gflops        the machine's matmul peak for (peak_backend, peak_dtype) from meta.json
                        "machine_peak" (bench.peak; "peak" accepted too); NaN when not measured
@@ -31,12 +29,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from bench.blocks import FUSED, MATERIALISED
 from bench.case import CASE_FIELDS
+from bench.plan import FACT_KEYS
+from bench.writer import RECORDS_FILE, read_meta, read_records
 
-FUSED_IMPLS = ("torch-sdpa",)
-MATERIALISED_IMPLS = ("numpy", "torch")
-MIXED_BLOCKS = ("encoder_layer", "encoder", "model")
-_AMP_BYTES = 2  # autocast activations land in the low dtype (see bench.precision)
+FACT_COLUMNS = FACT_KEYS + ("attn_materialised",)
+
 PEAK_BACKENDS = ("numpy", "torch")
 PEAK_DTYPE = {"amp-bf16": "bf16", "amp-fp16": "fp16"}
 
@@ -123,46 +122,18 @@ def machine_peak(meta: dict, backend: str, precision: str, threads=None,
     return peak_values(meta).get((backend, peak_dtype(precision, device or "cpu")), math.nan)
 
 
-def bytes_per_element(precision: str) -> float:
-    from bench import precision as prec
-
-    try:
-        return float(prec.get(precision).bytes_per_element)
-    except (KeyError, ValueError):
-        return math.nan
-
-
-def attention_path(impl: str, block: str) -> str | None:
-    if block == "ffn":
-        return None
-    if impl in FUSED_IMPLS:
-        return "fused"
-    if impl in MATERIALISED_IMPLS or (impl == "torch-nn" and block == "attention"):
-        return "materialised"
+def attention_path(materialised) -> str | None:
+    """The record's attn_materialised as the theory's vocabulary (bench.blocks)."""
+    if materialised is True:
+        return MATERIALISED
+    if materialised is False:
+        return FUSED
     return None
 
 
-def working_set_bytes(row: dict) -> float:
-    """See the module docstring; NaN when a needed field is missing."""
-    try:
-        b, t, d = float(row["batch"]), float(row["seq_len"]), float(row["d_model"])
-        h, f = float(row["n_heads"]), float(row["d_ff"])
-    except (KeyError, TypeError, ValueError):
-        return math.nan
-    e = row.get("bytes_per_element", math.nan)
-    path = attention_path(str(row.get("impl")), str(row.get("block")))
-    attn = 4 * b * t * d * e if path == "fused" else b * h * t * t * e
-    mha = attn + 4 * b * t * d * e + 4 * d * d * e
-    ffn = b * t * (d + f) * e + 2 * d * f * e
-    block = row.get("block")
-    if block == "attention":
-        return attn
-    if block == "mha":
-        return mha
-    if block == "ffn":
-        return ffn
-    if block in MIXED_BLOCKS:
-        return max(mha, ffn)
+def _number(value) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
     return math.nan
 
 
@@ -180,9 +151,12 @@ def records_frame(records: list[dict], meta: dict | None = None):
         df[name] = pd.to_numeric(df[name], errors="coerce").astype(float)
     df["status"] = df["status"].fillna("failed: no status").astype(str)
     df["ok"] = df["status"] == "ok"
-    df["bytes_per_element"] = [bytes_per_element(p) for p in df["precision"]]
-    df["attention_path"] = [attention_path(str(i), str(b)) for i, b in zip(df["impl"], df["block"])]
-    df["working_set_bytes"] = [working_set_bytes(r) for r in df.to_dict("records")]
+    for name in FACT_COLUMNS:
+        if name not in df.columns:
+            df[name] = None
+    df["bytes_per_element"] = [_number(v) for v in df["bytes_per_element"]]
+    df["working_set_bytes"] = [_number(v) for v in df["working_set_bytes"]]
+    df["attention_path"] = [attention_path(m) for m in df["attn_materialised"]]
     llc = last_level_cache(meta)
     df["llc_bytes"] = llc
     df["ws_over_llc"] = df["working_set_bytes"] / llc
@@ -192,7 +166,7 @@ def records_frame(records: list[dict], meta: dict | None = None):
                                   np.where(df["flops_analytic"].notna(), "analytic", None))
     recomputed = df["flops"] / df["median_s"] / 1e9
     df["gflops"] = df["gflops_per_s"].where(df["gflops_per_s"].notna(), recomputed)
-    df["peak_backend"] = ["numpy" if i == "numpy" else "torch" for i in df["impl"]]
+    df["peak_backend"] = [b if isinstance(b, str) else None for b in df["backend"]]
     df["peak_dtype"] = [peak_dtype(str(p), str(d)) for p, d in zip(df["precision"],
                                                                    df["device"])]
     df["peak_gflops"] = [
@@ -208,8 +182,6 @@ def _missing(value) -> bool:
 
 def load_run(run_dir: str | Path):
     """(frame, meta) of a run folder; raises FileNotFoundError naming what is missing."""
-    from bench.writer import RECORDS_FILE, read_meta, read_records
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {run_dir} does not exist")

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.analysis import claims
-from bench.analysis.frame import working_set_bytes
 
 PREC_STYLE = {"fp64": ":", "fp32": "-", "bf16": "--", "fp16": (0, (1, 1)), "amp-bf16": "-.",
               "amp-fp16": (0, (3, 1, 1, 1))}
@@ -45,7 +44,7 @@ def _panel_figure(n_panels: int, size=(6.0, 4.2)):
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")   # tight: no clipped labels or legends
     return path
 
 
@@ -69,28 +68,31 @@ def _varying(groups, keys=("batch", "d_model", "threads", "layers")) -> list[str
     return [k for k in keys if len({str(f.get(k)) for f, _ in groups}) > 1]
 
 
-def seq_len_at_working_set(row: dict, target_bytes: float, lo: int = 1,
-                           hi: int = 1 << 22) -> float:
-    """Smallest seq_len whose working set (frame.working_set_bytes) reaches target (bisection)."""
-    def ws(t):
-        return working_set_bytes({**row, "seq_len": t})
+def seq_len_at_working_set(seq_lens, ws_bytes, target_bytes: float) -> float:
+    """The seq_len at which the recorded working set (the records' working_set_bytes, from
+    tfimpl.costs at run time) reaches target: log-log interpolation between the measured
+    points; NaN outside them."""
+    import numpy as np
 
-    if not math.isfinite(target_bytes) or not math.isfinite(ws(hi)) or ws(hi) < target_bytes:
+    x, y = np.asarray(seq_lens, float), np.asarray(ws_bytes, float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    x, y = x[keep], y[keep]
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if len(x) < 2 or not math.isfinite(target_bytes) or not (y[0] <= target_bytes <= y[-1]):
         return math.nan
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if ws(mid) < target_bytes else (lo, mid)
-    return float(hi)
+    return float(np.exp(np.interp(np.log(target_bytes), np.log(y), np.log(x))))
 
 
-def _cache_lines(ax, row: dict, llc: float, rule: claims.FitRule, x_range) -> None:
+def _cache_lines(ax, group, llc: float, rule: claims.FitRule, x_range) -> None:
     """Vertical lines where this series' working set equals the LLC and rule.ws_factor x LLC."""
+    precision = group["precision"].iloc[0]
     for factor, style in ((1.0, ":"), (rule.ws_factor, "--")):
-        n = seq_len_at_working_set(row, factor * llc)
+        n = seq_len_at_working_set(group["seq_len"], group["working_set_bytes"], factor * llc)
         if math.isfinite(n) and x_range[0] <= n <= x_range[1]:
             ax.axvline(n, color="0.45", linestyle=style, linewidth=1)
             ax.annotate(f"working set = {factor:g}×LLC\n({claims.fmt_bytes(factor * llc)}, "
-                        f"{row['precision']})", (n, 0.02), xycoords=("data", "axes fraction"),
+                        f"{precision})", (n, 0.02), xycoords=("data", "axes fraction"),
                         rotation=90, fontsize=7, color="0.35", ha="right", va="bottom")
 
 
@@ -126,13 +128,38 @@ def _theory_line(ax, x, y, slope: float, label: str) -> None:
             alpha=0.7, label=label)
 
 
-def _fit_text(entry: dict | None) -> str:
+VAR_SYMBOL = {"seq_len": "n", "d_model": "d"}
+
+
+def _fit_text(entry: dict | None, variable: str = "seq_len") -> str:
+    """'d^1.86 [1.80, 1.93]', named after the swept variable; '' without a fit."""
     if entry is None:
         return ""
+    v = VAR_SYMBOL.get(variable, variable)
     if entry["exponent"] is None:
         full = entry.get("full_range_exponent")
-        return "not enough data" + (f" (all points: n^{full:.2f})" if full is not None else "")
-    return f"n^{entry['exponent']:.2f} [{entry['ci_low']:.2f}, {entry['ci_high']:.2f}]"
+        return "not enough data" + (f" (all points: {v}^{full:.2f})" if full is not None else "")
+    return f"{v}^{entry['exponent']:.2f} [{entry['ci_low']:.2f}, {entry['ci_high']:.2f}]"
+
+
+def _outside_legend(ax, fontsize=7) -> None:
+    """The legend right of the axes, never over the data."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0)
+
+
+def _two_term_curve(ax, two_term, fixed: dict, g, variable: str, color) -> bool:
+    """Dotted t = a·n²·d + b·n·d² + c of the series' two-term fit over its points."""
+    for r in two_term or []:
+        if (r["status"] == "ok" and r["impl"] == fixed["impl"] and r["block"] == fixed["block"]
+                and r["precision"] == fixed["precision"] and r["mode"] == fixed.get("mode")):
+            n = g["seq_len"].to_numpy(float)
+            d = g["d_model"].to_numpy(float)
+            t = r["a"] * n ** 2 * d + r["b"] * n * d ** 2 + r["c"]
+            ax.plot(g[variable], t, linestyle=":", color=color, linewidth=1.5)
+            return True
+    return False
 
 
 def _entry_for(entries, fixed, variable, metric):
@@ -146,7 +173,8 @@ def _entry_for(entries, fixed, variable, metric):
 
 
 def plot_scaling(sweeps, entries, meta_llc: float, block: str, path: Path, *, variable="seq_len",
-                 metric="time", rule: claims.FitRule = claims.FitRule()) -> Path | None:
+                 metric="time", rule: claims.FitRule = claims.FitRule(),
+                 two_term=None) -> Path | None:
     """Time (or another metric) vs the swept variable for one block, one line per series.
 
     sweeps: list(claims.sweep_groups(df, variable)). Filled markers: points in the fit's
@@ -162,14 +190,18 @@ def plot_scaling(sweeps, entries, meta_llc: float, block: str, path: Path, *, va
     colors = _colors(f["impl"] for f, _ in groups)
     extra = _varying(groups, ("batch", "threads", "layers") + (("d_model",) if variable ==
                                                                  "seq_len" else ("seq_len",)))
-    theory = None
+    theory, fitted, curves = None, False, False
     for fixed, g in groups:
         entry = _entry_for(entries, fixed, variable, metric)
         mask, _ = claims.fit_points(g, variable, metric, rule)
         x, y = g[variable].to_numpy(float), g[column].to_numpy(float)
         style = PREC_STYLE.get(fixed["precision"], "-")
         color = colors[fixed["impl"]]
-        label = f"{series_label(fixed, extra)}: {_fit_text(entry)}"
+        fit = _fit_text(entry, variable)
+        fitted = fitted or bool(entry and entry["exponent"] is not None)
+        label = series_label(fixed, extra) + (f": {fit}" if fit else "")
+        if metric == "time":
+            curves = _two_term_curve(ax, two_term, fixed, g, variable, color) or curves
         ax.plot(x, y, linestyle=style, color=color, linewidth=1.3, label=label)
         ax.plot(x[mask], y[mask], "o", color=color, markersize=5)
         ax.plot(x[~mask], y[~mask], "o", markerfacecolor="white", color=color, markersize=5)
@@ -178,80 +210,29 @@ def plot_scaling(sweeps, entries, meta_llc: float, block: str, path: Path, *, va
     if theory is not None:
         _theory_line(ax, theory[1], theory[2], theory[0], f"theory: slope {theory[0]:g}")
     if variable == "seq_len" and math.isfinite(meta_llc):
-        row = groups[0][1].iloc[0].to_dict()
         xs = [float(v) for _, g in groups for v in g["seq_len"]]
-        _cache_lines(ax, row, meta_llc, rule, (min(xs), max(xs)))
+        _cache_lines(ax, groups[0][1], meta_llc, rule, (min(xs), max(xs)))
     ax.set_xscale("log", base=2)
     _plain_ticks(ax)
     ax.set_yscale("log")
     unit = {"time": "median time per call (s)", "flops": "FLOPs per call",
             "memory": "peak memory above baseline (bytes)"}[metric]
+    if metric == "memory":
+        for line in ax.get_lines():
+            line.set_ydata(np.asarray(line.get_ydata(), float) / 2 ** 20)
+        ax.relim()
+        ax.autoscale_view()
+        unit = "peak memory above baseline (MiB)"
     ax.set_xlabel({"seq_len": "sequence length n (tokens)",
-                   "d_model": "model width d_model"}[variable])
+                   "d_model": "model width d (d_model)"}[variable])
     ax.set_ylabel(unit)
-    ax.set_title(f"{block}: {metric} vs {variable} (filled = points used in the fit)")
+    how = ("filled = points in the fit range, hollow = left out" if fitted
+           else "no single-exponent fit for this block")
+    if curves:
+        how += "; dotted = two-term fit a·n²·d + b·n·d² + c"
+    ax.set_title(f"{block}: {metric} vs {variable}\n({how})", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
-    return _save(fig, path)
-
-
-def plot_flops(df, path: Path) -> Path | None:
-    """Analytic FLOPs (line) vs counted FLOPs (markers), per block, log-log."""
-    ok = df[df["ok"] & df["flops_analytic"].notna()]
-    blocks = sorted(ok["block"].unique())
-    if not blocks:
-        return None
-    fig, axes = _panel_figure(len(blocks))
-    colors = _colors(ok["impl"])
-    for ax, block in zip(axes, blocks):
-        b = ok[ok["block"] == block]
-        ref = b.groupby("seq_len")["flops_analytic"].median()
-        ax.plot(ref.index, ref.values, "-", color="0.2", label="analytic (tfimpl.costs)")
-        for impl, g in b[b["flops_counted"].notna()].groupby("impl"):
-            g = g.sort_values("seq_len")
-            ax.plot(g["seq_len"], g["flops_counted"], "o", color=colors[impl], markersize=4,
-                    label=f"counted: {impl}", alpha=0.8)
-        ax.set_xscale("log", base=2)
-        _plain_ticks(ax)
-        ax.set_yscale("log")
-        ax.set_xlabel("sequence length n (tokens)")
-        ax.set_ylabel("FLOPs per call")
-        ax.set_title(f"{block}: FLOPs, analytic vs counted")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def plot_memory(df, path: Path) -> Path | None:
-    """Measured peak memory (markers) vs the analytic prediction (dashed), per block."""
-    ok = df[df["ok"] & df["peak_bytes"].notna()]
-    blocks = sorted(ok["block"].unique())
-    if not blocks:
-        return None
-    fig, axes = _panel_figure(len(blocks))
-    colors = _colors(ok["impl"])
-    for ax, block in zip(axes, blocks):
-        for (impl, prec, d), g in ok[ok["block"] == block].groupby(["impl", "precision",
-                                                                    "d_model"]):
-            g = g.sort_values("seq_len")
-            if g["seq_len"].nunique() < 2:
-                continue
-            label = f"{impl} {prec}" + (f" d={d}" if ok["d_model"].nunique() > 1 else "")
-            ax.plot(g["seq_len"], g["peak_bytes"], "o-", color=colors[impl], markersize=4,
-                    linewidth=0.8, label=f"measured: {label} ({g['peak_method'].iloc[0]})")
-            if g["peak_bytes_predicted"].notna().any():
-                ax.plot(g["seq_len"], g["peak_bytes_predicted"], linestyle="--",
-                        color=colors[impl], linewidth=1.2, alpha=0.7,
-                        label=f"predicted: {label}")
-        ax.set_xscale("log", base=2)
-        _plain_ticks(ax)
-        ax.set_yscale("log")
-        ax.set_xlabel("sequence length n (tokens)")
-        ax.set_ylabel("peak memory above baseline (bytes)")
-        ax.set_title(f"{block}: peak memory, measured vs predicted")
-        ax.grid(True, which="both", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6)
+    _outside_legend(ax)
     return _save(fig, path)
 
 
@@ -259,6 +240,9 @@ def plot_attention_share(share, crossovers: list[dict], path: Path) -> Path | No
     """Measured share of the layer's time in attention vs n; ½ line; crossovers marked."""
     if share is None or share.empty:
         return None
+    keys = ["impl", "precision", "mode", "d_model", "blocks"]
+    if share.groupby(keys)["seq_len"].nunique().max() < 2:
+        return None                       # n never varies: nothing to draw against n
     fig, (ax,) = _figure()
     colors = _colors(share["impl"])
     for (impl, prec, mode, d, blocks), g in share.groupby(
@@ -285,59 +269,7 @@ def plot_attention_share(share, crossovers: list[dict], path: Path) -> Path | No
     ax.set_ylabel("attention share of the layer's time")
     ax.set_title("Attention's share of a layer's time (source in legend)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
-
-
-def plot_roofline(df, path: Path, notes: dict | None = None) -> Path | None:
-    """Achieved GFLOP/s vs n per block, with the machine's matmul peaks as ceilings.
-
-    Ceilings come from the frame's peak_gflops (per backend and matmul dtype: an amp-bf16
-    series is bounded by the bf16 peak). Without any usable peak only the achieved GFLOP/s are
-    drawn, and notes[block] (why there is no ceiling) is written on that block's panel.
-    """
-    ok = df[df["ok"] & df["gflops"].notna() & (df["gflops"] > 0)]
-    blocks = sorted(ok["block"].unique())
-    if not blocks:
-        return None
-    fig, axes = _panel_figure(len(blocks))
-    colors = _colors(ok["impl"])
-    for ax, block in zip(axes, blocks):
-        b = ok[ok["block"] == block]
-        for (impl, prec, d), g in b.groupby(["impl", "precision", "d_model"]):
-            g = g.sort_values("seq_len")
-            if g["seq_len"].nunique() < 2:
-                continue
-            ax.plot(g["seq_len"], g["gflops"], "o", linestyle=PREC_STYLE.get(prec, "-"),
-                    color=colors[impl], markersize=3, linewidth=1,
-                    label=f"{impl} {prec}" + (f" d={d}" if b["d_model"].nunique() > 1 else ""))
-        ceilings: dict[tuple[str, float], set[str]] = {}
-        for (backend, dtype), peak in b.groupby(["peak_backend", "peak_dtype"])["peak_gflops"]:
-            peak = peak.dropna()
-            if len(peak):
-                ceilings.setdefault((dtype, round(float(peak.iloc[0]))), set()).add(backend)
-        for (dtype, peak), backends in sorted(ceilings.items()):
-            ax.axhline(peak, color="0.3", linestyle=PREC_STYLE.get(dtype, "-"), linewidth=0.8)
-            ax.annotate(f"matmul peak {dtype} ({', '.join(sorted(backends))}): {peak:.0f}",
-                        (0.01, peak), xycoords=("axes fraction", "data"), fontsize=7,
-                        va="bottom")
-        if not ceilings:
-            import textwrap
-
-            text = (notes or {}).get(block) or "no matmul peak for these cases: achieved " \
-                "GFLOP/s only"
-            ax.annotate(textwrap.fill(text, 70), (0.01, 0.98), xycoords="axes fraction",
-                        fontsize=7, va="top", color="tab:red")
-        ax.set_xscale("log", base=2)
-        _plain_ticks(ax)
-        ax.set_yscale("log")
-        ax.set_xlabel("sequence length n (tokens)")
-        ax.set_ylabel("achieved GFLOP/s (matmul FLOPs / median time)")
-        ax.set_title(f"{block}: achieved vs machine peak" if ceilings
-                     else f"{block}: achieved GFLOP/s (no peak)")
-        ax.grid(True, which="both", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc="lower right")
+    _outside_legend(ax)
     return _save(fig, path)
 
 
@@ -387,8 +319,12 @@ def plot_precision(table, path: Path) -> Path | None:
             _plain_ticks(ax)
             ax.set_xlabel("sequence length n (tokens)")
             ax.grid(True, which="both", alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=6, loc="best")
+        handles = dict(zip(*reversed(right.get_legend_handles_labels())))
+        for h, label in zip(*left.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+        if handles:
+            right.legend(list(handles.values()), list(handles), fontsize=6, loc="upper left",
+                         bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _save(fig, path)
 
 
@@ -414,7 +350,8 @@ def plot_local_slopes(entries, path: Path, metric: str = "time") -> Path | None:
     _plain_ticks(ax)
     ax.set_xlabel("sequence length n (tokens), geometric middle of each pair")
     ax.set_ylabel(f"local exponent d log({metric}) / d log n")
-    ax.set_title("Local slopes between successive sizes (jumps = cache transitions)")
+    ax.set_title("Local slopes between successive sizes\n(a jump is a cache transition only "
+                 "where the report's notes name one; others are noise or outliers)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    _outside_legend(ax)
     return _save(fig, path)

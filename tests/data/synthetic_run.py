@@ -65,6 +65,7 @@ def record(impl, block, precision, t, d, rng, batch=1, status="ok"):
            "threads": 2, "mode": "forward", "activation": "gelu", "norm_first": False,
            "causal": False, "vocab_size": 30522, "seed": 0, "status": status}
     rec["case_id"] = f"{impl}-{block}-{precision}-{t}-{d}"
+    rec.update(run_facts(impl, block, precision, batch, t, d, h, f))
     keys = ("samples_s", "n_samples", "median_s", "iqr_s", "min_s", "mean_s", "std_s", "spread",
             "unstable", "flops_analytic", "flops_counted", "flops_match", "gflops_per_s",
             "peak_bytes", "peak_method", "peak_bytes_predicted", "rss_peak_bytes",
@@ -89,6 +90,25 @@ def record(impl, block, precision, t, d, rng, batch=1, status="ok"):
                max_abs_err=err * 10, max_rel_err=err * 100, rel_l2_err=err,
                attn_max_abs_err=err if block == "attention" else None)
     return rec
+
+
+def run_facts(impl, block, precision, b, t, d, h, f) -> dict:
+    """What bench.plan records at run time about the case (its declarations' facts)."""
+    from tfimpl.config import ModelConfig
+    from tfimpl.costs import footprint
+
+    fused = impl == "torch-sdpa"
+    materialised = None if block == "ffn" else not fused
+    e = BYTES[precision]
+    cfg = ModelConfig(d_model=d, n_heads=h, d_ff=f, n_layers=1)
+    return {"backend": "numpy" if impl == "numpy" else "torch",
+            "attn_path": None if block == "ffn" else ("sdpa" if fused else "explicit"),
+            "attn_materialised": materialised, "bytes_per_element": e,
+            "storage_bytes": 4 if precision.startswith("amp") else e,
+            "working_set_bytes": footprint.working_set_bytes(block, cfg, b, t, e, materialised),
+            "flops_by_component": ({} if block == "ffn" else
+                                   {"attn_scores": 2 * b * t * t * d,
+                                    "attn_weighted_sum": 2 * b * t * t * d})}
 
 
 def make_records(seed: int = 0) -> list[dict]:
