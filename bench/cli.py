@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("bench.commands.report", "rebuild report.md, summary.json and plots of a run folder"),
     "compare": ("bench.commands.compare", "compare two runs case by case; exit 1 on a regression"),
     "peak": ("bench.commands.peak", "measure this machine's matmul peak (GFLOP/s) per dtype"),
+    "profile": ("bench.commands.profile", "per-step time of a model or block against FLOPs, bytes and the roofline"),
     "params": ("bench.commands.params", "parameter breakdown of a model preset or explicit size"),
     "flops": ("bench.commands.flops", "forward/backward FLOPs per component of a model"),
     "figures": ("bench.commands.figures", "draw positional-encoding and attention-pattern figures"),
