@@ -155,6 +155,23 @@ def check_run_dir(run_dir: str | os.PathLike) -> tuple[list[dict], dict]:
     return records, meta
 
 
+# What a folder may hold when a kill interrupted `RunWriter.create` before meta.json existed.
+CREATION_LEFTOVERS = (CONFIG_FILE, CONFIG_FILE + ".tmp", META_FILE + ".tmp", RECORDS_FILE)
+
+
+def unfinished_creation(run_dir: str | os.PathLike, also_allowed=()) -> bool:
+    """True for a folder that `RunWriter.create` began and never finished (no meta.json, no
+    record, nothing foreign): it can be created again."""
+    path = Path(run_dir)
+    if (path / META_FILE).exists():
+        return False
+    records = path / RECORDS_FILE
+    if records.exists() and records.stat().st_size:
+        return False
+    allowed = set(CREATION_LEFTOVERS) | set(also_allowed)
+    return all(p.name in allowed for p in path.iterdir())
+
+
 def is_done(record: dict) -> bool:
     """A case that resume keeps: measured (`ok`) or deliberately skipped; failures are rerun."""
     status = str(record.get("status", ""))
@@ -189,8 +206,8 @@ class RunWriter:
         writer = cls(run_dir)
         writer.run_dir.mkdir(parents=True, exist_ok=True)
         _write_atomic(writer.run_dir / CONFIG_FILE, config_text)
-        writer.write_meta(meta)
-        writer.records_path.touch()
+        writer.records_path.write_bytes(b"")
+        writer.write_meta(meta)               # last: a folder with meta.json is complete
         return writer
 
     @classmethod

@@ -224,7 +224,7 @@ def _open_run_dir(target: Path, config, measure, executor_name, args):
                                 f"({detail}); start a new run instead of mixing them")
         writer, done = w.RunWriter.reopen(target)
         return writer, done, True
-    if target.exists() and any(p.name != LOCK_FILE for p in target.iterdir()):
+    if target.exists() and not w.unfinished_creation(target, also_allowed=(LOCK_FILE,)):
         raise w.RunDirError(f"--out {target} exists, is not empty and is not a tfbench run")
     meta = _initial_meta(config, measure, executor_name, args)
     writer = w.RunWriter.create(target, _config_text(config), meta)
