@@ -1,6 +1,7 @@
 """compare: time ratio + one-sided Mann-Whitney U on raw samples, exit 1 on a regression."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -101,3 +102,63 @@ def test_cli_exit_codes_and_json(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["regressions"] == 1 and data["rows"][0]["case_id_a"] == "c1"
     assert cli(["compare", run_a, str(tmp_path / "missing")]) == 2
+
+
+# ---- any sample count, multiple comparisons, repeatability ---------------------------------
+
+def test_min_p_value_never_overflows():
+    assert cmp.min_p_value(600, 600) == 0.0                # underflows, was OverflowError
+    assert cmp.log_min_p_value(600, 600) == pytest.approx(-math.log(math.comb(1200, 600)))
+
+
+def test_holm_by_hand():
+    # sorted p 0.01, 0.02, 0.04 with m = 3: 0.03, max(0.03, 0.04), max(0.04, 0.04)
+    assert cmp.holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert cmp.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert cmp.holm([]) == []
+
+
+def test_thousands_of_samples_per_case():
+    n = 2000
+    a = [_rec(f"c{i}", _noisy(0.001 * (i + 2), n, i)) for i in range(20)]
+    b = [_rec(f"c{i}", _noisy(0.001 * (i + 2) * (1.2 if i == 3 else 1.0), n, 100 + i))
+         for i in range(20)]
+    res = cmp.compare_records(a, b)
+    rows = {r["case_id_a"]: r for r in res["rows"]}
+    assert res["regressions"] == 1 and rows["c3"]["status"] == cmp.REGRESSION
+    assert rows["c3"]["p_slower_holm"] < 1e-10 and rows["c3"]["n_a"] == n
+    assert all(r["status"] == cmp.UNCHANGED for k, r in rows.items() if k != "c3")
+    rep = res["repeatability"]["timed"]
+    assert rep["n"] == 20 and rep["within_5pct"] == 19 and rep["share_within_5pct"] == 0.95
+    assert rep["worst_ratio"] == pytest.approx(1.2, rel=0.01) and rep["beyond_15pct"] == 1
+
+
+def test_correction_removes_a_chance_finding():
+    """One p = 0.004 among 50 cases passes alpha = 0.01 alone, not after Holm (0.2)."""
+    rows = [{"p_slower": 0.004 if i == 0 else 0.5} for i in range(50)]
+    assert cmp.holm([r["p_slower"] for r in rows])[0] == pytest.approx(0.2)
+
+
+def test_repeatability_counts_only_timed_cases_in_the_timed_share():
+    a = [_rec("fast", _noisy(0.0001, 50, 0)), _rec("slow", _noisy(0.01, 50, 1))]
+    b = [_rec("fast", _noisy(0.00013, 50, 2)), _rec("slow", _noisy(0.0102, 50, 3))]
+    rep = cmp.compare_records(a, b)["repeatability"]
+    assert rep["timed"]["n"] == 1 and rep["timed"]["within_5pct"] == 1
+    assert rep["all"]["n"] == 2 and rep["all"]["within_5pct"] == 1
+    assert rep["all"]["worst_ratio"] == pytest.approx(1.3, rel=0.02)
+
+
+def test_cli_prints_repeatability_and_never_crashes_into_exit_1(tmp_path, capsys, monkeypatch):
+    base = [_rec(f"c{i}", _noisy(0.002, 1200, i)) for i in range(5)]
+    run_a = _write(tmp_path / "a", base)
+    assert cli(["compare", run_a, run_a]) == 0
+    out = capsys.readouterr().out
+    assert "within +-5%: 5 (100%)" in out and "worst B/A 1.000" in out
+
+    def boom(*args, **kwargs):
+        raise OverflowError("int too large to convert to float")
+
+    monkeypatch.setattr(cmp, "compare_records", boom)
+    assert cli(["compare", run_a, run_a]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "OverflowError" in err[0]
