@@ -141,25 +141,30 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
         if path is not None:
             figures[name] = path
 
+    from bench.analysis import plot_sweeps
+
     blocks = [b for b in ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
               if b in set(df.loc[df["ok"], "block"])]
-    by_seq = list(claims.sweep_groups(df, "seq_len"))
-    by_width = list(claims.sweep_groups(df, "d_model"))
-    for block in blocks:
-        keep(f"time_vs_seq_len_{block}", plots.plot_scaling(
-            by_seq, entries, llc, block, out / f"time_vs_seq_len_{block}.png", rule=rule))
-    keep("local_slopes", plots.plot_local_slopes(entries, out / "local_slopes.png"))
-    keep("flops", plots.plot_flops(df, out / "flops_vs_seq_len.png"))
-    keep("memory", plots.plot_memory(df, out / "memory_vs_seq_len.png"))
+    notes = {b: peak_note(df[df["block"] == b], meta) for b in blocks}
+    for variable in ("seq_len", "d_model"):
+        sweeps = list(claims.sweep_groups(df, variable))
+        if not sweeps:
+            continue
+        tail = "" if variable == "seq_len" else f"_{variable}"
+        for block in blocks:
+            keep(f"time_vs_{variable}_{block}", plots.plot_scaling(
+                sweeps, entries, llc, block, out / f"time_vs_{variable}_{block}.png",
+                variable=variable, rule=rule, two_term=two_term))
+        if variable == "seq_len":
+            keep("local_slopes", plots.plot_local_slopes(entries, out / "local_slopes.png"))
+        keep(f"flops{tail}", plot_sweeps.plot_flops(sweeps, out / f"flops_vs_{variable}.png",
+                                                    variable))
+        keep(f"memory{tail}", plot_sweeps.plot_memory(
+            sweeps, out / f"memory_vs_{variable}.png", variable))
+        keep(f"roofline{tail}", plot_sweeps.plot_roofline(
+            sweeps, out / f"gflops_vs_peak{tail}.png", variable, notes=notes))
     keep("attention_share", plots.plot_attention_share(
         share, _share_crossovers(share, rows), out / "attention_share.png"))
-    keep("roofline", plots.plot_roofline(
-        df, out / "gflops_vs_peak.png",
-        notes={b: peak_note(df[df["block"] == b], meta) for b in blocks}))
-    for block in blocks:
-        keep(f"time_vs_d_model_{block}", plots.plot_scaling(
-            by_width, entries, llc, block, out / f"time_vs_d_model_{block}.png", variable="d_model",
-            rule=rule))
     keep("precision", plots.plot_precision(speedups, out / "precision.png"))
     return figures
 
@@ -542,14 +547,17 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
                 "attention_share": "Attention's share of the layer's time",
                 "roofline": "Achieved GFLOP/s vs the machine's matmul peak",
                 "precision": "Precision: speedup vs fp32 (1× = as fast as fp32) and error vs "
-                             "fp64, per block"}
+                             "fp64, per block",
+                "flops_d_model": "FLOPs vs d: analytic (tfimpl.costs) vs counted",
+                "memory_d_model": "Peak memory vs d: measured vs predicted",
+                "roofline_d_model": "Achieved GFLOP/s vs d and the machine's matmul peak"}
     for name, path in figures.items():
         cap = captions.get(name, name.replace("_", " "))
         if name == "attention_share" and share is not None:
             cap += (" (share = " + "; ".join(sorted(set(share["blocks"]))) + ", from "
                     + ", ".join(sorted(set(share["source"]))) + " cases)")
         lines += [f"### {cap}", "", f"![{cap}]({path.relative_to(run_dir).as_posix()})", ""]
-        if name == "roofline" and peak_note(df, meta):
+        if name.startswith("roofline") and peak_note(df, meta):
             lines += [f"Note: {peak_note(df, meta)}.", ""]
     if not figures:
         lines += ["No plot: no measured case.", ""]
