@@ -29,6 +29,8 @@ from bench import budget, guard, memory, modes
 from bench.accuracy import attention_errors, errors
 from bench.case import CASE_FIELDS, Case, Measure
 from bench.flops import count_flops
+from bench.measuring import RECORD_KEYS as MEASURING_KEYS
+from bench.measuring import time_case
 from bench.plan import FACT_KEYS, plan
 from bench.registry import Unsupported
 from bench.registry import prepare as default_prepare
@@ -45,7 +47,8 @@ RESULT_KEYS = (
     "attn_max_abs_err", "attn_max_rel_err", "attn_rel_l2_err",
     "hostname", "pid", "node_id", "gpu_name", "gpu_uuid", "start_time", "end_time", "elapsed_s",
     "executor",
-) + tuple(k for k in FACT_KEYS if k not in ("flops_analytic", "peak_bytes_predicted"))
+) + MEASURING_KEYS + tuple(k for k in FACT_KEYS
+                          if k not in ("flops_analytic", "peak_bytes_predicted"))
 RECORD_KEYS = CASE_FIELDS + RESULT_KEYS
 # Filled from where the case ran, kept even when it failed.
 _PLACE_KEYS = ("case_id", "status", "hostname", "pid", "node_id", "gpu_name", "gpu_uuid",
@@ -172,8 +175,8 @@ def _check_budget(record: dict, case: Case, prepared, measure: Measure, sync) ->
 
 
 def _time_into(record: dict, fn: Callable, measure: Measure, sync) -> None:
-    stats = measure_time(fn, measure, sync=sync)
-    record.update(stats.to_record())
+    # bench.measuring: warm-up until settled, rounds, re-timed when others interfered
+    record.update(time_case(fn, measure, sync=sync, first_call_s=record.get("probe_s")))
 
 
 def predict(case: Case) -> dict:
