@@ -37,7 +37,7 @@ def sdpa_forward(q, k, v, mask=None, causal=False):
 def sdpa_backward(cache, grad_out):
     """((∂L/∂Q, ∂L/∂K, ∂L/∂V), {}) from G = ∂L/∂O (B, H, Tq, d_v); the mask lives in P's zeros."""
     q, k, v, p = cache["q"], cache["k"], cache["v"], cache["weights"]
-    scale = 1.0 / np.sqrt(q.shape[-1])
+    scale = float(1.0 / np.sqrt(q.shape[-1]))      # a Python float keeps float32 float32
     grad_v = p.swapaxes(-1, -2) @ grad_out                  # (B, H, Tk, Tq) @ (B, H, Tq, d_v) -> (B, H, Tk, d_v)
     grad_p = grad_out @ v.swapaxes(-1, -2)                  # (B, H, Tq, d_v) @ (B, H, d_v, Tk) -> (B, H, Tq, Tk)
     grad_s = p * (grad_p - np.sum(grad_p * p, axis=-1, keepdims=True))   # (B, H, Tq, Tk)

@@ -28,8 +28,10 @@ from tfimpl.numpy.feed_forward import gelu, gelu_tanh, relu
 from tfimpl.numpy.linear import linear
 from tfimpl.numpy.softmax import softmax
 
-_SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
-_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+# Python floats: NumPy promotes a float32 array by an np.float64 scalar, not by a Python float
+_SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
+_INV_SQRT_2PI = float(1.0 / np.sqrt(2.0 * np.pi))
+_SQRT_HALF = float(np.sqrt(0.5))
 _GELU_TANH_C = 0.044715
 
 
@@ -116,7 +118,7 @@ def activation_derivative(name: str, x: np.ndarray) -> np.ndarray:
     if name == "relu":
         return (x > 0).astype(x.dtype)                                  # 0 at x = 0, as torch
     if name == "gelu":
-        cdf = 0.5 * (1.0 + erf(x / np.sqrt(2.0)))                       # Φ(x)
+        cdf = 0.5 * (1.0 + erf(x * _SQRT_HALF))                       # Φ(x)
         return cdf + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)           # Φ(x) + x φ(x)
     if name == "gelu_tanh":
         t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_TANH_C * x ** 3))      # tanh(u)
