@@ -54,6 +54,8 @@ def format_result(record: dict) -> str:
     ]
     if record.get("unstable"):
         parts.append("(unstable)")
+    if record.get("interference"):
+        parts.append(f"(interference: {record.get('interference_reason')})")
     return "  ".join(parts)
 
 
