@@ -6,7 +6,7 @@ call that received it, not three matmuls later.
 
 from __future__ import annotations
 
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
+from tfimpl.config import ACTIVATIONS  # noqa: F401  (the one definition; re-exported)
 
 
 def check_ndim(name: str, x, ndim: int, layout: str) -> None:
