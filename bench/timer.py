@@ -17,7 +17,9 @@ calibration and asv's rounds):
    reached, or until EITHER cap, `max_repeats` samples or `max_time_s` of timed time, is hit.
    Leading samples still slower than the rest by > 10% are moved to the warm-up (bench.settle).
 4. Re-measure: while the spread (IQR / median) over all samples stays above `spread_warn`, up
-   to `REMEASURE_ROUNDS` more rounds are taken, within the same `max_time_s` cap. A spread that
+   to `REMEASURE_ROUNDS` more rounds are taken, within the same `max_time_s` cap, each after a
+   round no longer than `REMEASURE_MAX_ROUND_S` (a case of 0.2 s calls and more is not re-measured:
+   the main job's budget). A spread that
    is still high afterwards is the `unstable` flag. `rounds` and `round_medians_s` are recorded.
 
 The statistic the fits use is `median_s`, the median of all kept per-call samples of all rounds.
@@ -57,7 +59,9 @@ WARMUP_MAX_S = 0.1           # warm-up blocks beyond `warmup` calls stop within 
 WARMUP_CHEAP_CALL_S = 0.02   # ... unless a call is this cheap (the slow calls were the one-off
 WARMUP_HARD_MAX_S = 1.0      # costs themselves): then up to this much in all
 MIN_WARMUP_BLOCKS = 2        # blocks timed here before "settled" can be said (a probe is not one)
-REMEASURE_ROUNDS = 2         # extra rounds of samples while the spread stays above spread_warn
+REMEASURE_ROUNDS = 2         # extra rounds of samples while the spread stays above spread_warn,
+REMEASURE_MAX_ROUND_S = 0.5  # after a round no longer than this (the main job's 3-minute budget:
+                             # a few 0.2-1 s calls per case are all it can afford)
 
 
 class Stopwatch(Protocol):
@@ -382,12 +386,14 @@ def measure_time(fn: Callable[[], object], settings: Measure,
     samples, total_s, reason = _sample_round(blocks, warm.number, settings, settings.max_time_s)
     trimmed, samples = trim_leading(samples, min_keep=settings.min_repeats)
     round_medians = [statistics.median(samples)]
+    round_s = total_s
     while (len(round_medians) <= remeasure_rounds and _spread(samples) > settings.spread_warn
-           and total_s < settings.max_time_s and len(samples) < settings.max_repeats):
-        more, more_s, reason = _sample_round(blocks, warm.number, settings,
-                                             settings.max_time_s - total_s)
+           and total_s < settings.max_time_s and len(samples) < settings.max_repeats
+           and round_s <= REMEASURE_MAX_ROUND_S):
+        more, round_s, reason = _sample_round(blocks, warm.number, settings,
+                                              settings.max_time_s - total_s)
         samples += more
-        total_s += more_s
+        total_s += round_s
         round_medians.append(statistics.median(more))
     warmup_s = warm.seconds + sum(trimmed) * warm.number
     return TimeStats(samples_s=tuple(samples), warmup=settings.warmup,

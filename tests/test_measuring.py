@@ -187,3 +187,11 @@ def test_time_case_flags_when_every_attempt_was_disturbed():
     assert out["timing_attempts"] == 2 and out["interference"] is True
     assert out["other_cpu_cores"] == pytest.approx(1.2 / (1.0 + 0.0), rel=0.01) or \
         out["other_cpu_cores"] < 1.5                      # the less disturbed attempt is kept
+
+
+def test_long_rounds_are_not_remeasured():
+    """Three 0.3 s calls make a 0.9 s round: past REMEASURE_MAX_ROUND_S, one round only."""
+    machine = Machine(extra=0.0, noise=lambda i: 1.0 if i % 2 else 0.0)
+    stats = _measure(machine, machine.case(0.3),
+                     Measure(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=5.0))
+    assert stats.rounds == 1 and stats.n_samples == 3 and stats.unstable
