@@ -36,6 +36,8 @@ median, IQR = q75 - q25 (linear interpolation between order statistics, as `nump
 and `torch.quantile` do), min, mean, sample std (n - 1), spread = IQR / median, and
 `unstable = spread > spread_warn` (the warning `torch.utils.benchmark.Measurement` prints).
 
+The cyclic garbage collector is paused while timing (as `timeit` does).
+
 Clock and synchronisation are passed in, so the logic runs under a fake clock in tests. A
 `timer_factory` replaces both: it returns a context manager with `.elapsed_s` after exit, e.g.
 `CudaEventTimer` (CUDA events, the GPU's own clock) or `ClockTimer` (a host clock plus an
@@ -44,6 +46,8 @@ optional device sync), one interface for both, as optimum-benchmark's latency tr
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import statistics
 import time
@@ -51,14 +55,9 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from bench.case import Measure
-from bench.settle import SETTLE_TOL, settled, trim_leading
+from bench.settle import (MAX_NUMBER_PER_SAMPLE, MIN_SAMPLE_S, WARMUP_MAX_S, Blocks,  # noqa: F401
+                          WarmUp, choose_number, trim_leading, warm_up)
 
-MIN_SAMPLE_S = 1e-3          # a sample shorter than this batches several calls
-MAX_NUMBER_PER_SAMPLE = 100_000
-WARMUP_MAX_S = 0.1           # warm-up blocks beyond `warmup` calls stop within this much time,
-WARMUP_CHEAP_CALL_S = 0.02   # ... unless a call is this cheap (the slow calls were the one-off
-WARMUP_HARD_MAX_S = 1.0      # costs themselves): then up to this much in all
-MIN_WARMUP_BLOCKS = 2        # blocks timed here before "settled" can be said (a probe is not one)
 REMEASURE_ROUNDS = 2         # extra rounds of samples while the spread stays above spread_warn,
 REMEASURE_MAX_ROUND_S = 0.5  # after a round no longer than this (the main job's 3-minute budget:
                              # a few 0.2-1 s calls per case are all it can afford)
@@ -252,21 +251,6 @@ def validate_settings(settings: Measure) -> None:
                          f"measure.min_repeats ({settings.min_repeats})")
 
 
-def choose_number(call_s: float, min_sample_s: float = MIN_SAMPLE_S) -> int:
-    """Smallest n in 1, 2, 5, 10, 20, 50, ... with n * call_s >= min_sample_s (timeit's series)."""
-    number = 1
-    while number * call_s < min_sample_s and number < MAX_NUMBER_PER_SAMPLE:
-        number = _next_in_series(number)
-    return min(number, MAX_NUMBER_PER_SAMPLE)
-
-
-def _next_in_series(number: int) -> int:
-    """1 -> 2 -> 5 -> 10 -> 20 -> 50 -> 100 ..."""
-    magnitude = 10 ** (len(str(number)) - 1)
-    leading = number // magnitude
-    return {1: 2, 2: 5, 5: 10}[leading] * magnitude
-
-
 def _stop_reason(n: int, total_s: float, settings: Measure) -> str | None:
     """Why sampling stops now, or None to take another sample."""
     if n >= settings.min_repeats and total_s >= settings.min_time_s:
@@ -278,70 +262,7 @@ def _stop_reason(n: int, total_s: float, settings: Measure) -> str | None:
     return None
 
 
-@dataclass
-class _Blocks:
-    """Times blocks of `number` calls of fn; counts calls and time (warm-up and timed)."""
-
-    fn: Callable[[], object]
-    make_timer: Callable[[], Stopwatch]
-
-    def per_call(self, number: int) -> tuple[float, float]:
-        """(per-call seconds, block seconds) of one block of `number` calls."""
-        stopwatch = self.make_timer()
-        with stopwatch:
-            for _ in range(number):
-                self.fn()
-        return stopwatch.elapsed_s / number, stopwatch.elapsed_s
-
-
-@dataclass
-class WarmUp:
-    calls: int
-    seconds: float
-    settled: bool
-    block_times_s: list[float]
-    number: int
-
-
-def warm_up(blocks: _Blocks, min_calls: int, first_call_s: float | None = None,
-            min_sample_s: float = MIN_SAMPLE_S, max_s: float = WARMUP_MAX_S,
-            tol: float = SETTLE_TOL) -> WarmUp:
-    """At least `min_calls` single calls, then blocks until `settle.settled`, or until the next
-    block would take the warm-up past `max_s` (0: exactly `min_calls` calls). Blocks double in
-    size (at least `number` calls), so a trend slower than `tol` per block still shows between
-    blocks. A call under `WARMUP_CHEAP_CALL_S` may go on to `WARMUP_HARD_MAX_S`: a cheap call
-    whose first calls were slow (20 ms instead of 0.1 ms) is warmed up until it settles, a 1 s
-    call is not.
-
-    `first_call_s` (a probe made before) is the first block's time: it is history for the
-    settling rule and the call-cost estimate, not a call made here. Blocks hold `number` calls,
-    chosen from the fastest block so far (one call while nothing is known).
-    """
-    history = [] if first_call_s is None else [first_call_s]
-    times: list[float] = []
-    calls, spent, size = 0, 0.0, 0
-    number = choose_number(first_call_s, min_sample_s) if first_call_s else 1
-    while True:
-        if calls >= min_calls:
-            if len(times) >= MIN_WARMUP_BLOCKS and settled(history, tol):
-                return WarmUp(calls, spent, True, times, number)
-            size = max(number, 2 * size)            # doubling: a slow trend shows up
-            next_s = size * min(history) if history else 0.0
-            cheap = history and min(history) <= WARMUP_CHEAP_CALL_S and \
-                spent + next_s <= WARMUP_HARD_MAX_S
-            if max_s <= 0 or (history and spent + next_s > max_s and not cheap):
-                return WarmUp(calls, spent, False, times, number)
-        else:
-            size = 1                                # the asked-for calls one by one
-        per_call, block_s = blocks.per_call(size)
-        times.append(per_call)
-        history.append(per_call)
-        calls += size
-        spent += block_s
-        number = choose_number(min(history), min_sample_s) if min_sample_s > 0 else 1
-
-
-def _sample_round(blocks: _Blocks, number: int, settings: Measure,
+def _sample_round(blocks: Blocks, number: int, settings: Measure,
                   time_left_s: float) -> tuple[list[float], float, str]:
     """One round of samples under the stopping rule, `max_time_s` replaced by `time_left_s`."""
     capped = Measure(min_repeats=settings.min_repeats, min_time_s=settings.min_time_s,
@@ -378,7 +299,27 @@ def measure_time(fn: Callable[[], object], settings: Measure,
     procedure (exactly `warmup` calls, one round).
     """
     validate_settings(settings)
-    blocks = _Blocks(fn, timer_factory or (lambda: ClockTimer(clock, sync)))
+    with _gc_paused():
+        return _measure(fn, settings, clock, sync, timer_factory, min_sample_s, first_call_s,
+                        warmup_max_s, remeasure_rounds)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Python's cyclic garbage collector off while timing (as `timeit` does): a collection
+    landing in one sample is noise; reference counting still frees everything acyclic."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _measure(fn, settings, clock, sync, timer_factory, min_sample_s, first_call_s,
+             warmup_max_s, remeasure_rounds) -> TimeStats:
+    blocks = Blocks(fn, timer_factory or (lambda: ClockTimer(clock, sync)))
     warm = warm_up(blocks, settings.warmup, first_call_s, min_sample_s, warmup_max_s)
     if min_sample_s <= 0:
         warm.number = 1

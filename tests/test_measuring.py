@@ -195,3 +195,19 @@ def test_long_rounds_are_not_remeasured():
     stats = _measure(machine, machine.case(0.3),
                      Measure(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=5.0))
     assert stats.rounds == 1 and stats.n_samples == 3 and stats.unstable
+
+
+def test_garbage_collector_is_paused_while_timing_and_restored():
+    import gc
+
+    seen = []
+    machine = Machine(extra=0.0)
+    base = machine.case(0.01)
+
+    def fn():
+        seen.append(gc.isenabled())
+        base()
+
+    assert gc.isenabled()
+    measure_time(fn, Measure(warmup=1, min_repeats=3, min_time_s=0.0), clock=machine.clock)
+    assert seen and not any(seen) and gc.isenabled()
