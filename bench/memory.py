@@ -165,4 +165,8 @@ def measure_peak(fn: Callable[[], object], backend: str, device: str = "cpu") ->
         if device == "cuda":
             return peak_cuda(fn), METHODS["cuda"]
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
-    raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
+    if backend == "tensorflow":                   # TensorFlow's allocator statistics
+        from bench import tf_runtime
+
+        return tf_runtime.peak_tf(fn, device), tf_runtime.METHOD
+    raise ValueError(f"backend: expected 'numpy', 'torch' or 'tensorflow', got {backend!r}")

@@ -46,7 +46,7 @@ RESULT_KEYS = (
     "max_abs_err", "max_rel_err", "rel_l2_err",
     "attn_max_abs_err", "attn_max_rel_err", "attn_rel_l2_err",
     "hostname", "pid", "node_id", "gpu_name", "gpu_uuid", "start_time", "end_time", "elapsed_s",
-    "executor",
+    "executor", "compile_s",
 ) + MEASURING_KEYS + tuple(k for k in FACT_KEYS
                           if k not in ("flops_analytic", "peak_bytes_predicted"))
 RECORD_KEYS = CASE_FIELDS + RESULT_KEYS
@@ -141,7 +141,8 @@ def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable)
             record["warmup"] = measure.warmup
             if record["median_s"]:
                 record["gflops_per_s"] = record["flops_analytic"] / record["median_s"] / 1e9
-            if measure.count_flops and prepared.backend == "torch":
+            record["compile_s"] = prepared.compile_s
+            if measure.count_flops and (prepared.backend == "torch" or prepared.count_flops):
                 _flops_into(record, prepared)
             if measure.measure_memory:
                 _memory_into(record, prepared)
@@ -188,8 +189,9 @@ def predict(case: Case) -> dict:
 
 
 def _flops_into(record: dict, prepared) -> None:
-    """FlopCounterMode once (torch.nn's fast path off: the counter sees 0 inside it)."""
-    counted = int(count_flops(prepared.flops_fn))
+    """FlopCounterMode once (torch.nn's fast path off: the counter sees 0 inside it), or the
+    backend's own count (Prepared.count_flops: TensorFlow's per-op statistics)."""
+    counted = int(prepared.count_flops() if prepared.count_flops else count_flops(prepared.flops_fn))
     record["flops_counted"] = counted
     record["flops_match"] = counted == record["flops_analytic"]
 

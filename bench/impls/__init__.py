@@ -26,6 +26,9 @@ BUILTIN: dict[str, str] = {
     "torch-sdpa": "bench.impls.torch_sdpa",
     "torch-nn": "bench.impls.torch_nn",
     "hf-bert": "bench.impls.hf_bert",
+    "keras": "bench.impls.keras",
+    "keras-function": "bench.impls.keras_function",
+    "keras-xla": "bench.impls.keras_xla",
 }
 ENTRY_POINT_GROUP = "tfbench.impls"
 

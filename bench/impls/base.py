@@ -59,6 +59,8 @@ class Prepared:
     evaluate: one call giving (output as float64 NumPy, attention weights) where the
         implementation can return both at once; None: run fn(), then output() and
         attention_weights().
+    count_flops: the backend's own FLOP count of one call (TensorFlow: bench.tf_runtime).
+    compile_s: seconds of the first (tracing/compiling) call, made in build, not a sample.
     """
 
     fn: Callable[[], Any]
@@ -70,6 +72,11 @@ class Prepared:
     fastpath: bool | None = None
     teardown: Callable[[], None] = lambda: None
     evaluate: Callable[[], tuple] | None = None
+    # a backend's own FLOP count of one call, where torch's FlopCounterMode does not apply
+    count_flops: Callable[[], int] | None = None
+    # wall time of the first call of a traced/compiled fn (trace + compile + one run), kept
+    # apart from the samples; None when nothing is traced
+    compile_s: float | None = None
 
     def __post_init__(self):
         if self.flops_fn is None:

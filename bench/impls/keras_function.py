@@ -1,0 +1,7 @@
+"""`keras-function`: the Keras layers of `keras` traced once by tf.function, then run as a graph
+(the trace's time is the record's compile_s, apart from the samples)."""
+
+from bench.impls.keras import declare
+
+IMPL = declare("keras-function", "function",
+               "Keras 3 layers on TensorFlow, traced by tf.function (graph mode)")
