@@ -1,7 +1,7 @@
 """Progress on stderr: which case is running, how long the sweep has taken, how long it will.
 
     [ 3/12] torch/attention B=1 T=64 d=64 h=4 fp32 forward   elapsed 0:07  ETA 0:21
-    [ 3/12] ok      1.23 ms   45.6 GFLOP/s   12.3 MB  torch/attention B=1 T=64 ...
+    [ 3/12] ok      1.23 ms   45.6 GFLOP/s   11.7 MiB  torch/attention B=1 T=64 ...
 
 ETA = mean wall time of the cases finished so far x cases left (a sweep's cases grow in size,
 so this is optimistic early on; it is what is known). On a terminal the "running" line is
@@ -38,7 +38,7 @@ def format_time(seconds: float | None) -> str:
 
 
 def format_result(record: dict) -> str:
-    """One line per finished case: status, median, GFLOP/s, peak MB (measured), label."""
+    """One line per finished case: status, median, GFLOP/s, peak MiB (measured), label."""
     status = str(record.get("status"))
     label = Case(**{k: record[k] for k in Case.__dataclass_fields__ if k in record}).label()
     if status != "ok":
@@ -49,7 +49,7 @@ def format_result(record: dict) -> str:
         "ok",
         f"{format_time(record.get('median_s')):>9}",
         f"{gflops:8.3g} GFLOP/s" if gflops is not None else f"{'-':>8} GFLOP/s",
-        f"{peak / 1e6:9.4g} MB" if peak is not None else f"{'-':>9} MB",
+        f"{peak / 2 ** 20:9.4g} MiB" if peak is not None else f"{'-':>9} MiB",
         label,
     ]
     if record.get("unstable"):

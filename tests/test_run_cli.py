@@ -130,7 +130,7 @@ def test_progress_lines_and_eta_from_finished_cases():
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("[1/4] numpy/ffn") and "ETA ?" in lines[0]
     assert lines[1].startswith("[1/4] ok") and "1.23 ms" in lines[1]
-    assert "45.6 GFLOP/s" in lines[1] and "12.3 MB" in lines[1]
+    assert "45.6 GFLOP/s" in lines[1] and "11.73 MiB" in lines[1]
     assert "elapsed 0:10  ETA 0:30" in lines[2]
     failed = {**record, "status": "failed: timeout after 5 s"}
     assert format_result(failed).startswith("failed: timeout after 5 s  numpy/ffn")

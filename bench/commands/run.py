@@ -143,7 +143,7 @@ def _dry_run(config, measure, executor_name: str) -> int:
 
     print(f"{config.name}: {len(config.cases)} case(s), executor {executor_name}, "
           f"config hash {config.config_hash[:12]}")
-    print(f"{'#':>4}  {'GFLOP':>10}  {'peak MB':>9}  {'needs MB':>9}  case")
+    print(f"{'#':>4}  {'GFLOP':>10}  {'peak MiB':>9}  {'needs MiB':>9}  case")
     total_flops = 0
     for i, case in enumerate(config.cases, 1):
         try:
@@ -151,7 +151,7 @@ def _dry_run(config, measure, executor_name: str) -> int:
             need = guard.predicted_need(case, measure)
             total_flops += p["flops_analytic"]
             print(f"{i:>4}  {p['flops_analytic'] / 1e9:>10.4g}  "
-                  f"{p['peak_bytes_predicted'] / 1e6:>9.4g}  {need / 1e6:>9.4g}  {case.label()}")
+                  f"{p['peak_bytes_predicted'] / 2 ** 20:>9.4g}  {need / 2 ** 20:>9.4g}  {case.label()}")
         except Exception as exc:          # one bad prediction should not hide the rest
             print(f"{i:>4}  {'?':>10}  {'?':>9}  {'?':>9}  {case.label()}  ({exc})")
     print(f"total: {total_flops / 1e9:.4g} GFLOP per call summed over cases; nothing measured, "
