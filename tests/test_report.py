@@ -70,7 +70,7 @@ def test_report_text(run):
     assert "**Machine:** Synthetic CPU" in text and "**Software:** Python" in text
     assert "| block | metric vs | impl |" in text
     assert text.startswith("## Verdicts\n")
-    assert "| self-attention time grows as n² (O(n²·d)) | numpy fp32 | n^2 |" in text
+    assert "| Attention: O(n²) time (O(n²·d)) | numpy fp32 | n^2 |" in text
     assert "Time of numpy fp32 at d = 768 grew as n^" in text
     assert "**Matmul peak source:**" in text
     assert "cache-set aliasing suspected" in text          # numpy at T = 1024

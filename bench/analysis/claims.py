@@ -56,23 +56,14 @@ GROUP_FIELDS = ("impl", "block", "batch", "seq_len", "d_model", "n_heads", "d_ff
 
 def theory_exponent(block: str, metric: str, variable: str, attention_path: str | None = None,
                     ffn_ratio_fixed: bool = True) -> float | None:
-    """The exponent the theory predicts, or None when it makes no single-power claim."""
-    if block == "attention":
-        if variable == "seq_len":
-            if metric in ("time", "flops"):
-                return 2.0
-            if metric == "memory":
-                return {"materialised": 2.0, "fused": 1.0}.get(attention_path)
-        if variable == "d_model" and metric in ("time", "flops"):
-            return 1.0
-    if block == "ffn":
-        if variable == "seq_len" and metric in ("time", "flops", "memory"):
-            return 1.0
-        if variable == "d_model" and metric in ("time", "flops") and ffn_ratio_fixed:
-            return 2.0
-    if metric == "params" and variable == "d_model":
-        return 2.0
-    return None
+    """The exponent the theory predicts, or None when it makes no single-power claim.
+
+    Read from the block's declaration (bench.blocks: each Block lists its Claims); the table in
+    this module's docstring is what the built-in declarations say.
+    """
+    from bench import blocks
+
+    return blocks.theory_exponent(block, metric, variable, attention_path, ffn_ratio_fixed)
 
 
 def verdict(fit: fits.PowerFit, theory: float | None, tolerance: float) -> str | None:
@@ -173,7 +164,8 @@ def fit_group(group, fixed: dict, variable: str, metric: str, rule: FitRule) -> 
         "theory_in_ci": (bool(fit.ci_low <= theory <= fit.ci_high)
                          if theory is not None and fit.ok else None),
         "tolerance": rule.tolerance_for(metric) if theory is not None else None,
-        "mode": fixed.get("mode"), "attention_path": path, "regime": regime,
+        "mode": fixed.get("mode"), "attention_path": path, "ratio_fixed": ratio_fixed,
+        "regime": regime,
         "regime_text": rule.regime_text(regime, float(group["llc_bytes"].iloc[0])),
         "fixed": {k: _plain(v) for k, v in fixed.items()
                   if k not in ("impl", "block", "precision")},

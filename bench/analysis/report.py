@@ -20,17 +20,6 @@ from bench.analysis.frame import (cache_sizes, last_level_cache, load_run, peak_
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
 PLOTS_DIR = "plots"
-CLAIM_WORDS = {("attention", "seq_len", "time"): "O(n²) time",
-               ("attention", "seq_len", "flops"): "O(n²) FLOPs",
-               ("attention", "seq_len", "memory"): "memory",
-               ("attention", "d_model", "time"): "O(d) time at fixed n",
-               ("attention", "d_model", "flops"): "O(d) FLOPs at fixed n",
-               ("ffn", "seq_len", "time"): "O(n) time",
-               ("ffn", "seq_len", "flops"): "O(n) FLOPs",
-               ("ffn", "seq_len", "memory"): "O(n) memory",
-               ("ffn", "d_model", "time"): "O(d²) time",
-               ("ffn", "d_model", "flops"): "O(d²) FLOPs",
-               ("encoder_layer", "d_model", "params"): "O(d²) parameters per layer"}
 BLOCK_NAMES = {"attention": "Attention", "mha": "MHA", "ffn": "FFN",
                "encoder_layer": "Encoder layer", "encoder": "Encoder", "model": "Model"}
 
@@ -261,29 +250,6 @@ def machine_lines(meta: dict, case_threads=()) -> list[str]:
              + (f"; git {str(git.get('commit'))[:9]}{' (dirty)' if git.get('dirty') else ''}"
                 if git.get("commit") else "") + ".")
     return [line1, line2]
-
-
-def claim_sentence(e: dict, llc: float, rule: claims.FitRule) -> str:
-    what = {"time": "time", "flops": "FLOPs", "memory": "peak memory",
-            "params": "parameters"}[e["metric"]]
-    who = f"{BLOCK_NAMES.get(e['block'], e['block'])} {what}"
-    who += f" ({e['impl']}, {e['precision']})" if e["precision"] else ""
-    var = {"seq_len": "n", "d_model": "d"}[e["variable"]]
-    claim = CLAIM_WORDS.get((e["block"], e["variable"], e["metric"]), f"{what} claim")
-    if e["block"] == "attention" and e["metric"] == "memory":
-        claim = f"O({var}{'²' if e['theory'] == 2 else ''}) memory ({e['attention_path']} path)"
-    if e["exponent"] is None:
-        why = (f"{e['points_asymptotic']} of {e['points_total']} sizes in the fit range "
-               f"[{e['regime_text']}], {rule.min_points} needed"
-               if e["points_asymptotic"] < rule.min_points else e["reason"])
-        return f"{who}: not enough data to test the {claim} claim ({why})."
-    lo, hi = e["range"]
-    verdict = {claims.HELD: "held", claims.NOT_HELD: "did not hold",
-               claims.NOT_ENOUGH: "could not be decided (the CI straddles the tolerance band)"
-               }[e["verdict"]]
-    return (f"{who} grew as {var}^{e['exponent']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}] "
-            f"between {e['variable']} = {lo:g} and {hi:g} ({e['regime_text']}): the {claim} "
-            f"claim {verdict} (theory {e['theory']:g} ± {e['tolerance']:g}).")
 
 
 REGIME_SHORT = {claims.REGIME_ALL: "all sizes", claims.REGIME_TOP: "top octaves",

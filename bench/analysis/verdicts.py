@@ -26,24 +26,20 @@ from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD
 CROSSOVER_FACTOR = 2.0
 SPEEDUP_CLAIM = 2.0
 SPEEDUP_FACTOR = math.sqrt(2.0)
-CLAIM_BLOCKS = ("attention", "ffn", "encoder_layer")
 VAR = {"seq_len": "n", "d_model": "d"}
-# The guide's words per (block, variable, metric); memory of attention depends on the path.
-CLAIM_WORDS = {
-    ("attention", "seq_len", "time"): "self-attention time grows as n² (O(n²·d))",
-    ("attention", "seq_len", "flops"): "self-attention FLOPs grow as n² (O(n²·d))",
-    ("attention", "seq_len", "memory", "materialised"):
-        "materialised attention holds an n×n matrix per head: memory grows as n²",
-    ("attention", "seq_len", "memory", "fused"):
-        "fused SDPA never holds the n×n matrix: memory grows as n",
-    ("attention", "d_model", "time"): "at fixed n, attention time grows as d (the d in n²·d)",
-    ("attention", "d_model", "flops"): "at fixed n, attention FLOPs grow as d (the d in n²·d)",
-    ("ffn", "seq_len", "time"): "feed-forward time grows as n (O(n·d²))",
-    ("ffn", "seq_len", "flops"): "feed-forward FLOPs grow as n (O(n·d²))",
-    ("ffn", "seq_len", "memory"): "feed-forward memory grows as n (the n×d_ff hidden)",
-    ("ffn", "d_model", "time"): "at fixed n, feed-forward time grows as d² (O(n·d²))",
-    ("ffn", "d_model", "flops"): "at fixed n, feed-forward FLOPs grow as d² (O(n·d²))",
-    ("encoder_layer", "d_model", "params"): "parameters per layer grow as d² (12·d²)",
+# What each claim says in full, beside its declaration's short words (bench.blocks Claim.words):
+# the n or d it is about and why (the guide's O(n²·d) and O(n·d²)).
+GLOSS = {
+    ("attention", "seq_len", "time"): "O(n²·d)",
+    ("attention", "seq_len", "flops"): "O(n²·d)",
+    ("attention", "seq_len", "memory"): "the n×n matrix per head, or none when fused",
+    ("attention", "d_model", "time"): "the d in n²·d",
+    ("attention", "d_model", "flops"): "the d in n²·d",
+    ("ffn", "seq_len", "time"): "O(n·d²)",
+    ("ffn", "seq_len", "flops"): "O(n·d²)",
+    ("ffn", "seq_len", "memory"): "the n×d_ff hidden",
+    ("ffn", "d_model", "time"): "O(n·d²) at fixed n, d_ff = 4d",
+    ("ffn", "d_model", "flops"): "O(n·d²) at fixed n, d_ff = 4d",
 }
 METRIC_WORDS = {"time": "time", "flops": "FLOPs", "memory": "peak memory", "params": "parameters"}
 
@@ -52,9 +48,19 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def claim_words(block: str, variable: str, metric: str, path: str | None = None) -> str | None:
-    return CLAIM_WORDS.get((block, variable, metric, path)) or \
-        CLAIM_WORDS.get((block, variable, metric))
+def claim_words(block: str, variable: str, metric: str, path: str | None = None,
+                ratio_fixed: bool = True) -> str | None:
+    """'Attention: O(n²) time (O(n²·d))': the block's title and its declared claim words
+    (bench.blocks), with the gloss above; None when the block declares no such claim."""
+    from bench import blocks
+
+    words = blocks.claim_words(block, metric, variable, path, ratio_fixed)
+    if words is None:
+        return None
+    decl = blocks.BLOCKS.get(block)
+    title = decl.title if decl is not None else block
+    gloss = GLOSS.get((block, variable, metric))
+    return f"{title}: {words}" + (f" ({gloss})" if gloss else "")
 
 
 def _num(v):
@@ -77,14 +83,15 @@ def _how_d_varies(df, block: str) -> str:
 def scaling_rows(entries, df) -> list[dict]:
     """A row per fit with a theory exponent, for the blocks the guide makes claims about."""
     rows = []
-    order = list(CLAIM_WORDS)
+    order = list(GLOSS)
     entries = sorted(entries, key=lambda e: (
         min((i for i, k in enumerate(order) if k[:3] == (e["block"], e["variable"], e["metric"])),
             default=len(order)), str(e.get("attention_path")), e["impl"], str(e["precision"])))
     for e in entries:
-        if e["theory"] is None or e["block"] not in CLAIM_BLOCKS:
+        if e["theory"] is None:
             continue
-        words = claim_words(e["block"], e["variable"], e["metric"], e.get("attention_path"))
+        words = claim_words(e["block"], e["variable"], e["metric"], e.get("attention_path"),
+                            e.get("ratio_fixed", True))
         if words is None:
             continue
         var, k = VAR[e["variable"]], e["exponent"]
