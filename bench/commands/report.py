@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     from bench.writer import RunDirError, check_run_dir
 
     try:
-        check_run_dir(args.run_dir)
+        records, meta = check_run_dir(args.run_dir)
         rule = FitRule(ws_factor=args.ws_factor, min_time_s=args.min_time_ms / 1e3,
                        top_octaves=args.top_octaves, min_points=args.min_points,
                        tolerance=args.tolerance, seed=args.seed)
@@ -55,7 +55,17 @@ def main(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, RunDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    _note_incomplete(args.run_dir, meta, records)
     print(f"wrote {paths['report']}")
     print(f"wrote {paths['summary']}")
     print(f"wrote {len(paths['plots'])} plot(s) under {paths['report'].parent / 'plots'}")
     return 0
+
+
+def _note_incomplete(run_dir, meta: dict, records: list[dict]) -> None:
+    from bench.analysis.incomplete import run_state
+
+    state = run_state(run_dir, meta, records)
+    if not state["complete"]:
+        print(f"note: incomplete run ({state['n_done']} of {state['n_cases']} cases): "
+              f"{state['reason']}; resume with: {state['resume']}", file=sys.stderr)
