@@ -76,6 +76,22 @@ register(Mode("forward+backward", "forward, then backward of the outputs' sum (g
               peak_mode="forward+backward", torch_step=_torch_forward_backward))
 
 
+def _torch_train(call: Callable, leaves: list, autocast: Callable) -> Callable:
+    from bench.train_mode import torch_train_step
+    return torch_train_step(call, leaves, autocast)
+
+
+def _train_costs(case, cfg) -> dict:
+    from bench.train_mode import train_costs
+    return train_costs(case, cfg)
+
+
+register(Mode("train", "forward, backward, AdamW step; weights and optimizer state restored "
+              "after each call (bench/train_mode.py)", grad=True,
+              flops_parts=("forward", "backward"), peak_mode="forward+backward",
+              torch_step=_torch_train, costs=_train_costs))
+
+
 def get(name: str) -> Mode:
     """The declaration of mode `name`; ValueError listing the known modes otherwise."""
     try:

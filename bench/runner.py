@@ -28,6 +28,7 @@ from typing import Callable
 from bench import budget, guard, memory, modes
 from bench.accuracy import attention_errors, errors
 from bench.case import CASE_FIELDS, Case, Measure
+from bench.decode import GEN_KEYS
 from bench.flops import count_flops
 from bench.measuring import RECORD_KEYS as MEASURING_KEYS
 from bench.measuring import time_case
@@ -35,6 +36,7 @@ from bench.plan import FACT_KEYS, plan
 from bench.registry import Unsupported
 from bench.registry import prepare as default_prepare
 from bench.threads import fixed_threads
+from bench.train_mode import TRAIN_KEYS
 from bench.timer import measure_time
 
 RESULT_KEYS = (
@@ -46,8 +48,8 @@ RESULT_KEYS = (
     "max_abs_err", "max_rel_err", "rel_l2_err",
     "attn_max_abs_err", "attn_max_rel_err", "attn_rel_l2_err",
     "hostname", "pid", "node_id", "gpu_name", "gpu_uuid", "start_time", "end_time", "elapsed_s",
-    "executor", "compile_s",
-) + MEASURING_KEYS + tuple(k for k in FACT_KEYS
+    "executor", *GEN_KEYS, "compile_s",
+) + TRAIN_KEYS + MEASURING_KEYS + tuple(k for k in FACT_KEYS
                           if k not in ("flops_analytic", "peak_bytes_predicted"))
 RECORD_KEYS = CASE_FIELDS + RESULT_KEYS
 # Filled from where the case ran, kept even when it failed.
@@ -146,6 +148,9 @@ def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable)
                 _flops_into(record, prepared)
             if measure.measure_memory:
                 _memory_into(record, prepared)
+                extra = getattr(prepared.fn, "record_extra", None)   # the mode's own (train)
+                if extra is not None:
+                    record.update(extra())
             record["fastpath"] = prepared.fastpath
             if measure.accuracy:
                 output, weights = prepared.outputs()

@@ -27,11 +27,23 @@ def _storage_key(t) -> int:
     return t.untyped_storage().data_ptr()
 
 
-def torch_saved_bytes(call: Callable[[], Any], exclude: list) -> tuple[Any, int]:
-    """(call(), bytes of the distinct storages autograd saves during it, `exclude`'s apart)."""
+def _live_tensors() -> list:
+    import gc
+    import warnings
+
     import torch
 
-    skip = {_storage_key(t) for t in exclude}
+    with warnings.catch_warnings():                # isinstance on deprecated module proxies
+        warnings.simplefilter("ignore")
+        return [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+
+
+def torch_saved_bytes(call: Callable[[], Any], exclude: list | None) -> tuple[Any, int]:
+    """(call(), bytes of the distinct storages autograd saves during it, `exclude`'s apart;
+    exclude=None: every tensor alive before the call (weights, inputs, ids) is apart)."""
+    import torch
+
+    skip = {_storage_key(t) for t in (_live_tensors() if exclude is None else exclude)}
     seen: dict[int, int] = {}
 
     def pack(t):
@@ -45,7 +57,7 @@ def torch_saved_bytes(call: Callable[[], Any], exclude: list) -> tuple[Any, int]
     return out, sum(seen.values())
 
 
-def _distinct_storage_bytes(tensors: list) -> int:
+def distinct_storage_bytes(tensors: list) -> int:
     """Bytes of the distinct storages under `tensors` (the q|k|v weights' gradients arrive as
     views of one buffer, through the concatenation's backward)."""
     return sum({_storage_key(t): t.untyped_storage().nbytes() for t in tensors}.values())
@@ -126,9 +138,9 @@ def torch_train_step(forward: Callable[[], Any], params: dict, inputs: list, lr:
             out, saved = torch_saved_bytes(forward, leaves + [t for t in inputs if torch.is_tensor(t)])
         outs = out if isinstance(out, tuple) else (out,)
         sum(o.float().sum() if o.dtype != torch.float64 else o.sum() for o in outs).backward()
-        grads = _distinct_storage_bytes([t.grad for t in leaves if t.grad is not None])
+        grads = distinct_storage_bytes([t.grad for t in leaves if t.grad is not None])
         opt.step()
-        state = _distinct_storage_bytes([v for s in opt.state.values() for v in s.values()
+        state = distinct_storage_bytes([v for s in opt.state.values() for v in s.values()
                                          if torch.is_tensor(v)])
         opt.zero_grad(set_to_none=True)
         restore()

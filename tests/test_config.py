@@ -222,9 +222,10 @@ def test_impl_cannot_run_precision(tmp_path):
                  "'bf16'", "fp64, fp32", "exclude: [{impl: numpy, precision: bf16}]")
 
 
-def test_numpy_has_no_backward(tmp_path):
-    text = GOOD.replace("block: attention", "block: attention, mode: forward+backward")
-    assert_names(tmp_path, text, "sweeps[0].fixed.mode", "'numpy' cannot run mode")
+def test_impl_without_the_mode_is_named(tmp_path):
+    text = GOOD.replace("block: attention", "block: ffn, mode: train").replace(
+        "impl: [numpy, torch]", "impl: [torch-nn, torch]")
+    assert_names(tmp_path, text, "sweeps[0].fixed.mode", "'torch-nn' cannot run mode")
 
 
 def test_activation_choices(tmp_path):

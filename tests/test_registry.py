@@ -79,7 +79,7 @@ def test_bf16_output_comes_back_as_float64_near_the_reference():
 
 
 @pytest.mark.parametrize("case, match", [
-    (dataclasses.replace(BASE, impl="numpy", block="ffn", mode="forward+backward"), "mode"),
+    (dataclasses.replace(BASE, impl="torch-nn", block="ffn", mode="train"), "mode"),
     (dataclasses.replace(BASE, impl="numpy", block="ffn", precision="bf16"), "NumPy"),
     (dataclasses.replace(BASE, impl="hf-bert", block="mha"), "cannot run block"),
     (dataclasses.replace(BASE, impl="hf-bert", block="encoder_layer", norm_first=True),

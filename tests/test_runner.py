@@ -78,7 +78,7 @@ def test_unsupported_is_a_skip():
 
 
 def test_registry_unsupported_combination_is_skipped():
-    case = Case(impl="numpy", block="ffn", mode="forward+backward", seq_len=8, d_model=16,
+    case = Case(impl="torch-nn", block="ffn", mode="train", seq_len=8, d_model=16,
                 n_heads=2, d_ff=32, threads=1)
     assert run_case(case, FAST)["status"].startswith("skipped: ")
 

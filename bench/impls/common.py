@@ -121,6 +121,10 @@ def torch_runner(case: Case, call: Callable, leaves: list) -> tuple[Callable, Ca
         last[0] = inner()
         return last[0]
 
+    extra = getattr(inner, "record_extra", None)      # a mode's own measured fields (train)
+    if extra is not None:
+        fn.record_extra = lambda: extra(case)
+
     def output() -> np.ndarray:
         if last[0] is None:
             raise RuntimeError("output() called before fn()")

@@ -6,16 +6,20 @@ tile (tfimpl.tiling). The attention weights are exposed for the accuracy check.
 
 from __future__ import annotations
 
-from bench import precision
+from bench import decode, precision
 from bench.case import Case
+from bench.impls import gpt_ours
 from bench.impls.base import Impl, Prepared, Unsupported
 from bench.impls.common import (float64_output, make_inputs, make_params, model_config,
                                 tfimpl_modules)
 
 
 def build(case: Case) -> Prepared:
-    if case.mode != "forward":
-        raise Unsupported("numpy implements the forward pass only")
+    if case.block in decode.GPT_BLOCKS:
+        return gpt_ours.build_numpy(case)
+    if case.mode != "forward":                    # forward+backward, train: tfimpl.numpy.grad
+        from bench.impls import numpy_train
+        return numpy_train.build(case)
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.numpy")
     cfg = model_config(case)
     dtype = precision.cast_dtype(case.precision, "numpy")
@@ -72,8 +76,8 @@ def _call(case, cfg, p, inputs, attention, feed_forward, layers, bert):
 
 
 IMPL = Impl(
-    name="numpy", description="tfimpl.numpy: from scratch in NumPy (forward only)",
+    name="numpy", description="tfimpl.numpy: from scratch in NumPy (forward; backward in tfimpl.numpy.grad)",
     backend="numpy",
-    blocks=("attention", "mha", "ffn", "encoder_layer", "encoder", "model"),
-    precisions=("fp64", "fp32"), modes=("forward",), devices=("cpu",),
-    attention="explicit", exposes_weights=True, build=build)
+    blocks=("attention", "mha", "ffn", "encoder_layer", "encoder", "model") + decode.GPT_BLOCKS,
+    precisions=("fp64", "fp32"), modes=("forward", "forward+backward", "train"), devices=("cpu",),
+    attention="explicit", exposes_weights=True, build=build, rules=decode.rules)

@@ -6,13 +6,14 @@ torch's fused F.scaled_dot_product_attention: `build_tfimpl_torch(case, attn_imp
 
 from __future__ import annotations
 
+from bench import decode
 from bench.case import Case
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (as_float64, make_inputs, make_params, model_config,  # noqa: F401
                                 needs_grad, tfimpl_modules, torch_device, torch_inputs,
                                 torch_precision, torch_runner)
 
-BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
+BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model") + decode.GPT_BLOCKS
 PRECISIONS = ("fp64", "fp32", "tf32", "bf16", "fp16", "amp-bf16", "amp-fp16")
 
 
@@ -21,13 +22,17 @@ def build_tfimpl_torch(case: Case, attn_impl: str) -> Prepared:
 
     from tfimpl.params import to_torch
 
+    if case.block in decode.GPT_BLOCKS:
+        from bench.impls import gpt_ours
+
+        return gpt_ours.build_torch(case, attn_impl)
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.torch")
     cfg = model_config(case)
     device = torch_device(case)
     dtype, autocast = torch_precision(case)
     grad = needs_grad(case)
     p = to_torch(make_params(case, cfg), dtype=dtype, device=device, requires_grad=grad)
-    inputs = torch_inputs(case, dtype, device, requires_grad=grad)
+    inputs = torch_inputs(case, dtype, device, requires_grad=grad and case.mode != "train")
     block = case.block
     if block == "attention":
         q, k, v = inputs["q"], inputs["k"], inputs["v"]
@@ -84,5 +89,5 @@ def build(case: Case) -> Prepared:
 IMPL = Impl(
     name="torch", description="tfimpl.torch, explicit attention (materialised matrix)",
     backend="torch", blocks=BLOCKS, precisions=PRECISIONS,
-    modes=("forward", "forward+backward"), devices=("cpu", "cuda"),
-    attention="explicit", exposes_weights=True, build=build)
+    modes=("forward", "forward+backward", "train"), devices=("cpu", "cuda"),
+    attention="explicit", exposes_weights=True, build=build, rules=decode.rules)

@@ -3,6 +3,7 @@ matrix never exists; the weights are not exposed)."""
 
 from __future__ import annotations
 
+from bench import decode
 from bench.case import Case
 from bench.impls.base import Impl, Prepared
 from bench.impls.torch_ours import BLOCKS, PRECISIONS, build_tfimpl_torch
@@ -15,5 +16,5 @@ def build(case: Case) -> Prepared:
 IMPL = Impl(
     name="torch-sdpa", description="tfimpl.torch, attention through the fused SDPA kernel",
     backend="torch", blocks=BLOCKS, precisions=PRECISIONS,
-    modes=("forward", "forward+backward"), devices=("cpu", "cuda"),
-    attention="sdpa", exposes_weights=False, build=build)
+    modes=("forward", "forward+backward", "train"), devices=("cpu", "cuda"),
+    attention="sdpa", exposes_weights=False, build=build, rules=decode.rules)

@@ -46,15 +46,24 @@ class AdamW:
             theta = params[name]
             state = self._state(name, theta)
             m, v = state["m"], state["v"]
+            tmp = np.empty_like(theta)                   # the one temporary of this update
             theta *= 1.0 - self.lr * self.weight_decay
-            m += (g - m) * (1.0 - beta1)                 # = β₁ m + (1 − β₁) g  (torch's lerp)
+            np.subtract(g, m, out=tmp)
+            tmp *= 1.0 - beta1
+            m += tmp                                     # = β₁ m + (1 − β₁) g  (torch's lerp)
             v *= beta2
-            v += (1.0 - beta2) * g * g
+            np.multiply(g, g, out=tmp)
+            tmp *= 1.0 - beta2
+            v += tmp                                     # β₂ v + (1 − β₂) g²
             if self.amsgrad:
                 np.maximum(state["v_max"], v, out=state["v_max"])
                 v = state["v_max"]
-            denom = np.sqrt(v) / sqrt_correction2 + self.eps
-            theta -= step_size * (m / denom)
+            np.sqrt(v, out=tmp)
+            tmp /= sqrt_correction2
+            tmp += self.eps                              # √v / √(1 − β₂ᵗ) + ε
+            np.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            theta -= tmp
 
     def _state(self, name: str, theta: np.ndarray) -> dict[str, np.ndarray]:
         if name not in self.state:
