@@ -208,3 +208,33 @@ def test_kill_9_at_any_moment_then_resume_loses_nothing_and_duplicates_nothing(t
     kept = {r["case_id"]: r["start_time"] for r in final}
     assert kept.items() >= seen_before_kill.items()                 # measured once, kept
     assert read_meta(out)["status"] == "complete"
+
+
+def test_a_process_worker_dies_with_its_killed_driver():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux only")
+    child = ("import os, sys, time; from bench.executors.process import _die_with_parent; "
+             "_die_with_parent(int(sys.argv[1])); print('armed', flush=True); time.sleep(60)")
+    driver = ("import os, subprocess, sys, time; "
+              f"p = subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())], "
+              "stdout=subprocess.PIPE, text=True); p.stdout.readline(); "
+              "print(p.pid, flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", driver], cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, text=True)
+    worker_pid = int(proc.stdout.readline())
+    proc.kill()                                      # kill -9 of the driver
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            break
+        try:                                         # reap it if it became our zombie
+            os.waitpid(worker_pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    else:
+        os.kill(worker_pid, 9)
+        pytest.fail("the worker outlived its driver")

@@ -6,13 +6,16 @@ left over from the previous case, a clean RSS peak) and contains crashes: a segf
 record and the sweep goes on. The cost is an interpreter start and the imports (~1-2 s) per case;
 the timeout counts from the worker's start, so it includes them.
 
-The worker ignores SIGINT: a Ctrl-C in the terminal reaches the whole process group, and the
-driver, not the worker, decides to stop after the current case (see `bench.commands.run`).
+The worker dies with the driver (Linux `PR_SET_PDEATHSIG`): after a `kill -9` of the driver no
+orphaned case keeps the CPU busy while the run is resumed. The worker ignores SIGINT: a Ctrl-C
+in the terminal reaches the whole process group, and the driver, not the worker, decides to
+stop after the current case (see `bench.commands.run`).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 import time
 from typing import Callable, Iterable, Iterator
@@ -21,8 +24,25 @@ from bench.case import Case, Measure
 from bench.executors import Executor
 
 
-def _worker(case: Case, measure: Measure, prepare: Callable | None, conn) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this worker when the driver dies (kill -9 included), so an orphaned
+    case cannot keep running beside the resumed run and disturb its timings."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)        # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return                                           # not Linux: best effort only
+    if os.getppid() != parent_pid:                       # the driver died before prctl
+        os._exit(1)
+
+
+def _worker(case: Case, measure: Measure, prepare: Callable | None, conn,
+            parent_pid: int | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     from bench.runner import run_case
 
     record = run_case(case, measure, prepare=prepare)
@@ -69,7 +89,8 @@ class ProcessExecutor(Executor):
 
         ctx = mp.get_context("spawn")
         receiver, sender = ctx.Pipe(duplex=False)
-        worker = ctx.Process(target=_worker, args=(case, measure, self.prepare, sender),
+        worker = ctx.Process(target=_worker, args=(case, measure, self.prepare, sender,
+                                                   os.getpid()),
                              name=f"tfbench-{case.case_id}")
         start = time.time()
         worker.start()
