@@ -126,6 +126,31 @@ register(Block(
     inputs="ids", attention=True, causal=False, mixed=True))
 
 
+def _gpt_costs(case, cfg):
+    from bench import decode
+
+    return decode.costs(case, cfg)
+
+
+def _gpt_inputs(case):
+    from bench import decode
+
+    return decode.make_inputs(case)
+
+
+# GPT-2-style autoregressive inference (bench/decode.py says what each call does; seq_len is the
+# prompt for prefill/generate and the cached context n for decode/decode-recompute). Their times
+# are not single powers of n (a decode step is a + b·n: the weights, then the cache), so their
+# claims are judged by bench.analysis.decode's two-term fits, not by a power-law Claim here.
+for _name, _title, _words in (
+        ("prefill", "Prefill", "prefill (the prompt into the KV cache)"),
+        ("decode", "Decode step", "decode step against a KV cache"),
+        ("decode-recompute", "Decode (recompute)", "decode step recomputing the prefix"),
+        ("generate", "Generate", "generation (prefill + decode steps)")):
+    register(Block(_name, _title, _words, param_kind="gpt", cost_block="gpt", inputs="ids",
+                   attention=True, causal=True, costs=_gpt_costs, make_inputs=_gpt_inputs))
+
+
 def get(name: str) -> Block:
     """The declaration of block `name`; ValueError listing the known blocks otherwise."""
     try:

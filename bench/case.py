@@ -38,6 +38,8 @@ class Case:
     causal: bool = False
     vocab_size: int = 30522
     seed: int = 0
+    new_tokens: int = 0             # block generate: tokens to generate (bench/decode.py)
+    max_position: int = 0           # GPT blocks' position table; 0 = as long as the case needs
 
     @property
     def d_head(self) -> int:

@@ -46,7 +46,7 @@ FIELD_CHOICES = {"block": blocks.names(), "precision": precision.NAMES, "device"
 PLUGIN_FIELDS = ("impl",)       # a built-in or plugin name, resolved by bench.impls.get
 POSITIVE_INT_FIELDS = ("batch", "seq_len", "d_model", "n_heads", "d_ff", "layers", "threads",
                        "vocab_size")
-NON_NEGATIVE_INT_FIELDS = ("seed",)
+NON_NEGATIVE_INT_FIELDS = ("seed", "new_tokens", "max_position",)
 BOOL_FIELDS = ("norm_first", "causal")
 
 BYTE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,

@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "torch-sdpa": "bench.impls.torch_sdpa",
     "torch-nn": "bench.impls.torch_nn",
     "hf-bert": "bench.impls.hf_bert",
+    "hf-gpt2": "bench.impls.hf_gpt2",
     "keras": "bench.impls.keras",
     "keras-function": "bench.impls.keras_function",
     "keras-xla": "bench.impls.keras_xla",

@@ -185,3 +185,32 @@ def rules_of_thumb(cfg: ModelConfig, seq_len: int) -> dict[str, int]:
     lhqt = cfg.n_layers * cfg.n_heads * cfg.d_head * seq_len
     return {"N": n, "kaplan_forward": 2 * n + 2 * cfg.n_layers * seq_len * cfg.d_model,
             "kaplan_train": 6 * n, "palm_forward": 2 * n + 4 * lhqt, "palm_train": 6 * n + 12 * lhqt}
+
+
+def step_peak_bytes(cfg: ModelConfig, batch: int, new_tokens: int, context: int,
+                    bytes_per_element: int, materialised: bool = True,
+                    logits: str = "last") -> int:
+    """An estimate (upper side) of the extra bytes one call holds at its peak, the KV cache
+    excluded (it exists before the call): within one block the residual stream, its norm,
+    q, k, v and the attention output (6·B·T_q·D), the (B, T_q, d_ff) hidden twice (before and
+    after the activation), the (B, H, T_q, T_k) scores when materialised, and the logits.
+    Not checked to the byte as the encoder blocks' predicted_peak_bytes are."""
+    _check(cfg, batch, new_tokens, context)
+    tq, tk = new_tokens, context + new_tokens
+    rows = 1 if logits == "last" else new_tokens
+    elements = (6 * batch * tq * cfg.d_model + 2 * batch * tq * cfg.d_ff
+                + (batch * cfg.n_heads * tq * tk if materialised else 0)
+                + batch * rows * cfg.vocab_size)
+    return elements * bytes_per_element
+
+
+def step_working_set_bytes(cfg: ModelConfig, batch: int, new_tokens: int, context: int,
+                           bytes_per_element: int, weight_bytes: int | None = None,
+                           materialised: bool = True) -> int:
+    """Bytes one call touches: every weight it reads (as decode_weight_elements, the position
+    rows of all T_q tokens), the cache it reads and writes, and its peak activations."""
+    w = bytes_per_element if weight_bytes is None else weight_bytes
+    weights = (decode_weight_elements(cfg, batch) + (new_tokens - 1) * batch * cfg.d_model) * w
+    cache = kv_cache_bytes(cfg, batch, context + new_tokens, bytes_per_element)
+    return weights + cache + step_peak_bytes(cfg, batch, new_tokens, context, bytes_per_element,
+                                             materialised)
