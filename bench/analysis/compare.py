@@ -152,8 +152,8 @@ def repeatability(rows: list[dict], min_time_s: float = 1e-3) -> dict:
         worst = max(selected, key=lambda r: abs(math.log(r["ratio"])), default=None)
         out["worst_ratio"] = worst["ratio"] if worst else None
         out["worst_label"] = worst["label"] if worst else None
-        out["unstable_a"] = sum(r["unstable_a"] for r in selected)
-        out["unstable_b"] = sum(r["unstable_b"] for r in selected)
+        for key in ("unstable_a", "unstable_b", "interference_a", "interference_b"):
+            out[key] = sum(r[key] for r in selected)
         return out
 
     timed = [r for r in rows if min(r["median_a_s"], r["median_b_s"]) >= min_time_s]
@@ -212,7 +212,8 @@ def format_repeatability(rep: dict) -> list[str]:
                      f"{s['within_5pct']} ({_pct(s['share_within_5pct'])}), within +-10%: "
                      f"{s['within_10pct']} ({_pct(s['share_within_10pct'])}), beyond +-15%: "
                      f"{s['beyond_15pct']}; {worst}; unstable A {s['unstable_a']}, "
-                     f"B {s['unstable_b']}")
+                     f"B {s['unstable_b']}; measured under interference A "
+                     f"{s['interference_a']}, B {s['interference_b']}")
     return lines
 
 
