@@ -64,6 +64,11 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     report_path = run_dir / REPORT_FILE
     text = render(run_dir.name, df, meta, entries, two_term, share, speedups, figures, run_dir,
                   rule, flop_result, rows=rows, departures=departures)
+    from bench.analysis import decode      # the GPT blocks' tables (generation)
+
+    generation = decode.section(df, meta)
+    if generation:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(generation)
     report_path.write_text(text)
     return {"report": report_path, "summary": summary_path, "plots": list(figures.values())}
 

@@ -277,8 +277,10 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
 
 
 def all_rows(entries, df, table, meta, rule, bert_counts) -> list[dict]:
+    from bench.analysis import decode
+
     return (scaling_rows(entries, df) + crossover_rows(df, rule) + params_row(bert_counts)
-            + precision_rows(table, df, meta, rule))
+            + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta))
 
 
 def _value_text(r: dict) -> str:
