@@ -151,3 +151,19 @@ def test_two_term_not_enough_data():
     assert fit.status == NOT_ENOUGH and math.isnan(fit.crossover(768))
     with pytest.raises(ValueError, match="same length"):
         fit_two_term([1, 2], [1], [1, 2])
+
+
+def test_two_term_fits_a_width_sweep_at_fixed_n():
+    """n fixed, d varying (model_sweep): n²d and nd² are d and d², still separable."""
+    import numpy as np
+
+    from bench.analysis.fits import fit_two_term
+
+    d = np.array([256, 384, 512, 768, 1024, 1536, 2048, 3072], float)
+    n = np.full_like(d, 256.0)
+    t = 2e-12 * n ** 2 * d + 5e-12 * n * d ** 2 + 1e-4
+    fit = fit_two_term(n, d, t)
+    assert fit.ok and fit.a == pytest.approx(2e-12, rel=1e-6)
+    assert fit.b == pytest.approx(5e-12, rel=1e-6) and fit.c == pytest.approx(1e-4, rel=1e-4)
+    few = fit_two_term(n[:3], d[:3], t[:3])
+    assert not few.ok and "3 distinct (n, d)" in few.reason

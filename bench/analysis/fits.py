@@ -185,8 +185,9 @@ def fit_two_term(n, d, t, *, min_points: int = 4, relative: bool = True) -> TwoT
         raise ValueError(f"n, d and t must have the same length, got {n.size}, {d.size}, {t.size}")
     keep = np.isfinite(n) & np.isfinite(d) & np.isfinite(t) & (n > 0) & (d > 0) & (t > 0)
     n, d, t = n[keep], d[keep], t[keep]
-    if np.unique(n).size < min_points:
-        return TwoTermFit(NOT_ENOUGH, reason=f"{np.unique(n).size} distinct n usable, "
+    sizes = np.unique(np.column_stack([n, d]), axis=0).shape[0] if n.size else 0
+    if sizes < min_points:            # distinct (n, d): a d sweep at fixed n fits as well
+        return TwoTermFit(NOT_ENOUGH, reason=f"{sizes} distinct (n, d) usable, "
                                              f"need {min_points}", n_points=int(n.size))
     A = np.column_stack([n ** 2 * d, n * d ** 2, np.ones_like(n)])   # (N, 3)
     scale = 1.0 / t if relative else np.ones_like(t)

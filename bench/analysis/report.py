@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from bench.analysis import claims, flopcheck, plots, precisions
+from bench.analysis.libraries import library_lines, library_ratios
 from bench.analysis.claims import fmt_bytes
 from bench.analysis.incomplete import incomplete_header
 from bench.analysis.frame import (cache_sizes, last_level_cache, load_run, peak_mismatch,
@@ -57,6 +58,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
         "memory_departures": departures,
         "machine_peak_source": peak_source(meta),
         "flops_check": flop_result,
+        "library_ratios": library_ratios(df),
         "plots": {name: str(p.relative_to(run_dir)) for name, p in figures.items()},
     }
     summary_path = run_dir / SUMMARY_FILE
@@ -299,8 +301,9 @@ def _two_term_table(rows: list[dict]) -> list[str]:
     for r in rows:
         out.append(f"| {r['block']} | {r['impl']} | {r['precision']} | {r['d_text']} "
                    f"| {_f(r['a'], '{:.3g}')} | {_f(r['b'], '{:.3g}')} | {_f(r['c'], '{:.3g}')} "
-                   f"| {r['n_points']} | {_f(r['max_abs_rel_residual'], '{:.1%}')} |"
-                   + ("" if r["status"] == "ok" else f" {r['reason']} |"))
+                   f"| {r['n_points']} | "
+                   + (f"{_f(r['max_abs_rel_residual'], '{:.1%}')} |" if r["status"] == "ok"
+                      else f"not fitted: {r['reason']} |"))
     return out
 
 
@@ -462,6 +465,7 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
     lines += _flop_alarm(flop_result)
     departures = departures if departures is not None else precisions.memory_departures(df)
     lines += _departure_lines(departures)
+    lines += library_lines(library_ratios(df))
 
     by_metric = rule.describe_by_metric(llc)
     claimed = sorted((e for e in entries if e["theory"] is not None),
