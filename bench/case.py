@@ -40,6 +40,8 @@ class Case:
     seed: int = 0
     new_tokens: int = 0             # block generate: tokens to generate (bench/decode.py)
     max_position: int = 0           # GPT blocks' position table; 0 = as long as the case needs
+    checkpoint: bool = False        # gradient checkpointing per layer (bench/tricks.py)
+    compile: bool = False           # torch.compile the forward (bench/tricks.py)
 
     @property
     def d_head(self) -> int:

@@ -47,7 +47,7 @@ PLUGIN_FIELDS = ("impl",)       # a built-in or plugin name, resolved by bench.i
 POSITIVE_INT_FIELDS = ("batch", "seq_len", "d_model", "n_heads", "d_ff", "layers", "threads",
                        "vocab_size")
 NON_NEGATIVE_INT_FIELDS = ("seed", "new_tokens", "max_position",)
-BOOL_FIELDS = ("norm_first", "causal")
+BOOL_FIELDS = ("norm_first", "causal", "checkpoint", "compile")
 
 BYTE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}

@@ -12,7 +12,8 @@ step's ≈ 6·P·B·T FLOPs; the optimizer state is allocated once (the first ca
 
 Analytic facts (tfimpl.costs): FLOPs are forward + backward (the AdamW update's ~15 element-wise
 operations per parameter are not counted); the predicted peak is tfimpl.costs'
-forward+backward upper bound (the state is allocated before a timed call: baseline).
+forward+backward upper bound (the state is allocated before a timed call: baseline); with
+Case.checkpoint, one layer's forward+backward bound plus the other layers' inputs and grads.
 `fn.record_extra(case)` adds TRAIN_KEYS to the record: the bytes autograd saves, the gradients
 and the AdamW state, measured on one step, beside tfimpl.costs.training's predictions.
 """
@@ -82,16 +83,21 @@ def predicted_bytes(case, backend: str) -> dict:
     """tfimpl.costs.training's bytes for the case (None for blocks it does not model)."""
     from bench import impls, plan as plan_module
     from bench.impls.common import model_config
-    from tfimpl.costs.training import training_memory
+    from tfimpl.costs.training import saved_activation_bytes, training_memory
 
     impl = impls.get(case.impl)
     attn = impl.attention_path(case.block) or "explicit"
     if case.block not in ("encoder_layer", "encoder", "model") or attn not in ("explicit", "sdpa"):
         return {k: None for k in TRAIN_KEYS[3:]}
-    mem = training_memory(case.block, model_config(case), case.batch, case.seq_len,
-                          plan_module.storage_bytes(case.precision), backend=backend,
+    cfg, e = model_config(case), plan_module.storage_bytes(case.precision)
+    mem = training_memory(case.block, cfg, case.batch, case.seq_len, e, backend=backend,
                           attn_impl=attn, causal=case.causal)
-    return {"saved_activation_bytes_predicted": mem["saved_activations"],
+    saved = mem["saved_activations"]
+    if case.checkpoint:                # what the forward keeps: the layer inputs (and the rest)
+        parts = saved_activation_bytes(case.block, cfg, case.batch, case.seq_len, e, backend,
+                                       attn, case.causal, checkpoint=True)
+        saved = parts["total"] - parts["one_layer_recomputed"]
+    return {"saved_activation_bytes_predicted": saved,
             "gradient_bytes_predicted": mem["gradients"],
             "optimizer_state_bytes_predicted": mem["optimizer_state"],
             "korthikanti_bytes": mem["korthikanti_activations"]}
@@ -113,6 +119,14 @@ def train_costs(case, cfg) -> dict:
     fwd_bwd = costs.predicted_peak_bytes(case.block, cfg, case.batch, case.seq_len, e, attn,
                                          "forward+backward", causal=case.causal,
                                          threads=case.threads, backend="torch")
+    if case.checkpoint:
+        # one layer's forward+backward at a time, beside the other layers' inputs and grads
+        one = costs.predicted_peak_bytes("encoder_layer", cfg, case.batch, case.seq_len, e, attn,
+                                         "forward+backward", causal=case.causal,
+                                         threads=case.threads, backend="torch")
+        rest = cfg.n_layers - 1
+        layer_grads = costs.param_counts("encoder_layer", cfg)["total"] * e
+        fwd_bwd = one + rest * (case.batch * case.seq_len * cfg.d_model * e + layer_grads)
     # the AdamW state exists from the first (warm-up) call on: not above the baseline of a
     # timed call; during the step the gradients and one temporary of the same size (√v̂) live
     return {"peak_bytes_predicted": int(max(fwd_bwd, 2 * mem["gradients"]))}

@@ -81,6 +81,14 @@ def test_torch_training_bytes_match_the_model(block, kw, e, attn_impl):
     assert measured["saved_activation_bytes"] == predicted["saved_activations"], measured
 
 
+@pytest.mark.parametrize("attn_impl", ["explicit", "sdpa"])
+def test_torch_batch_of_one_saves_the_qkv_buffer(attn_impl):
+    cfg = cfg_for()
+    measured = torch_step("encoder", cfg, 1, 9, 4, attn_impl).measure_bytes()
+    predicted = training_memory("encoder", cfg, 1, 9, 4, backend="torch", attn_impl=attn_impl)
+    assert measured["saved_activation_bytes"] == predicted["saved_activations"]
+
+
 def test_torch_causal_mask_is_counted():
     cfg = cfg_for(n_layers=1)
     got = torch_step("encoder", cfg, 2, 5, 4, causal=True).measure_bytes()["saved_activation_bytes"]

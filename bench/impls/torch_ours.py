@@ -7,6 +7,7 @@ torch's fused F.scaled_dot_product_attention: `build_tfimpl_torch(case, attn_imp
 from __future__ import annotations
 
 from bench import decode
+from bench import tricks
 from bench.case import Case
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (as_float64, make_inputs, make_params, model_config,  # noqa: F401
@@ -55,7 +56,9 @@ def build_tfimpl_torch(case: Case, attn_impl: str) -> Prepared:
         ids = inputs["input_ids"]
         call = lambda: tuple(bert.bert(p, ids, cfg, attn_impl=attn_impl))   # noqa: E731
     leaves = [t for t in list(p.values()) + list(inputs.values()) if t.requires_grad]
+    call, compile_first = tricks.apply(case, call, layers, p, inputs, cfg, attn_impl)
     fn, output = torch_runner(case, call, leaves)
+    fn, compile_s, flops_fn = compile_first(fn, lambda: torch_runner(case, call.raw, leaves)[0])
 
     def with_weights():
         with torch.inference_mode(), autocast():            # same autocast as timed
@@ -79,7 +82,8 @@ def build_tfimpl_torch(case: Case, attn_impl: str) -> Prepared:
         return as_float64(out), w.detach().cpu()
 
     return Prepared(fn=fn, output=output, backend="torch", device=case.device,
-                    attention_weights=weights, evaluate=evaluate if explicit_attention else None)
+                    attention_weights=weights, evaluate=evaluate if explicit_attention else None,
+                    flops_fn=flops_fn, compile_s=compile_s)
 
 
 def build(case: Case) -> Prepared:

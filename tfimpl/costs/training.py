@@ -18,6 +18,8 @@ backward's caches; exact for fp32/fp64 without autocast):
     explicit attention   8·N·D  layer input, q·1/√d_k, k, v (copied for the batched matmuls),
                                 merged heads, both norm inputs, norm1's output (FFN input)
                          + B·H·T²  softmax output P           + T² bytes causal mask (bool)
+                           B = 1: (B, H, T, d_k) views merge into (B·H, T, d_k) without a copy,
+                           so the matmuls save the whole QKV buffer (3·N·D) for k and v: + N·D
     sdpa (fused)         8·N·D  the same with the q, k, v views of the one QKV buffer (3·N·D)
                                 in place of q·1/√d_k, k, v, and the kernel's output = merged
                          + B·H·T·4  its float32 log-sum-exp (P never exists)
@@ -81,6 +83,8 @@ def _layer_saved(cfg, b, t, e, backend, attn_impl, causal) -> dict[str, int]:
         else:
             parts["attn_matrix"] = b * cfg.n_heads * t * t * e
             parts["causal_mask"] = t * t if causal else 0
+            if b == 1:                 # k, v read in place from the QKV buffer (3·N·D) instead
+                parts["hidden_states"] += n * d * e    # of copied (2·N·D): one N·D more
     else:
         parts["norm_stats"] = 2 * n * e
         parts["attn_matrix"] = b * cfg.n_heads * t * t * e
