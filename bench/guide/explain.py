@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.guide import keras_calls
 from bench.guide.gradients import explain_gradients
 from bench.guide.printer import STEPS, Printer
 from tfimpl.config import ModelConfig
@@ -151,6 +152,7 @@ def attention(pr: Printer, seed: int) -> None:
     pr.check("ours vs F.scaled_dot_product_attention(..., is_causal=True)", ours_c, ref_c)
     pr.check("steps (causal) vs the same library call", out_c, ref_c[0, 0],
              what="steps - library")
+    keras_calls.attention(pr, q, k, v, ours, ours_c)
 
 
 # -------------------------------------------------------------------------------------- mha
@@ -202,6 +204,7 @@ def mha(pr: Printer, seed: int) -> None:
     pr.check("ours vs nn.MultiheadAttention (output)", ours, _n(ref))
     pr.check("ours vs nn.MultiheadAttention (weights, average_attn_weights=False)",
              weights, _n(ref_w))
+    keras_calls.mha(pr, p, X[None], H, ours, weights)
 
 
 # -------------------------------------------------------------------------------------- ffn
@@ -235,6 +238,7 @@ def ffn(pr: Printer, seed: int) -> None:
     pr.check("ours vs nn.Sequential(nn.Linear(4, 16), nn.GELU(), nn.Linear(16, 4))", ours, ref)
     pr.check("position-wise: token 1 fed alone gives row 1 again", alone, ours[1],
              what="alone - in batch")
+    keras_calls.ffn(pr, p, X[None], ours[None])
 
 
 # ---------------------------------------------------------------------------- encoder_layer
@@ -278,6 +282,7 @@ def encoder_layer(pr: Printer, seed: int) -> None:
     pr.line(f"    library: torch.nn.TransformerEncoderLayer({D}, {H}, dim_feedforward={D_ff}, "
             "dropout=0.0, activation='gelu', batch_first=True)")
     pr.check("ours vs nn.TransformerEncoderLayer", ours, ref)
+    keras_calls.encoder_layer(pr, p, X[None], cfg, ours[None])
 
 
 TOPICS: dict[str, tuple[str, Callable[[Printer, int], None]]] = {
