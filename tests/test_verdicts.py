@@ -112,7 +112,8 @@ def test_params_row_counts_four_ways_and_says_what_is_missing(rows):
     assert "huggingface not counted" in row["sentence"] and "109,482,240" in row["sentence"]
     agree = verdicts.params_row({**FAKE_BERT, "agree": True,
                                  "counts": {**FAKE_BERT["counts"], "huggingface": 109482240}})
-    assert agree[0]["verdict"] == "held" and "(the guide's ~440 MB)" in agree[0]["sentence"]
+    assert agree[0]["verdict"] == "held"
+    assert "417.6 MiB in fp32 (437.9 MB decimal: the guide's ~440 MB)" in agree[0]["sentence"]
     wrong = verdicts.params_row({**FAKE_BERT, "counts": {**FAKE_BERT["counts"], "torch": 7}})
     assert wrong[0]["verdict"] == "did not hold"
 

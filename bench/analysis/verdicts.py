@@ -217,15 +217,16 @@ def params_row(counts: dict | None) -> list[dict]:
     missing = [k for k, v in c.items() if v is None]
     verdict = HELD if counts["agree"] else (NOT_ENOUGH if missing and all(
         v == exp for v in c.values() if v is not None) else NOT_HELD)
-    mb = {k: v / 1e6 for k, v in counts["bytes"].items()}
+    mib = {k: v / 2 ** 20 for k, v in counts["bytes"].items()}
     sentence = (f"Counted four ways ({ways}): "
                 + ("all equal 109,482,240" if counts["agree"] else
                    f"not all equal {exp:,}" + (f" ({', '.join(missing)} not counted: "
                                                f"{'; '.join(counts['errors'].values())})"
                                                if missing else ""))
                 + f" = embeddings {b['embeddings']:,} + {b['layers']} × {b['per_layer']:,} per "
-                  f"layer + pooler {b['pooler']:,}; weights {mb['fp32']:.0f} MB in fp32 "
-                  f"(the guide's ~440 MB), {mb['bf16']:.0f} MB in bf16.")
+                  f"layer + pooler {b['pooler']:,}; weights {mib['fp32']:.1f} MiB in fp32 "
+                  f"({counts['bytes']['fp32'] / 1e6:.1f} MB decimal: the guide's ~440 MB), "
+                  f"{mib['bf16']:.1f} MiB in bf16.")
     return [{
         "id": "bert_base.params", "kind": "params",
         "claim": "BERT-base has 109,482,240 parameters (~440 MB in fp32)",
