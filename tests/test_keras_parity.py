@@ -25,7 +25,8 @@ from tfimpl.keras import loaders  # noqa: E402
 from tfimpl.keras._backend import keras, tf  # noqa: E402
 
 RTOL64 = 1e-10
-GELU_RTOL64 = 1e-7              # float64 GELU in TF: its 1/√2 is a float32 constant (rel. 1.2e-8)
+GELU_RTOL64 = 1e-7              # float64 GELU in TF: its 1/√2 is a float32 constant (rel. 1.2e-8);
+                                # so is attention's 1/√d_k unless exact (d_k = 4 here: 0.5)
 CFG = ModelConfig(d_model=12, n_heads=3, d_ff=20, n_layers=2, vocab_size=40, max_position=24,
                   layer_norm_eps=1e-5, activation="relu")
 SHAPES = [(1, 1), (2, 5), (3, 7)]
@@ -156,6 +157,24 @@ def test_fully_masked_query_row_zero_with_weights_uniform_without():
     assert rel_err(with_w, ref) < RTOL64
     assert rel_err(without.numpy()[:, rows], ref[:, rows]) < RTOL64
     assert rel_err(without.numpy()[:, 1], ref[:, 1]) > 1e-3
+
+
+def test_float64_attention_scale_is_rounded_to_float32_unless_exact():
+    """Keras casts the Python float 1/√d_k to the tensor's dtype through a float32 constant:
+    exact for d_k = 4 (0.5, the tests above), rounded for d_k = 8 (rel. error ~1e-8)."""
+    r = np.random.default_rng(21)
+    q, k, v = (r.standard_normal((2, 2, 5, 8)) for _ in range(3))
+    ref, ref_w = tn.scaled_dot_product_attention(q, k, v, return_weights=True)
+    scale32 = float(np.float32(1 / np.sqrt(8)))
+    scores = np.einsum("bhqd,bhkd->bhqk", q, k) * scale32                    # (B, H, Tq, Tk)
+    w32 = np.exp(scores - scores.max(-1, keepdims=True))
+    w32 /= w32.sum(-1, keepdims=True)
+    for out, w in (tk.scaled_dot_product_attention(q, k, v, return_weights=True),
+                   (tk.scaled_dot_product_attention(q, k, v), None)):
+        assert rel_err(out, w32 @ v) < 1e-13                                  # the rounded scale
+        assert 1e-10 < rel_err(out, ref) < GELU_RTOL64                        # vs the exact one
+        if w is not None:
+            assert rel_err(w, w32) < 1e-13 and 1e-10 < rel_err(w, ref_w) < GELU_RTOL64
 
 
 # ---- feed-forward, GELU -------------------------------------------------------------------

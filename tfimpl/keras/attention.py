@@ -19,6 +19,11 @@ Masks, ours vs Keras':
          the scores, so its output on such a row changes with return_attention_scores.
 So `mask` here must have a head axis of size 1, and the key padding mask becomes (B, 1, Tk).
 
+float64: Keras and TensorFlow turn the Python float 1/√d_k into a tensor through a float32
+constant (ops.cast / tf.cast of a Python scalar), in both paths and in MultiHeadAttention, so in
+float64 the scale is 1/√d_k rounded to float32 (relative error up to 6e-8) unless it is exact
+(d_k = 4, 16, 64: 0.5, 0.25, 0.125). Likewise tf.nn.gelu's 1/√2 (tfimpl.keras.feed_forward).
+
 Two computations, as in Keras' own layer:
   without weights: keras.ops.dot_product_attention (on TensorFlow: einsum, masked softmax in at
       least float32, einsum; it holds the (B, H, Tq, Tk) logits like our explicit path);

@@ -9,6 +9,10 @@ keras.Sequential([layers.Dense(d_ff, activation=act), layers.Dense(D)]).
     relu(x)      = max(x, 0)
     gelu(x)      = ½ x (1 + erf(x / √2))                      keras.activations.gelu(approximate=False)
     gelu_tanh(x) = ½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))   keras.activations.gelu(approximate=True)
+
+In float64, tf.nn.gelu builds its constants 1/√2 and 0.044715 as float32 and casts them, so
+Keras' float64 GELU is the formula with those constants rounded to float32 (relative error
+~1e-8 in the output, not 1e-16; the parity tests check exactly this).
 """
 
 from __future__ import annotations
