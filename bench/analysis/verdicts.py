@@ -278,10 +278,11 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
 
 
 def all_rows(entries, df, table, meta, rule, bert_counts) -> list[dict]:
-    from bench.analysis import decode
+    from bench.analysis import decode, training
 
     return (scaling_rows(entries, df) + crossover_rows(df, rule) + params_row(bert_counts)
-            + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta))
+            + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta)
+            + training.all_rows(df, meta))
 
 
 def _value_text(r: dict) -> str:
