@@ -138,6 +138,17 @@ def gpt_block(p, x, cfg: ModelConfig, cache: KVCache | None = None, layer: int =
     return x + feed_forward(subtree(p, "ffn"), h, cfg.activation)              # (B, T, D)
 
 
+def _layers(p, n_layers: int) -> list[dict]:
+    """[subtree(p, "layers.i") for each i], in one pass over the names (a decode step is short:
+    a pass per layer would be a measurable part of it)."""
+    layers: list[dict] = [{} for _ in range(n_layers)]
+    for name, value in p.items():
+        if name.startswith("layers."):
+            index, _, rest = name[len("layers."):].partition(".")
+            layers[int(index)][rest] = value
+    return layers
+
+
 def lm_logits(p, hidden):
     """(B, T, D) -> (B, T, V): hidden · wordᵀ, the LM head tied to the token embedding."""
     return linear(hidden, p["embeddings.word.weight"])                           # (B, T, D) @ (D, V)
@@ -162,8 +173,8 @@ def gpt(p, input_ids, cfg: ModelConfig, attention_mask=None, position_ids=None,
     mask = _key_mask(attention_mask, batch, past + seq)
     if cache is not None:
         cache.reserve(past + seq)
-    for i in range(cfg.n_layers):
-        x = gpt_block(subtree(p, f"layers.{i}"), x, cfg, cache=cache, layer=i, mask=mask,
+    for i, block in enumerate(_layers(p, cfg.n_layers)):
+        x = gpt_block(block, x, cfg, cache=cache, layer=i, mask=mask,
                       attn_impl=attn_impl)
     if cache is not None:
         cache.length += seq
