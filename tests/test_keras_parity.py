@@ -291,3 +291,17 @@ def test_float32_attention_weights_match_torch_float32():
 
 def test_keras_runs_on_the_tensorflow_backend():
     assert keras.backend.backend() == "tensorflow"
+
+
+def test_explain_topics_check_the_keras_call():
+    import io
+    import re
+
+    from bench.guide.explain import explain
+    from bench.guide.printer import Printer
+
+    for topic, n_checks in (("attention", 2), ("mha", 2), ("ffn", 1), ("encoder_layer", 1)):
+        out = io.StringIO()
+        explain(topic, Printer(out))
+        diffs = [float(d) for d in re.findall(r"max \|ours - Keras\| = (\S+)", out.getvalue())]
+        assert len(diffs) == n_checks and max(diffs) < 1e-7, (topic, diffs)   # float32 constants
