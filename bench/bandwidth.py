@@ -40,6 +40,13 @@ def bytes_moved(kernel: str, n: int, itemsize: int = BYTES_PER_ELEMENT) -> int:
     return arrays[kernel] * n * itemsize
 
 
+def rate_gbps(kernel: str, n: int, seconds: float) -> float:
+    """GB/s of one pass of `kernel` over n float64 elements taking `seconds`."""
+    if not seconds > 0:
+        raise ValueError(f"seconds: expected a duration > 0, got {seconds!r}")
+    return bytes_moved(kernel, n) / seconds / 1e9
+
+
 def default_array_bytes(llc_bytes: int | None) -> int:
     """max(LLC_MULTIPLE x the last-level cache, 128 MiB) per array."""
     return max(LLC_MULTIPLE * (llc_bytes or 0), MIN_ARRAY_BYTES)
@@ -131,11 +138,11 @@ def measure_bandwidth(threads: int, array_bytes: int | None = None, device: str 
             for kernel in KERNELS:
                 stats = measure_time(kernels[kernel], settings, clock=clock,
                                      timer_factory=CudaEventTimer if on_gpu else None)
-                moved = bytes_moved(kernel, n)
-                result[library][kernel] = moved / stats.min_s / 1e9
+                result[library][kernel] = rate_gbps(kernel, n, stats.min_s)
                 result["details"][f"{library}.{kernel}"] = {
-                    "bytes": moved, "min_s": stats.min_s, "median_s": stats.median_s,
-                    "n_samples": stats.n_samples, "gbps_median": moved / stats.median_s / 1e9}
+                    "bytes": bytes_moved(kernel, n), "min_s": stats.min_s,
+                    "median_s": stats.median_s, "n_samples": stats.n_samples,
+                    "gbps_median": rate_gbps(kernel, n, stats.median_s)}
         finally:
             kernels["close"]()
             del kernels

@@ -21,7 +21,7 @@ def _load() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
-def _numpy_passes(spec: ProfileSpec, p: dict, inputs: dict, memory: bool) -> tuple:
+def _numpy_passes(spec: ProfileSpec, p: dict, inputs: dict, memory: bool, settings) -> tuple:
     from bench.profile import memory as step_memory
     from bench.profile import steps_numpy, timing
 
@@ -31,13 +31,14 @@ def _numpy_passes(spec: ProfileSpec, p: dict, inputs: dict, memory: bool) -> tup
     def whole():
         return steps_numpy.block_forward(spec.block, p, inputs, spec.cfg)
 
-    whole_stats = timing.whole_median(whole)
+    whole_stats = timing.whole_median(whole, settings=settings)
     profiled = timing.profile_numpy(steps, spec.repeats)
     mem = step_memory.numpy_step_memory(steps, whole) if memory else None
     return whole_stats, profiled, mem
 
 
-def _torch_passes(spec: ProfileSpec, p: dict, inputs: dict, memory: bool, trace_path) -> tuple:
+def _torch_passes(spec: ProfileSpec, p: dict, inputs: dict, memory: bool, trace_path,
+                  settings) -> tuple:
     import torch
 
     from bench import precision
@@ -56,16 +57,19 @@ def _torch_passes(spec: ProfileSpec, p: dict, inputs: dict, memory: bool, trace_
         sync()
         return out
 
-    whole_stats = timing.whole_median(whole, spec.device)
+    whole_stats = timing.whole_median(whole, spec.device, settings)
     profiled = timing.profile_torch(steps, spec.repeats, spec.device, trace_path)
     mem = {"steps": step_memory.torch_step_memory(steps, spec.device)} if memory else None
     return whole_stats, profiled, mem
 
 
 def run_profile(spec: ProfileSpec, out_dir: Path, peak: dict | None, memory: bool = True,
-                trace: bool = True) -> dict:
-    """Measure `spec`; returns the result dict bench.profile.report writes (files in out_dir)."""
-    from bench.profile import roofline
+                trace: bool = True, whole_settings=None) -> dict:
+    """Measure `spec`; returns the result dict bench.profile.report writes (files in out_dir).
+
+    whole_settings: bench.case.Measure for the unprofiled block (default timing.WHOLE_SETTINGS).
+    """
+    from bench.profile import roofline, timing
     from bench.threads import fixed_threads
     from tfimpl.costs import COMPONENT_LABELS, component_bytes, component_flops
 
@@ -78,13 +82,14 @@ def run_profile(spec: ProfileSpec, out_dir: Path, peak: dict | None, memory: boo
                               weight_bytes_per_element=weight_bytes)
     p = cast(spec, float64_params(spec))
     inputs = cast(spec, float64_inputs(spec))
+    settings = whole_settings or timing.WHOLE_SETTINGS
     load_before = _load()
     with fixed_threads(spec.threads, backend=spec.backend):
         if spec.backend == "numpy":
-            whole, profiled, mem = _numpy_passes(spec, p, inputs, memory)
+            whole, profiled, mem = _numpy_passes(spec, p, inputs, memory, settings)
         else:
             trace_path = out_dir / "trace.json" if trace else None
-            whole, profiled, mem = _torch_passes(spec, p, inputs, memory, trace_path)
+            whole, profiled, mem = _torch_passes(spec, p, inputs, memory, trace_path, settings)
     roof = roofline.ceilings(peak, spec.backend, spec.precision, spec.device)
     rows = roofline.step_rows(profiled["steps_s"], flops, traffic, roof, COMPONENT_LABELS)
     for row in rows:
