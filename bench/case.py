@@ -92,6 +92,7 @@ class Measure:
     timeout_s: float = 600.0        # process isolation: a case running longer is killed
     isolation: str = "inline"       # inline | process (a fresh process per case)
     max_memory: str | None = None   # e.g. "8GiB": guard limit below what is available
+    profile: bool = False           # per-step breakdown on each record (bench.profile.record)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

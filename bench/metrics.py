@@ -44,6 +44,8 @@ register(Metric("flops", "flops", "FLOP", "FLOPs per call", fit_range="all", exa
 register(Metric("memory", "peak_bytes", "bytes", "peak memory above baseline",
                 fit_range="top_octaves"))
 register(Metric("params", "params", "parameters", "parameters", fit_range="all", exact=True))
+register(Metric("step_time", "profile_steps_s", "s", "time per step of the forward (s)",
+                fit_range="time"))            # {step: s}: measure.profile (bench.profile.record)
 
 
 def get(name: str) -> Metric:

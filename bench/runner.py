@@ -33,6 +33,7 @@ from bench.flops import count_flops
 from bench.measuring import RECORD_KEYS as MEASURING_KEYS
 from bench.measuring import time_case
 from bench.plan import FACT_KEYS, plan
+from bench.profile.record import PROFILE_KEYS, profile_fields
 from bench.registry import Unsupported
 from bench.registry import prepare as default_prepare
 from bench.threads import fixed_threads
@@ -49,7 +50,7 @@ RESULT_KEYS = (
     "attn_max_abs_err", "attn_max_rel_err", "attn_rel_l2_err",
     "hostname", "pid", "node_id", "gpu_name", "gpu_uuid", "start_time", "end_time", "elapsed_s",
     "executor", *GEN_KEYS, "compile_s",
-) + TRAIN_KEYS + MEASURING_KEYS + tuple(k for k in FACT_KEYS
+) + TRAIN_KEYS + MEASURING_KEYS + PROFILE_KEYS + tuple(k for k in FACT_KEYS
                           if k not in ("flops_analytic", "peak_bytes_predicted"))
 RECORD_KEYS = CASE_FIELDS + RESULT_KEYS
 # Filled from where the case ran, kept even when it failed.
@@ -144,6 +145,8 @@ def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable)
             if record["median_s"]:
                 record["gflops_per_s"] = record["flops_analytic"] / record["median_s"] / 1e9
             record["compile_s"] = prepared.compile_s
+            if measure.profile:               # per-step breakdown, after the timing, same threads
+                record.update(profile_fields(case, record["median_s"]))
             if measure.count_flops and (prepared.backend == "torch" or prepared.count_flops):
                 _flops_into(record, prepared)
             if measure.measure_memory:
