@@ -68,7 +68,9 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
                   rule, flop_result, rows=rows, departures=departures)
     from bench.analysis import decode      # the GPT blocks' tables (generation)
 
-    generation = decode.section(df, meta)
+    from bench.analysis import step_crossover   # the crossover by step (measure.profile)
+
+    generation = step_crossover.section(df) + decode.section(df, meta)
     if generation:
         text = text.rstrip("\n") + "\n\n" + "\n".join(generation)
     report_path.write_text(text)
