@@ -33,9 +33,15 @@ def _live_tensors() -> list:
 
     import torch
 
+    def is_tensor(o) -> bool:
+        try:
+            return isinstance(o, torch.Tensor)
+        except ReferenceError:                     # a weak proxy whose object is gone
+            return False
+
     with warnings.catch_warnings():                # isinstance on deprecated module proxies
         warnings.simplefilter("ignore")
-        return [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+        return [o for o in gc.get_objects() if is_tensor(o)]
 
 
 def torch_saved_bytes(call: Callable[[], Any], exclude: list | None) -> tuple[Any, int]:
@@ -43,7 +49,16 @@ def torch_saved_bytes(call: Callable[[], Any], exclude: list | None) -> tuple[An
     exclude=None: every tensor alive before the call (weights, inputs, ids) is apart)."""
     import torch
 
-    skip = {_storage_key(t) for t in (_live_tensors() if exclude is None else exclude)}
+    import warnings
+
+    skip = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for t in (_live_tensors() if exclude is None else exclude):
+            try:
+                skip.add(_storage_key(t))
+            except RuntimeError:                   # a compiler's fake tensor: no storage
+                pass
     seen: dict[int, int] = {}
 
     def pack(t):

@@ -53,9 +53,20 @@ def checkpointed_encoder(layers_module, p, x, cfg, attn_impl: str):
 def compiled(call: Callable) -> Callable:
     """torch.compile(call) on a fresh dynamo state; raises Unsupported when it cannot compile."""
     import torch
+    import torch._inductor.config
 
     torch._dynamo.reset()
+    # compile in this process: a pool of compile workers would stay behind, busy, beside the
+    # timed calls of this case and the next ones
+    torch._inductor.config.compile_threads = 1
     return torch.compile(call)
+
+
+def reset_compiler() -> None:
+    """Drop the compiled graphs and their guards (a compiled case's teardown)."""
+    import torch
+
+    torch._dynamo.reset()
 
 
 def apply(case: Case, call: Callable, layers_module, p, inputs, cfg, attn_impl: str):
@@ -71,7 +82,8 @@ def apply(case: Case, call: Callable, layers_module, p, inputs, cfg, attn_impl: 
 
         def compile_first(fn, make_raw_fn):
             guarded, compile_s = first_call_then_no_recompile(fn)
-            guarded.record_extra = getattr(fn, "record_extra", None)
+            # no saved-tensor bytes: the hooks would re-trace the compiled graph (fake tensors),
+            # and what a compiled graph saves is the compiler's choice, not the model's
             return guarded, compile_s, make_raw_fn()
     else:
         def compile_first(fn, make_raw_fn):

@@ -310,3 +310,32 @@ def test_bert_backward(batch, seq_len, masked, loss_on):
     assert_grads(grads, ref)
     assert np.abs(grads["embeddings.word.weight"]).max() > 0
     assert np.abs(grads["encoder.layers.0.self_attn.v.weight"]).max() > 0
+
+
+# ---- GPT-2-style decoder (training form, no KV cache) ----------------------------------------
+
+@pytest.mark.parametrize("batch,seq_len", SHAPES)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("loss_on", ["both", "logits"])
+def test_gpt_backward(batch, seq_len, masked, loss_on):
+    gpt_t = pytest.importorskip("tfimpl.torch.gpt")
+    cfg = cfg_for(activation="gelu_tanh", norm_first=True, final_norm=True)
+    params = P.init_params("gpt", cfg, seed=19)
+    rng = np.random.default_rng(20)
+    ids = rng.integers(0, cfg.vocab_size, (batch, seq_len))
+    attn = padding_mask(batch, seq_len).astype(np.int64) if masked else None
+    g_logits = rng.standard_normal((batch, seq_len, cfg.vocab_size))
+    g_hidden = rng.standard_normal((batch, seq_len, cfg.d_model)) if loss_on == "both" else None
+    (hidden, logits), cache = ng.gpt_forward(params, ids, cfg, attn)
+    _, grads = ng.gpt_backward(cache, g_hidden, g_logits, cfg)
+    ts = _torch_params(params)
+    h_t, l_t, _ = gpt_t.gpt(ts, torch.from_numpy(ids), cfg,
+                           attention_mask=None if attn is None else torch.from_numpy(attn))
+    assert rel_err(hidden, h_t) < RTOL and rel_err(logits, l_t) < RTOL
+    loss = (l_t * torch.from_numpy(g_logits)).sum()
+    if g_hidden is not None:
+        loss = loss + (h_t * torch.from_numpy(g_hidden)).sum()
+    loss.backward()
+    ref = {name: (t.grad if t.grad is not None else torch.zeros_like(t)) for name, t in ts.items()}
+    assert_grads(grads, ref)
+    assert np.abs(grads["layers.0.ffn.ff1.weight"]).max() > 0

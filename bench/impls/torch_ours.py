@@ -83,7 +83,8 @@ def build_tfimpl_torch(case: Case, attn_impl: str) -> Prepared:
 
     return Prepared(fn=fn, output=output, backend="torch", device=case.device,
                     attention_weights=weights, evaluate=evaluate if explicit_attention else None,
-                    flops_fn=flops_fn, compile_s=compile_s)
+                    flops_fn=flops_fn, compile_s=compile_s,
+                    teardown=tricks.reset_compiler if case.compile else (lambda: None))
 
 
 def build(case: Case) -> Prepared:

@@ -9,11 +9,13 @@ gradients keyed in tfimpl.params' layout. Float64 results equal torch autograd's
     attention   sdpa (masks, causal), mha (self- and cross-attention)
     layers      feed_forward, encoder_layer (post- and pre-norm), encoder
     bert        bert_embeddings, bert (with the pooler)
+    gpt         gpt (GPT-2-style decoder, training form: no KV cache; tied LM head)
 """
 
 from tfimpl.numpy.grad.attention import mha_backward, mha_forward, sdpa_backward, sdpa_forward
 from tfimpl.numpy.grad.bert import (bert_backward, bert_embeddings_backward,
                                     bert_embeddings_forward, bert_forward)
+from tfimpl.numpy.grad.gpt import gpt_backward, gpt_forward
 from tfimpl.numpy.grad.layers import (encoder_backward, encoder_forward, encoder_layer_backward,
                                       encoder_layer_forward, feed_forward_backward,
                                       feed_forward_forward)
@@ -24,7 +26,7 @@ from tfimpl.numpy.grad.primitives import (activation_backward, activation_forwar
 
 __all__ = ["mha_backward", "mha_forward", "sdpa_backward", "sdpa_forward", "bert_backward",
            "bert_embeddings_backward", "bert_embeddings_forward", "bert_forward",
-           "encoder_backward", "encoder_forward", "encoder_layer_backward",
+           "gpt_backward", "gpt_forward", "encoder_backward", "encoder_forward", "encoder_layer_backward",
            "encoder_layer_forward", "feed_forward_backward", "feed_forward_forward",
            "activation_backward", "activation_forward", "layer_norm_backward",
            "layer_norm_forward", "linear_backward", "linear_forward", "softmax_backward",

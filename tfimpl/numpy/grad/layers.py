@@ -82,12 +82,14 @@ def _ffn_backward(cache, grad_out):
     return grad_x, prefixed("ffn", grads)
 
 
-def encoder_layer_forward(p, x, cfg: ModelConfig, key_padding_mask=None, residual=True):
+def encoder_layer_forward(p, x, cfg: ModelConfig, key_padding_mask=None, residual=True,
+                          causal=False):
     """(B, T, D) -> (B, T, D) as tfimpl.numpy.layers.encoder_layer; cache per sub-layer.
-    residual=False: both sub-layers without their identity path (not a real model)."""
+    residual=False: both sub-layers without their identity path (not a real model);
+    causal=True: query i sees keys j <= i (a GPT block is a pre-norm causal layer)."""
     attn, ffn = subtree(p, "self_attn"), subtree(p, "ffn")
     h, c1 = _sublayer_forward(p, "norm1", x, cfg, lambda a: mha_forward(
-        attn, a, a, cfg.n_heads, key_padding_mask=key_padding_mask), residual)
+        attn, a, a, cfg.n_heads, key_padding_mask=key_padding_mask, causal=causal), residual)
     out, c2 = _sublayer_forward(p, "norm2", h, cfg,
                                 lambda a: feed_forward_forward(ffn, a, cfg.activation), residual)
     return out, {"attn": c1, "ffn": c2}
