@@ -3,7 +3,13 @@
     block             seq_len is        one timed call
     prefill           the prompt n      n tokens into an empty KV cache; the last token's logits
     decode            the context n     one token against a cache of n tokens (rolled back to
-                                        n after every call, so each call sees the same n)
+                                        n after every call, so each call sees the same n); the
+                                        n cached keys and values are seeded N(0, 1) draws
+                                        (`context_cache`), not a prefill's: a step's work does
+                                        not depend on their values, and filling a cache of
+                                        8,192 tokens by prefill would cost ~4 TFLOP per case.
+                                        That a cached step equals the model's is the parity
+                                        tests' job (tests/test_gpt2_parity.py).
     decode-recompute  the context n     the same token without a cache: all n + 1 tokens again
     generate          the prompt P      prefill P, then new_tokens - 1 decode steps, greedy
                                         (argmax; no sampling, no tokenisation): G = new_tokens
@@ -57,6 +63,19 @@ def make_inputs(case: Case) -> dict:
     rng = np.random.default_rng(case.seed + 1)
     width = case.seq_len if case.block in ("prefill", "generate") else case.seq_len + 1
     return {"input_ids": rng.integers(0, case.vocab_size, size=(case.batch, width), dtype=np.int64)}
+
+
+def context_cache(case: Case, cfg: ModelConfig) -> tuple[list, list]:
+    """Seeded keys and values for block decode: per layer (B, H, n, d_k) float64 N(0, 1)."""
+    import numpy as np
+
+    rng = np.random.default_rng(case.seed + 2)
+    shape = (case.batch, cfg.n_heads, case.seq_len, cfg.d_head)             # (B, H, n, d_k)
+    keys, values = [], []
+    for _ in range(cfg.n_layers):
+        keys.append(rng.standard_normal(shape))
+        values.append(rng.standard_normal(shape))
+    return keys, values
 
 
 def _flops(case: Case, cfg: ModelConfig) -> dict:

@@ -47,16 +47,18 @@ def test_blocks_run_count_and_agree(block):
     assert len(flops) == 1
 
 
-def test_decode_and_recompute_give_the_same_logits_across_implementations():
+@pytest.mark.parametrize("block", ["decode", "decode-recompute", "generate"])
+def test_the_implementations_give_the_same_logits(block):
+    """decode: the same seeded context cache in all four (bench.decode.context_cache)."""
     pytest.importorskip("transformers")
     from bench.registry import prepare
 
     logits = []
     for impl in IMPLS:
-        for block in ("decode", "decode-recompute"):
-            p = prepare(case(impl, block, precision="fp64"))
-            p.fn()
-            logits.append(p.output())
+        p = prepare(case(impl, block, precision="fp64", new_tokens=3 * (block == "generate")))
+        p.fn()
+        p.fn()                                               # a second call sees the same state
+        logits.append(p.output())
     for other in logits[1:]:
         assert np.abs(other - logits[0]).max() <= 1e-10 * np.abs(logits[0]).max()
 

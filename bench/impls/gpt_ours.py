@@ -3,8 +3,8 @@
 One build per backend; the timed call per block is `_calls(...)`, the same for both (the two
 modules mirror each other). The KV cache is made in build, outside the timed region, with room
 for every token the case feeds: prefill and generate reset its length to 0 on each call and
-fill it again; decode prefills the n-token context once and rolls the length back to n after
-each step. `fn.record_extra` (read by the runner after the measurements) adds the generation
+fill it again; decode starts from bench.decode.context_cache's seeded n-token cache and rolls
+the length back to n after each step. `fn.record_extra` (read by the runner after the measurements) adds the generation
 columns: the cache's allocated bytes against 2·L·B·n·D·s, and for generate TTFT, inter-token
 latency percentiles and tokens/s from GEN_REPEATS further generations timed step by step.
 """
@@ -70,6 +70,15 @@ def _extra(case: Case, fn, cache_bytes, marks) -> dict:
     return out
 
 
+def _fill(cache, keys, values, convert) -> None:
+    """Write the n context keys and values into a fresh cache: length = n."""
+    n = keys[0].shape[2]
+    for layer, (k, v) in enumerate(zip(keys, values)):
+        cache.keys[layer][:, :, :n] = convert(k)                  # (B, H, n, d_k)
+        cache.values[layer][:, :, :n] = convert(v)
+    cache.length = n
+
+
 def _params(case: Case, cfg):
     return init_params("gpt", cfg, case.seed)                   # float64, cast by the backend
 
@@ -85,7 +94,7 @@ def build_numpy(case: Case) -> Prepared:
     if case.block != "decode-recompute":
         cache = gpt.new_cache(cfg, case.batch, decode.context_tokens(case), dtype)
         if case.block == "decode":
-            gpt.gpt(p, ids[:, :case.seq_len], cfg, cache=cache, logits="none")
+            _fill(cache, *decode.context_cache(case, cfg), lambda a: a.astype(dtype))
     call, marks = _calls(case, gpt, p, ids, cfg, cache, lambda lg: lg.argmax(axis=-1), lambda: None)
     last: list = [None]
 
@@ -115,8 +124,8 @@ def build_torch(case: Case, attn_impl: str) -> Prepared:
         if case.block != "decode-recompute":
             cache = gpt.new_cache(cfg, case.batch, decode.context_tokens(case), dtype, device)
             if case.block == "decode":
-                gpt.gpt(p, ids[:, :case.seq_len], cfg, cache=cache, logits="none",
-                        attn_impl=attn_impl)
+                _fill(cache, *decode.context_cache(case, cfg),
+                      lambda a: torch.from_numpy(a).to(device=device, dtype=dtype))
     sync = torch.cuda.synchronize if case.device == "cuda" else (lambda: None)
     call, marks = _calls(case, gpt, p, ids, cfg, cache, lambda lg: lg.argmax(dim=-1), sync,
                          attn_impl=attn_impl)

@@ -5,7 +5,8 @@ The loop is a manual one with its `cache` (past key values, a DynamicCache), the
 runs per step, without `generate`'s logits processors and stopping checks:
     prefill           model(ids, use_cache=True, logits_to_keep=1): a fresh cache each call
     decode            model(token, cache=cache, use_cache=True, logits_to_keep=1) on an n-token
-                      cache, then cache.crop(-1) back to n (its next update concatenates n + 1)
+                      DynamicCache holding bench.decode.context_cache's keys and values, then
+                      cache.crop(-1) back to n (its next update concatenates n + 1)
     decode-recompute  model(ids, use_cache=False, logits_to_keep=1) over all n + 1 tokens
     generate          prefill, then new_tokens - 1 decode steps, greedy argmax
 """
@@ -60,9 +61,15 @@ def build(case: Case) -> Prepared:
     ids = torch.from_numpy(decode.make_inputs(case)["input_ids"]).to(device)
     n, state, marks = case.seq_len, {"cache": None}, []
     sync = torch.cuda.synchronize if case.device == "cuda" else (lambda: None)
-    if case.block == "decode":
+    if case.block == "decode":                                   # the same seeded context cache
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=model.config)
         with torch.inference_mode():
-            state["cache"] = model(ids[:, :n], use_cache=True, logits_to_keep=1).cache
+            for layer, (k, v) in enumerate(zip(*decode.context_cache(case, cfg))):
+                convert = lambda a: torch.from_numpy(a).to(device=device, dtype=dtype)  # noqa: E731
+                cache.update(convert(k), convert(v), layer)
+        state["cache"] = cache
 
     def step(tokens, cache):
         return model(tokens, cache=cache, use_cache=True, logits_to_keep=1)
