@@ -61,7 +61,7 @@ def test_summary_json(run):
             and e["metric"] == "time" and e["variable"] == "seq_len"]
     assert len(attn) == 1 and attn[0]["verdict"] == "held" and attn[0]["theory"] == 2
     assert summary["rule"]["llc_bytes"] == synthetic.L3
-    assert summary["attention_share_source"] == ["mha / (mha + ffn)"]
+    assert summary["attention_share_source"] == ["attention / (attention + ffn)"]   # the crossover definition
 
 
 def test_report_text(run):

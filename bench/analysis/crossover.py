@@ -119,3 +119,19 @@ def rates_near(merged, n: float, flops_a, flops_f) -> float | None:
     if not fa or not ff:
         return None
     return (fa / row["median_s_a"]) / (ff / row["median_s_f"])
+
+
+def share_frame(ok):
+    """Attention's share t_attention / (t_attention + t_ffn) per pairing of pairs(): the data
+    of the share plot under the same definition (None without a pairing)."""
+    import pandas as pd
+
+    frames = []
+    for impl, twin, m in pairs(ok):
+        label = ("attention / (attention + ffn)" if twin == impl
+                 else f"attention / (attention + {twin} ffn)")
+        frames.append(m.assign(impl=impl, blocks=label, source="attention+ffn",
+                               share=m["median_s_a"] / (m["median_s_a"] + m["median_s_f"])))
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True).sort_values("seq_len")

@@ -37,7 +37,12 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     entries = claims.fit_all(df, rule)
     two_term = claims.two_term_fits(df, rule)
     ok = df[df["ok"]]
-    share = claims.attention_share(ok) if not ok.empty else None
+    share = None
+    if not ok.empty:                  # the crossover's definition first (attention vs ffn)
+        from bench.analysis import crossover
+
+        share = crossover.share_frame(ok[ok["mode"].astype(str) == "forward"])
+        share = share if share is not None else claims.attention_share(ok)
     speedups = precisions.precision_table(df)
     flop_result = flopcheck.flop_check(df)
     rows = verdicts.all_rows(entries, df, speedups, meta, rule,
