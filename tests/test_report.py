@@ -102,7 +102,7 @@ def test_report_command(tmp_path, capsys):
                and e["precision"] == "fp32")
     assert mem["regime"] == "top octaves" and mem["range"] == [4096.0, 16384.0]
     assert cli(["report", str(tmp_path / "nope")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "no such folder" in capsys.readouterr().err
     assert cli(["report", str(run_dir), "--min-points", "1"]) == 2
 
 
