@@ -10,8 +10,11 @@ CASES = [{"block": "attention", "seq_len": 128, "d_model": 768, "batch": 1, "thr
           "precision": "bf16"}]
 
 
-def test_no_override_keeps_the_configured_text():
+def test_no_case_override_keeps_the_configured_text():
     assert effective_description("seq_len 32..4096", [], CASES) == "seq_len 32..4096"
+    assert effective_description("seq_len 32..4096", ["measure.min_time_s=0.02",
+                                                      "executor.kind=process"], CASES) \
+        == "seq_len 32..4096"
 
 
 def test_an_override_says_what_was_run():

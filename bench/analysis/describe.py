@@ -14,6 +14,8 @@ cases), so the same function serves the report (records) and the config loader (
 from __future__ import annotations
 
 AXES = ("seq_len", "d_model", "batch", "threads")
+# --set keys that change how cases are measured or named, not which cases run
+NOT_CASE_KEYS = ("measure.", "executor.", "name=", "description=")
 
 
 def _span(values) -> str:
@@ -45,7 +47,7 @@ def describe_cases(cases) -> str:
 def effective_description(description: str, overrides, cases) -> str:
     """The configured description, or, when --set overrides were given, what was run."""
     description = description or ""
-    overrides = [o for o in (overrides or []) if o]
+    overrides = [o for o in (overrides or []) if o and not o.startswith(NOT_CASE_KEYS)]
     if not overrides:
         return description
     sets = " ".join(f"--set {o}" for o in overrides)
