@@ -42,10 +42,12 @@ def torch_step_memory(forward: Callable[[Callable], object], device: str = "cpu"
         forward(lambda name: record_function(PREFIX + name))
         if on_gpu:
             torch.cuda.synchronize()
+    from torch.autograd import DeviceType
+
     out: dict = defaultdict(lambda: {"allocated_bytes": 0, "net_bytes": 0})
     for event in prof.events():
-        if not event.name.startswith(PREFIX):
-            continue
+        if not event.name.startswith(PREFIX) or event.device_type != DeviceType.CPU:
+            continue                          # (a GPU also records each range on its timeline)
         step = out[event.name[len(PREFIX):]]
         step["allocated_bytes"] += _allocated(event, on_gpu)
         step["net_bytes"] += event.device_memory_usage if on_gpu else event.cpu_memory_usage

@@ -84,7 +84,12 @@ def profile_numpy(forward: Callable[[StepTimer], object], repeats: int,
 
 def _ranges(events, on_gpu: bool) -> list[dict[str, float]]:
     """Per profiled forward: {step: seconds}, from the profiler's FunctionEvents."""
-    annotations = sorted((e for e in events if e.name == FORWARD or e.name.startswith(PREFIX)),
+    from torch.autograd import DeviceType
+
+    # CPU-side ranges only: on a GPU the profiler also records each range on the device
+    # timeline (gpu_user_annotation, same name), which would count the step twice
+    annotations = sorted((e for e in events if (e.name == FORWARD or e.name.startswith(PREFIX))
+                          and e.device_type == DeviceType.CPU),
                          key=lambda e: e.time_range.start)
     forwards = [e for e in annotations if e.name == FORWARD]
     per_forward: list[dict[str, float]] = [defaultdict(float) for _ in forwards]
@@ -101,7 +106,10 @@ def _ranges(events, on_gpu: bool) -> list[dict[str, float]]:
 
 
 def _forward_walls(events) -> list[float]:
-    return [e.time_range.elapsed_us() / 1e6 for e in events if e.name == FORWARD]
+    from torch.autograd import DeviceType
+
+    return [e.time_range.elapsed_us() / 1e6 for e in events
+            if e.name == FORWARD and e.device_type == DeviceType.CPU]
 
 
 def kernel_table(prof, repeats: int) -> list[dict]:
@@ -111,7 +119,8 @@ def kernel_table(prof, repeats: int) -> list[dict]:
     rows = [{"name": e.key, "calls": e.count / repeats,
              "device_s": e.self_device_time_total / 1e6 / repeats}
             for e in prof.key_averages()
-            if e.device_type == DeviceType.CUDA and e.self_device_time_total > 0]
+            if e.device_type == DeviceType.CUDA and e.self_device_time_total > 0
+            and not (e.key == FORWARD or e.key.startswith(PREFIX))]     # ranges, not kernels
     return sorted(rows, key=lambda r: -r["device_s"])
 
 
