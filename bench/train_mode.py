@@ -93,7 +93,9 @@ def predicted_bytes(case, backend: str) -> dict:
     mem = training_memory(case.block, cfg, case.batch, case.seq_len, e, backend=backend,
                           attn_impl=attn, causal=case.causal)
     saved = mem["saved_activations"]
-    if case.checkpoint:                # what the forward keeps: the layer inputs (and the rest)
+    if plan_module.bytes_per_element(case.precision) != e:
+        saved = None                   # autocast: what is saved in 16 bits is not modelled
+    elif case.checkpoint:                # what the forward keeps: the layer inputs (and the rest)
         parts = saved_activation_bytes(case.block, cfg, case.batch, case.seq_len, e, backend,
                                        attn, case.causal, checkpoint=True)
         saved = parts["total"] - parts["one_layer_recomputed"]

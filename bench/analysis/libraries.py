@@ -16,7 +16,7 @@ import math
 
 BASELINE = "torch"
 MATCH = ("block", "precision", "mode", "batch", "seq_len", "d_model", "n_heads", "d_ff",
-         "layers", "threads")
+         "layers", "threads", "checkpoint", "compile")
 
 
 def library_ratios(df) -> list[dict]:
