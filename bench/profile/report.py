@@ -22,6 +22,12 @@ T2_STEPS = ("scores", "softmax", "weighted_sum", "attention_fused")
 SHARE_RATIO = 1.5          # "costs more than its FLOPs predict": time share >= 1.5x FLOP share
 
 
+def _pct(fraction: float) -> str:
+    """A share as a percentage with 2 significant digits below 10 % (0.031 %, 4.2 %, 37 %)."""
+    value = 100 * fraction
+    return f"{value:.2g}%" if abs(value) < 10 else f"{value:.0f}%"
+
+
 def _names(rows, verdict):
     return [r for r in rows if r["verdict"] == verdict]
 
@@ -74,17 +80,16 @@ def claims(result: dict) -> list[str]:
                             f"{100 * r['efficiency']:.1f}% of attainable {r['attainable_gflops']:.0f}"))
     heavy = [r for r in rows if r["flop_share"] > 0 and r["time_share"] >= SHARE_RATIO * r["flop_share"]]
     lines.append("Taking at least 1.5x more of the time than of the FLOPs: " + _fmt_list(
-        heavy, lambda r: f"{100 * r['time_share']:.1f}% of the time, {100 * r['flop_share']:.1f}% "
-                         f"of the FLOPs"))
+        heavy, lambda r: f"{_pct(r['time_share'])} of the time, {_pct(r['flop_share'])} of the FLOPs"))
     t2 = [r for r in rows if r["step"] in T2_STEPS]
     if t2:
         time_t2 = sum(r["time_share"] for r in t2)
         flop_t2 = sum(r["flop_share"] for r in t2)
         soft = next((r for r in t2 if r["step"] == "softmax"), None)
         lines.append(f"Attention's T² steps ({', '.join(r['step'] for r in t2)}) take "
-                     f"{100 * time_t2:.1f}% of the time for {100 * flop_t2:.1f}% of the FLOPs"
-                     + (f"; the softmax alone {100 * soft['time_share']:.1f}% of the time for "
-                        f"{100 * soft['flop_share']:.1f}% of the FLOPs" if soft else "") + ".")
+                     f"{_pct(time_t2)} of the time for {_pct(flop_t2)} of the FLOPs"
+                     + (f"; the softmax alone {_pct(soft['time_share'])} of the time for "
+                        f"{_pct(soft['flop_share'])} of the FLOPs" if soft else "") + ".")
     if spec["block"] != "ffn":
         lines.append("With n (analytic, tfimpl.costs): " + "; ".join(scaling_lines(spec, result["bytes_per_element"])) +
                      ". The scores' and softmax's intensity does not grow with n (FLOPs and "
