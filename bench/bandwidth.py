@@ -18,6 +18,7 @@ GB/s = bytes / best sample (the peak convention of bench.peak); the median's rat
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -78,7 +79,7 @@ def numpy_kernels(n: int, threads: int, seed: int = 0) -> dict[str, Callable[[],
     a, b, c = (rng.standard_normal(n) for _ in range(3))            # (n,) each, float64
     chunks = _chunks(n)
     pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
-    buffers: dict[int, np.ndarray] = {}
+    local = threading.local()                                       # one q·c buffer per thread
 
     def run(fn):
         if pool is None:
@@ -92,9 +93,9 @@ def numpy_kernels(n: int, threads: int, seed: int = 0) -> dict[str, Callable[[],
         np.copyto(c[s], a[s])
 
     def triad_chunk(s):
-        import threading
-
-        tmp = buffers.setdefault(threading.get_ident(), np.empty(CHUNK_ELEMENTS))[: s.stop - s.start]
+        if not hasattr(local, "tmp"):
+            local.tmp = np.empty(CHUNK_ELEMENTS)
+        tmp = local.tmp[: s.stop - s.start]
         np.multiply(c[s], TRIAD_SCALAR, out=tmp)                    # q·c, in cache
         np.add(b[s], tmp, out=a[s])                                 # a = b + q·c
 
