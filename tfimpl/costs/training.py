@@ -175,3 +175,30 @@ def _param_tensors(block: str, cfg: ModelConfig) -> int:
     from tfimpl.params import param_shapes
 
     return len(param_shapes(_kind(block), cfg))
+
+
+def padded_batches(lengths: list[int], batch: int, bucketed: bool) -> list[list[int]]:
+    """The sequences' lengths grouped into batches of `batch`: in the given order (padding to
+    each batch's longest), or sorted first (length bucketing: similar lengths together)."""
+    check_positive("batch", batch)
+    order = sorted(lengths) if bucketed else list(lengths)
+    return [order[i:i + batch] for i in range(0, len(order), batch)]
+
+
+def padding_flops(block: str, cfg: ModelConfig, lengths: list[int], batch: int,
+                  bucketed: bool) -> dict[str, int]:
+    """{useful, computed, wasted} forward FLOPs of running `lengths` in batches of `batch`.
+
+    computed = Σ_batches forward_flops(block, B_i, max(batch_i)) (every sequence padded to its
+    batch's longest); useful = Σ_sequences forward_flops(block, 1, length); wasted = the rest:
+    the padded positions' projections and feed-forward (∝ padding) and their rows and columns
+    of the attention matrix (∝ T_max² - T²).
+    """
+    from tfimpl.costs.flops import forward_flops
+
+    if not lengths or any(not isinstance(n, int) or n <= 0 for n in lengths):
+        raise ValueError(f"lengths must be positive ints, got {lengths!r}")
+    computed = sum(forward_flops(block, cfg, len(group), max(group))["total"]
+                   for group in padded_batches(lengths, batch, bucketed))
+    useful = sum(forward_flops(block, cfg, 1, n)["total"] for n in lengths)
+    return {"useful": useful, "computed": computed, "wasted": computed - useful}
