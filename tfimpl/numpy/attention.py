@@ -24,9 +24,7 @@ from tfimpl.numpy._checks import (check_heads, check_key_padding_mask, check_mas
 from tfimpl.numpy._threads import map_tiles
 from tfimpl.numpy.linear import linear
 from tfimpl.numpy.softmax import softmax
-
-# Scores per tile: 256 Ki elements (1 MiB in float32), about one core's L2 cache.
-_TILE_ELEMENTS = 1 << 18
+from tfimpl.tiling import tile_shape
 
 
 def causal_mask(seq_len_q: int, seq_len_k: int, offset: int = 0) -> np.ndarray:
@@ -80,18 +78,11 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weight
         softmax(s, axis=-1, out=s)                                      # in place: the weights
         np.matmul(s, v[b, hs], out=out[b, hs, rs])                      # (g, r, Tk) @ (g, Tk, d_v)
 
-    group, rows = _tile_shape(heads, seq_q, seq_k)
+    group, rows = tile_shape(heads, seq_q, seq_k)
     map_tiles(attend, [(b, slice(h, h + group), slice(r, r + rows))
                        for b in range(batch) for h in range(0, heads, group)
                        for r in range(0, seq_q, rows)])
     return (out, scores) if return_weights else out
-
-
-def _tile_shape(heads: int, seq_q: int, seq_k: int) -> tuple[int, int]:
-    """(heads per tile, query rows per tile) so that a tile holds about _TILE_ELEMENTS scores."""
-    if seq_q * seq_k >= _TILE_ELEMENTS:
-        return 1, max(1, _TILE_ELEMENTS // seq_k)
-    return max(1, min(heads, _TILE_ELEMENTS // (seq_q * seq_k))), seq_q
 
 
 def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:

@@ -28,12 +28,12 @@ import torch.nn.functional as F
 
 from tfimpl.numpy._checks import (check_heads, check_key_padding_mask, check_mask, check_ndim,
                                   check_qkv, check_same_batch)
+from tfimpl.tiling import MASK_BLOCK_ELEMENTS
 from tfimpl.torch.linear import linear
 from tfimpl.torch.softmax import softmax_
 
 ATTN_IMPLS = ("explicit", "sdpa")
 NEG_INF = float("-inf")
-_MASK_BLOCK_ELEMENTS = 1 << 16       # causal pattern made a block of rows at a time
 
 
 def _check_attn_impl(attn_impl: str) -> None:
@@ -97,7 +97,7 @@ def _mask_future_(scores: torch.Tensor, offset: int = 0) -> torch.Tensor:
     Only a (rows, Tk) causal pattern exists at any moment, never a (Tq, Tk) mask.
     """
     seq_q, seq_k = scores.shape[-2:]
-    rows = max(1, _MASK_BLOCK_ELEMENTS // seq_k)
+    rows = max(1, MASK_BLOCK_ELEMENTS // seq_k)
     for start in range(0, seq_q, rows):
         block = scores[..., start:start + rows, :]                             # (B, H, r, Tk) view
         future = torch.ones(block.shape[-2], seq_k, dtype=torch.bool,
