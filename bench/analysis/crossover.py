@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 
 DEFINITION = ("n* = the sequence length at which the bare attention block (QKᵀ and P·V, "
-              "4·B·n²·d FLOPs) costs as much as the feed-forward (4·B·n·d·d_ff), at the same "
+              "4·B·n²·d FLOPs) costs as much as the feed-forward (4·B·n·d·d_ff), at the "
+              "same "
               "width: predicted from tfimpl.costs' matmul FLOPs, measured where the two "
               "blocks' median times are equal")
 # The FFN a fused-attention implementation is paired with: torch-sdpa's feed-forward is

@@ -11,7 +11,8 @@ which is a finding about that precision on this machine, not a gap.
 
 The CPU's instruction set decides bf16 and fp16 matmul speed: without avx512_bf16 / AMX-BF16 a
 bf16 matmul converts to fp32 and back (slower than fp32); with them it runs natively
-(AVX512-BF16 dot products: twice the elements per instruction of fp32; AMX tiles: more). fp16 without avx512_fp16 / AMX-FP16 has no CPU matmul
+(AVX512-BF16 dot products: twice the elements per instruction of fp32; AMX tiles: more).
+fp16 without avx512_fp16 / AMX-FP16 has no CPU matmul
 kernel at all (emulated, orders of magnitude slower).
 """
 
@@ -193,7 +194,8 @@ def bf16_isa_words(flags) -> str:
     flags = set(flags or ())
     if "amx_bf16" in flags:
         return ("this CPU has AMX-BF16" + (" and avx512_bf16" if "avx512_bf16" in flags else "")
-                + ": bf16 matmuls run natively on the AMX tile units, several times fp32's rate, so "
+                + ": bf16 matmuls run natively on the AMX tile units, several times fp32's rate, "
+                  "so "
                   "bf16 should be clearly faster than fp32 where matmuls dominate")
     if "avx512_bf16" in flags:
         return ("this CPU has avx512_bf16 but no AMX: bf16 matmuls run natively on "
