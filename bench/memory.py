@@ -23,6 +23,8 @@ import tempfile
 import tracemalloc
 from typing import Callable
 
+from bench import tf_runtime
+
 METHODS = {"numpy": "tracemalloc", "torch-cpu": "torch-profiler", "cuda": "cuda-max-allocated"}
 
 
@@ -166,7 +168,5 @@ def measure_peak(fn: Callable[[], object], backend: str, device: str = "cpu") ->
             return peak_cuda(fn), METHODS["cuda"]
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     if backend == "tensorflow":                   # TensorFlow's allocator statistics
-        from bench import tf_runtime
-
         return tf_runtime.peak_tf(fn, device), tf_runtime.METHOD
     raise ValueError(f"backend: expected 'numpy', 'torch' or 'tensorflow', got {backend!r}")

@@ -30,6 +30,7 @@ which fixes KERAS_BACKEND=tensorflow before the first `import keras`.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Callable
 
 from bench import precision as bench_precision
@@ -39,9 +40,20 @@ MATMUL_OPS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 
 
 def tf():
+    """TensorFlow, imported through tfimpl.keras (KERAS_BACKEND=tensorflow first)."""
+    return keras_modules().tf
+
+
+def keras_modules() -> SimpleNamespace:
+    """tf (TensorFlow), attention and loaders of tfimpl.keras.
+
+    The one place bench imports TensorFlow, lazily: importing it takes seconds, and only a case
+    of a tensorflow-backend implementation (or `explain`'s Keras lines) should pay that.
+    """
+    from tfimpl.keras import attention, loaders
     from tfimpl.keras._backend import tf as tensorflow
 
-    return tensorflow
+    return SimpleNamespace(tf=tensorflow, attention=attention, loaders=loaders)
 
 
 def set_threads(n: int) -> None:

@@ -13,6 +13,8 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
+from bench import tf_runtime
+
 
 def _check_threads(n) -> int:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -38,8 +40,6 @@ def fixed_threads(n: int, backend: str | None = None) -> Iterator[dict]:
     if backend not in (None, "torch", "numpy", "tensorflow"):
         raise ValueError(f"backend: expected 'torch', 'numpy', 'tensorflow' or None, got {backend!r}")
     if backend == "tensorflow":                   # its own pools get n (fixed at its first op)
-        from bench import tf_runtime
-
         tf_runtime.set_threads(n)
     torch_n = 1 if backend in ("numpy", "tensorflow") else n
     limits = {"blas": 1, "openmp": n} if backend == "torch" else 1 if backend == "tensorflow" else n

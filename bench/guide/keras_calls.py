@@ -12,6 +12,8 @@ import importlib.util
 
 import numpy as np
 
+from bench import tf_runtime
+
 WHAT = "ours - Keras"
 INSTALL = "Keras/TensorFlow not installed here: pip install -e \".[tf]\" to run this check"
 GELU_NOTE = ("    (TensorFlow's float64 exact GELU multiplies by 1/√2 rounded to float32, "
@@ -35,12 +37,11 @@ def attention(pr, q, k, v, ours, ours_causal) -> None:
     if not _call(pr, "keras.ops.dot_product_attention(q, k, v) takes (B, T, H, d_k), "
                      "not (B, H, T, d_k): tfimpl.keras transposes"):
         return
-    import tfimpl.keras as tk
-
+    sdpa = tf_runtime.keras_modules().attention.scaled_dot_product_attention
     pr.check("ours vs keras.ops.dot_product_attention(q, k, v)", ours,
-             tk.scaled_dot_product_attention(q, k, v).numpy(), what=WHAT)
+             sdpa(q, k, v).numpy(), what=WHAT)
     pr.check("ours vs keras.ops.dot_product_attention(..., is_causal=True)", ours_causal,
-             tk.scaled_dot_product_attention(q, k, v, causal=True).numpy(), what=WHAT)
+             sdpa(q, k, v, causal=True).numpy(), what=WHAT)
 
 
 def mha(pr, p: dict, X: np.ndarray, n_heads: int, ours, weights) -> None:
@@ -51,8 +52,7 @@ def mha(pr, p: dict, X: np.ndarray, n_heads: int, ours, weights) -> None:
                      f"query kernel ({d_model}, {n_heads}, {d_k}) = W_Qᵀ reshaped, output kernel "
                      f"({n_heads}, {d_k}, {d_model}) = W_Oᵀ reshaped"):
         return
-    from tfimpl.keras import loaders
-
+    loaders = tf_runtime.keras_modules().loaders
     layer = loaders.build_mha(p, n_heads, dtype="float64")
     out, w = layer(X, X, return_attention_scores=True)
     pr.check("ours vs layers.MultiHeadAttention (output)", ours, out.numpy(), what=WHAT)
@@ -66,8 +66,7 @@ def ffn(pr, p: dict, X: np.ndarray, ours) -> None:
     if not _call(pr, f"keras.Sequential([layers.Dense({d_ff}, activation=\"gelu\"), "
                      f"layers.Dense({d_model})]); Dense kernel = weightᵀ (in, out)"):
         return
-    from tfimpl.keras import loaders
-
+    loaders = tf_runtime.keras_modules().loaders
     pr.check("ours vs Sequential(Dense + GELU, Dense)", ours,
              loaders.build_ffn(p, "gelu", dtype="float64")(X).numpy(), what=WHAT)
     pr.line(GELU_NOTE)
@@ -78,8 +77,7 @@ def encoder_layer(pr, p: dict, X: np.ndarray, cfg, ours) -> None:
     if not _call(pr, "tfimpl.keras.layers.EncoderLayer, the TransformerBlock of Keras' examples: "
                      "norm1(x + MultiHeadAttention(x, x)), norm2(x + Sequential(Dense, Dense)(x))"):
         return
-    from tfimpl.keras import loaders
-
+    loaders = tf_runtime.keras_modules().loaders
     layer = loaders.build_encoder_layer(p, cfg, dtype="float64")
     pr.check("ours vs the Keras encoder layer", ours, layer(X).numpy(), what=WHAT)
     if cfg.activation == "gelu":

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from bench import modes
+from bench import blocks, modes, precision, tf_runtime
 from bench.case import Case
 from bench.impls.base import Impl, Prepared, Unsupported
 from bench.impls.common import make_inputs, make_params, model_config
@@ -43,8 +43,7 @@ INSTALL = 'pip install -e ".[tf]"'
 
 def _layer(case: Case, cfg, params: dict, policy: str):
     """The block's Keras layer holding the case's seeded weights, or None for bare attention."""
-    from tfimpl.keras import loaders
-
+    loaders = tf_runtime.keras_modules().loaders
     build = {"attention": None,
              "mha": lambda: loaders.build_mha(params, case.n_heads, dtype=policy),
              "ffn": lambda: loaders.build_ffn(params, case.activation, dtype=policy),
@@ -56,8 +55,7 @@ def _layer(case: Case, cfg, params: dict, policy: str):
 
 def _forward(case: Case, layer, inputs: dict, weights: bool = False):
     """call(): the block's forward (a tuple of outputs for the model: hidden, pooled)."""
-    from tfimpl.keras.attention import scaled_dot_product_attention
-
+    scaled_dot_product_attention = tf_runtime.keras_modules().attention.scaled_dot_product_attention
     if case.block == "attention":
         q, k, v = inputs["q"], inputs["k"], inputs["v"]
         return lambda: scaled_dot_product_attention(q, k, v, causal=case.causal,
@@ -74,11 +72,9 @@ def _forward(case: Case, layer, inputs: dict, weights: bool = False):
 
 def _step(case: Case, call, leaves: list):
     """The mode's step: the forward, or the forward and the gradients of the outputs' sum."""
-    from bench.tf_runtime import tf
-
     if not modes.get(case.mode).grad:
         return call
-    tensorflow = tf()
+    tensorflow = tf_runtime.tf()
 
     def step():
         with tensorflow.GradientTape() as tape:      # trainable variables are watched anyway
@@ -95,8 +91,7 @@ def _step(case: Case, call, leaves: list):
 
 
 def _tf_inputs(case: Case, policy: str) -> dict:
-    from bench.tf_runtime import tf
-
+    tf = tf_runtime.tf
     compute = policy.removeprefix("mixed_")
     out = {}
     for name, arr in make_inputs(case).items():
@@ -108,8 +103,6 @@ def _tf_inputs(case: Case, policy: str) -> dict:
 
 
 def build_keras(case: Case, style: str) -> Prepared:
-    from bench import tf_runtime
-
     if case.device != "cpu":
         raise Unsupported("tensorflow-cpu runs on cpu only")
     tf = tf_runtime.tf()
@@ -155,26 +148,16 @@ def build_keras(case: Case, style: str) -> Prepared:
 
 
 def _float64(t) -> np.ndarray:
-    from bench.tf_runtime import tf
-
-    return tf().cast(t, "float64").numpy()
+    return tf_runtime.tf().cast(t, "float64").numpy()
 
 
 def library_costs(case: Case, cfg) -> dict:
     """Peak memory predicted by tfimpl.costs' library-attention model (torch's accounting)."""
-    from bench import blocks
-
     peak = costs.predicted_peak_bytes(blocks.get(case.block).cost_block, cfg, case.batch, case.seq_len,
-                                      _bytes(case.precision), "library",
+                                      precision.get(case.precision).bytes_per_element, "library",
                                       modes.get(case.mode).peak_mode, causal=case.causal,
                                       threads=case.threads, backend="torch")
     return {"peak_bytes_predicted": peak}
-
-
-def _bytes(name: str) -> int:
-    from bench.plan import bytes_per_element
-
-    return bytes_per_element(name)
 
 
 def declare(name: str, style: str, description: str) -> Impl:

@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import math
 
+from tfimpl.keras import loaders
 from tfimpl.keras._backend import keras, ops
+from tfimpl.keras.blocks import (_check_bool, keras_attention_mask,  # noqa: F401
+                                 multi_head_attention_layer)
 from tfimpl.numpy._checks import check_heads, check_ndim, check_qkv
-
-
-def _check_bool(name: str, mask) -> None:
-    if keras.backend.standardize_dtype(mask.dtype) != "bool":
-        raise ValueError(f"{name} must be boolean (True = may attend), got dtype {mask.dtype}")
 
 
 def causal_mask(seq_len_q: int, seq_len_k: int):
@@ -92,34 +90,6 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, return_weight
     return out, weights
 
 
-def keras_attention_mask(mask, key_padding_mask, batch: int, seq_q: int, seq_k: int):
-    """Our mask (head axis of size 1) and (B, Tk) key padding mask -> Keras' (B|1, Tq|1, Tk) or None."""
-    keras_mask = None
-    if mask is not None:
-        _check_bool("mask", mask)
-        if len(mask.shape) == 4:
-            if mask.shape[1] != 1:
-                raise ValueError(f"mask: Keras' MultiHeadAttention takes one mask for all heads "
-                                 f"(B, 1, Tq, Tk), got shape {tuple(mask.shape)}")
-            mask = ops.squeeze(mask, 1)                                     # (B, Tq, Tk)
-        keras_mask = mask
-    if key_padding_mask is not None:
-        _check_bool("key_padding_mask", key_padding_mask)
-        if tuple(key_padding_mask.shape) != (batch, seq_k):
-            raise ValueError(f"key_padding_mask must have shape (B, Tk) = {(batch, seq_k)}, "
-                             f"got {tuple(key_padding_mask.shape)}")
-        padding = ops.expand_dims(key_padding_mask, 1)                      # (B, 1, Tk)
-        keras_mask = padding if keras_mask is None else ops.logical_and(keras_mask, padding)
-    return keras_mask
-
-
-def multi_head_attention_layer(d_model: int, n_heads: int, dtype=None, name: str = "self_attn"):
-    """An unbuilt keras.layers.MultiHeadAttention with H heads of d_head = D / H, no dropout."""
-    check_heads(d_model, n_heads)
-    return keras.layers.MultiHeadAttention(num_heads=n_heads, key_dim=d_model // n_heads,
-                                           dtype=dtype, name=name)
-
-
 def multi_head_attention(p, x_q, x_kv, n_heads, mask=None, key_padding_mask=None, causal=False,
                          return_weights=False):
     """MultiHead(x_q, x_kv): x_q (B, Tq, D) attends over x_kv (B, Tk, D) -> (B, Tq, D).
@@ -127,12 +97,10 @@ def multi_head_attention(p, x_q, x_kv, n_heads, mask=None, key_padding_mask=None
     Builds a Keras MultiHeadAttention with weights p (tfimpl's layout) and calls it; with
     return_weights, also the (B, H, Tq, Tk) weights (return_attention_scores=True).
     """
-    from tfimpl.keras.loaders import build_mha
-
     check_ndim("x_q", x_q, 3, "(B, T, D)")
     check_ndim("x_kv", x_kv, 3, "(B, T, D)")
     batch, seq_q, _ = x_q.shape
-    layer = build_mha(p, n_heads, dtype=keras.backend.standardize_dtype(x_q.dtype))
+    layer = loaders.build_mha(p, n_heads, dtype=keras.backend.standardize_dtype(x_q.dtype))
     keras_mask = keras_attention_mask(mask, key_padding_mask, batch, seq_q, x_kv.shape[1])
     return layer(x_q, x_kv, attention_mask=keras_mask, use_causal_mask=causal,
                  return_attention_scores=return_weights)

@@ -17,43 +17,15 @@ Keras' float64 GELU is the formula with those constants rounded to float32 (rela
 
 from __future__ import annotations
 
+from tfimpl.keras import loaders
 from tfimpl.keras._backend import keras
-from tfimpl.numpy._checks import check_activation
-
-
-def relu(x):
-    """max(x, 0)."""
-    return keras.activations.relu(x)
-
-
-def gelu(x):
-    """½ x (1 + erf(x / √2)), the exact GELU (Keras' default for "gelu")."""
-    return keras.activations.gelu(x, approximate=False)
-
-
-def gelu_tanh(x):
-    """½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))."""
-    return keras.activations.gelu(x, approximate=True)
-
-
-ACTIVATION_FNS = {"relu": relu, "gelu": gelu, "gelu_tanh": gelu_tanh}
-
-
-def feed_forward_layer(d_model: int, d_ff: int, activation: str = "gelu", dtype=None,
-                       name: str = "ffn"):
-    """An unbuilt keras.Sequential: Dense(d_ff, act) then Dense(d_model); dtype: a Keras dtype policy."""
-    check_activation(activation)
-    return keras.Sequential([
-        keras.layers.Dense(d_ff, activation=ACTIVATION_FNS[activation], dtype=dtype, name="ff1"),
-        keras.layers.Dense(d_model, dtype=dtype, name="ff2"),
-    ], name=name)
+from tfimpl.keras.blocks import (ACTIVATION_FNS, feed_forward_layer, gelu,  # noqa: F401
+                                 gelu_tanh, relu)
 
 
 def feed_forward(p, x, activation: str = "gelu"):
     """(B, T, D) -> (B, T, D) through the (B, T, d_ff) hidden layer, weights p in tfimpl's layout."""
-    from tfimpl.keras.loaders import build_ffn
-
-    layer = build_ffn(p, activation, dtype=_dtype_of(x))
+    layer = loaders.build_ffn(p, activation, dtype=_dtype_of(x))
     return layer(x)
 
 

@@ -27,6 +27,9 @@ import numpy as np
 
 from tfimpl.config import ModelConfig
 from tfimpl.keras._backend import keras
+from tfimpl.keras.blocks import (Bert, BertEmbeddings, Encoder, EncoderLayer, feed_forward_layer,
+                                 multi_head_attention_layer)
+from tfimpl.params import subtree
 
 KERNEL, ARRAY = True, False
 
@@ -140,8 +143,6 @@ def _d_model(params: dict, name: str) -> int:
 
 def build_mha(params: dict, n_heads: int, dtype="float32"):
     """A keras.layers.MultiHeadAttention, built for (None, None, D), holding params."""
-    from tfimpl.keras.attention import multi_head_attention_layer
-
     d_model = _d_model(params, "q.weight")
     layer = multi_head_attention_layer(d_model, n_heads, dtype=dtype)
     layer.build((None, None, d_model), (None, None, d_model))
@@ -151,8 +152,6 @@ def build_mha(params: dict, n_heads: int, dtype="float32"):
 
 def build_ffn(params: dict, activation: str = "gelu", dtype="float32"):
     """keras.Sequential([Dense(d_ff, act), Dense(D)]), built, holding params."""
-    from tfimpl.keras.feed_forward import feed_forward_layer
-
     d_ff, d_model = np.shape(params["ff1.weight"])
     layer = feed_forward_layer(int(d_model), int(d_ff), activation, dtype=dtype)
     layer.build((None, None, int(d_model)))
@@ -168,30 +167,21 @@ def _built(layer, kind: str, params: dict, input_shape):
 
 def build_encoder_layer(params: dict, cfg: ModelConfig, dtype="float32"):
     """tfimpl.keras.layers.EncoderLayer (cfg.norm_first picks post/pre-norm), holding params."""
-    from tfimpl.keras.layers import EncoderLayer
-
     return _built(EncoderLayer(cfg, dtype=dtype), "encoder_layer", params, (None, None, cfg.d_model))
 
 
 def build_encoder(params: dict, cfg: ModelConfig, dtype="float32"):
     """tfimpl.keras.layers.Encoder (cfg.n_layers layers), holding params."""
-    from tfimpl.keras.layers import Encoder
-
     return _built(Encoder(cfg, dtype=dtype, name="encoder"), "encoder", params,
                   (None, None, cfg.d_model))
 
 
 def build_bert_embeddings(params: dict, cfg: ModelConfig, dtype="float32"):
     """tfimpl.keras.bert.BertEmbeddings holding the embeddings.* of a `bert` params mapping."""
-    from tfimpl.keras.bert import BertEmbeddings
-    from tfimpl.params import subtree
-
     return _built(BertEmbeddings(cfg, dtype=dtype, name="embeddings"), "bert_embeddings",
                   subtree(params, "embeddings"), (None, None))
 
 
 def build_bert(params: dict, cfg: ModelConfig, dtype="float32"):
     """tfimpl.keras.bert.Bert, holding a `bert` params mapping."""
-    from tfimpl.keras.bert import Bert
-
     return _built(Bert(cfg, dtype=dtype, name="bert"), "bert", params, (None, None))
