@@ -11,7 +11,8 @@ Definition (used by the verdict table, the attention-share plot and the README):
     measured   per implementation, where median time t_attention(n) = t_ffn(n): the first
                sign change of log(t_attention / t_ffn) between successive common sizes,
                interpolated linearly in log n. 95% CI: percentile bootstrap over each case's
-               raw samples (resampled with replacement, medians recomputed).
+               raw samples (resampled with replacement, medians recomputed): timing noise only,
+               not the interpolation between the two sizes that bracket n*.
 
 The two differ by the rates: t = FLOPs / rate, so the measured n* ≈ d_ff · r_attention / r_ffn,
 where r is each block's achieved GFLOP/s near n*. Attention's softmax passes over the n×n matrix

@@ -329,7 +329,9 @@ def render(rows: list[dict]) -> list[str]:
     if "crossover" in defs:
         from bench.analysis.crossover import DEFINITION
         out += [f"Crossover: {DEFINITION}; held when the measured CI lies within a factor "
-                f"{CROSSOVER_FACTOR:g} of the prediction.", ""]
+                f"{CROSSOVER_FACTOR:g} of the prediction. The CI covers the timing noise (raw "
+                f"samples resampled), not the log-linear interpolation between the two sizes "
+                f"that bracket n*.", ""]
     if "precision" in defs:
         lo, hi = SPEEDUP_CLAIM / SPEEDUP_FACTOR, SPEEDUP_CLAIM * SPEEDUP_FACTOR
         out += [f"Precision: the guide's \"~2× faster\" read as {lo:.2f}"
