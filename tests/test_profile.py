@@ -90,6 +90,8 @@ def _check_rows(result, names):
         assert r["flops"] > 0 and r["bytes"] > 0 and r["intensity"] > 0 and r["time_s"] > 0
         assert r["verdict"] in ("memory-bound", "compute-bound", "overhead-bound")
     assert sum(r["time_share"] for r in result["rows"]) == pytest.approx(1.0)
+    paired = result["whole"]["paired_median_s"]                # unprofiled calls between
+    assert paired > 0 and result["overhead"] == pytest.approx(result["steps_sum_s"] / paired - 1)
 
 
 def test_torch_model_profile_end_to_end(tmp_path):

@@ -10,9 +10,11 @@ only queues work. The profile is written as a Chrome / Perfetto trace (`export_c
 NumPy: the step-wise forward timed with `time.perf_counter` around each step (`StepTimer`),
 the clock bench.timer uses, `repeats` times. No trace: NumPy has no profiler to write one.
 
-Either way the per-step time is the median over the forwards, and the whole block is timed
-separately, unprofiled and unmarked (tfimpl's own forward, bench.timer.measure_time) so the
-profile's overhead shows as (sum of the steps - whole median) / whole median.
+Either way the per-step time is the median over the forwards. The whole block (tfimpl's own
+forward, unmarked, no profiler running) is timed twice over: by bench.timer.measure_time before
+the profile, and once before each profiled forward ("paired"). The profile's overhead is
+(sum of the steps - paired whole median) / paired whole median: on a machine others share,
+load drifts between passes, and only the paired calls saw the same machine as the profile.
 """
 
 from __future__ import annotations
@@ -66,19 +68,39 @@ def whole_median(fn: Callable[[], object], device: str = "cpu",
             "n_samples": stats.n_samples, "spread": stats.spread, "unstable": stats.unstable}
 
 
+def _timed(whole: Callable[[], object] | None, clock, sync=lambda: None) -> float | None:
+    """One unprofiled call of the whole block (None when there is none to time)."""
+    if whole is None:
+        return None
+    start = clock()
+    whole()
+    sync()
+    return clock() - start
+
+
+def _median_or_none(values: list) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.median(kept) if kept else None
+
+
 def profile_numpy(forward: Callable[[StepTimer], object], repeats: int,
-                  clock: Callable[[], float] = time.perf_counter) -> dict:
-    """forward(marks) once untimed, then `repeats` times: {"steps_s", "per_forward", "wall_s"}."""
+                  clock: Callable[[], float] = time.perf_counter,
+                  whole: Callable[[], object] | None = None) -> dict:
+    """forward(marks) once untimed, then `repeats` times: {"steps_s", "per_forward", "wall_s",
+    "whole_paired_s"}; with `whole`, one unprofiled whole-block call before each profiled
+    forward (paired: both see the same machine, which matters when other work drifts)."""
     forward(StepTimer(clock))                                      # warm-up (first-call costs)
-    per_forward, walls = [], []
+    per_forward, walls, paired = [], [], []
     for _ in range(repeats):
+        paired.append(_timed(whole, clock))
         timer = StepTimer(clock)
         start = clock()
         forward(timer)
         walls.append(clock() - start)
         per_forward.append(dict(timer.seconds))
     return {"steps_s": medians(per_forward), "per_forward": per_forward,
-            "wall_s": statistics.median(walls), "trace": None,
+            "wall_s": statistics.median(walls), "whole_paired_s": _median_or_none(paired),
+            "trace": None,
             "trace_note": "NumPy has no profiler: no trace file (steps timed with perf_counter)"}
 
 
@@ -125,10 +147,13 @@ def kernel_table(prof, repeats: int) -> list[dict]:
 
 
 def profile_torch(forward: Callable[[Callable], object], repeats: int, device: str = "cpu",
-                  trace_path=None) -> dict:
+                  trace_path=None, whole: Callable[[], object] | None = None) -> dict:
     """forward(mark) under torch.profiler: {"steps_s", "per_forward", "wall_s", "kernels", ...}.
 
     `forward` takes a mark factory (name -> context manager) and runs one step-wise forward.
+    Each of the `repeats` forwards is its own profiler session; with `whole`, one unprofiled
+    whole-block call (no profiler running) goes before each (paired, as in profile_numpy).
+    The trace is the last session's.
     """
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
@@ -142,19 +167,35 @@ def profile_torch(forward: Callable[[Callable], object], repeats: int, device: s
     forward(mark)                                                  # warm-up, unprofiled
     sync()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
-    with profile(activities=activities) as prof:
-        for _ in range(repeats):
+    per_forward, walls, paired, kernels, prof = [], [], [], [], None
+    for _ in range(repeats):
+        paired.append(_timed(whole, time.perf_counter, sync))
+        with profile(activities=activities) as prof:
             with record_function(FORWARD):
                 forward(mark)
                 sync()
-    events = prof.events()
-    per_forward = _ranges(events, on_gpu)
-    if trace_path is not None:
+        events = prof.events()
+        per_forward += _ranges(events, on_gpu)
+        walls += _forward_walls(events)
+        if on_gpu:
+            kernels.append(kernel_table(prof, 1))
+    if trace_path is not None and prof is not None:
         prof.export_chrome_trace(str(trace_path))
     return {"steps_s": medians(per_forward), "per_forward": per_forward,
-            "wall_s": statistics.median(_forward_walls(events)),
-            "kernels": kernel_table(prof, repeats) if on_gpu else None,
+            "wall_s": statistics.median(walls), "whole_paired_s": _median_or_none(paired),
+            "kernels": _merge_kernels(kernels) if on_gpu else None,
             "trace": None if trace_path is None else str(trace_path),
-            "trace_note": ("torch.profiler Chrome trace (open in chrome://tracing or "
+            "trace_note": ("torch.profiler Chrome trace of the last profiled forward (open in "
                            "ui.perfetto.dev)" if trace_path is not None else "no trace asked for"),
             "time_source": "device_time_total (CUDA kernels)" if on_gpu else "range wall time"}
+
+
+def _merge_kernels(tables: list[list[dict]]) -> list[dict]:
+    """Per-forward kernel rows of several sessions -> their mean per forward, longest first."""
+    merged: dict[str, dict] = {}
+    for table in tables:
+        for row in table:
+            entry = merged.setdefault(row["name"], {"name": row["name"], "calls": 0.0, "device_s": 0.0})
+            entry["calls"] += row["calls"] / len(tables)
+            entry["device_s"] += row["device_s"] / len(tables)
+    return sorted(merged.values(), key=lambda r: -r["device_s"])
