@@ -402,7 +402,14 @@ def test_seq_sweep_covers_what_the_analysis_needs():
     assert len([t for t in lengths if 12 * t * t * 4 >= 2 * 35.8 * 2**20]) >= 4
     assert any(t & (t - 1) for t in lengths)                        # non-powers of two
     assert {c.impl for c in attention} == {"numpy", "torch", "torch-sdpa", "torch-nn"}
-    assert {c.d_model for c in config.cases} == {768} and {c.n_heads for c in config.cases} == {12}
+    assert {c.n_heads for c in config.cases if c.d_model == 768} == {12}
+    # the d side at fixed n (d_k = 64): 4 widths past 2x a 35.8 MiB LLC for each time fit
+    llc2 = 2 * 35.8 * 2**20
+    att_d = {c.d_model for c in attention if c.seq_len == 1024}
+    ffn_d = {c.d_model for c in config.cases if c.block == "ffn" and c.seq_len == 256}
+    assert len([d for d in att_d if (d // 64) * 1024 * 1024 * 4 >= llc2]) >= 4
+    assert len([d for d in ffn_d if 32 * d * d + 256 * 5 * d * 4 >= llc2]) >= 4
+    assert all(c.d_model == 64 * c.n_heads for c in config.cases)
     assert not any(c.impl == "numpy" and c.precision != "fp32" for c in config.cases)
     layer = [c for c in config.cases if c.block == "encoder_layer"]
     assert {c.precision for c in layer} == {"fp32", "bf16", "amp-bf16"}
