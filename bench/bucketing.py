@@ -14,12 +14,14 @@ import time
 
 import numpy as np
 
+import tfimpl.torch as tt
+from tfimpl.costs.training import padded_batches, padding_flops
+from tfimpl.params import init_params, to_torch
+
 
 def _batches(lengths, batch, bucketed, d_model, rng):
     """[(x (B, T_max, D), key_padding_mask (B, T_max))] for each batch, padded with zeros."""
     import torch
-
-    from tfimpl.costs.training import padded_batches
 
     out = []
     for group in padded_batches(lengths, batch, bucketed):
@@ -37,10 +39,6 @@ def compare(lengths: list[int], batch: int, cfg, repeats: int = 5, seed: int = 0
             attn_impl: str = "explicit") -> dict:
     """Time and FLOPs of one pass over `lengths` (torch, fp32, inference), padded vs bucketed."""
     import torch
-
-    import tfimpl.torch as tt
-    from tfimpl.costs.training import padding_flops
-    from tfimpl.params import init_params, to_torch
 
     p = to_torch(init_params("encoder", cfg, seed))
     result = {}

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from bench import train_mode
+
 
 @dataclass(frozen=True)
 class Mode:
@@ -76,20 +78,10 @@ register(Mode("forward+backward", "forward, then backward of the outputs' sum (g
               peak_mode="forward+backward", torch_step=_torch_forward_backward))
 
 
-def _torch_train(call: Callable, leaves: list, autocast: Callable) -> Callable:
-    from bench.train_mode import torch_train_step
-    return torch_train_step(call, leaves, autocast)
-
-
-def _train_costs(case, cfg) -> dict:
-    from bench.train_mode import train_costs
-    return train_costs(case, cfg)
-
-
 register(Mode("train", "forward, backward, AdamW step; weights and optimizer state restored "
               "after each call (bench/train_mode.py)", grad=True,
               flops_parts=("forward", "backward"), peak_mode="forward+backward",
-              torch_step=_torch_train, costs=_train_costs))
+              torch_step=train_mode.torch_train_step, costs=train_mode.train_costs))
 
 
 def get(name: str) -> Mode:

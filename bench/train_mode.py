@@ -22,14 +22,17 @@ from __future__ import annotations
 
 from typing import Callable
 
+from bench import impls, precision
+from bench.training import distinct_storage_bytes, torch_saved_bytes
+from tfimpl import costs
+from tfimpl.costs.training import saved_activation_bytes, training_memory
+
 LEARNING_RATE = 1e-3
 
 
 def torch_train_step(call: Callable, leaves: list, autocast: Callable) -> Callable:
     """Mode.torch_step for train: fn() runs one step on `leaves` and restores them."""
     import torch
-
-    from bench.training import distinct_storage_bytes, torch_saved_bytes
 
     opt = torch.optim.AdamW(leaves, lr=LEARNING_RATE)
     snapshot = [t.detach().clone() for t in leaves]
@@ -56,7 +59,7 @@ def torch_train_step(call: Callable, leaves: list, autocast: Callable) -> Callab
     def fn():
         return step(call)[0]
 
-    def record_extra(case) -> dict:
+    def record_extra(case, cfg, storage_bytes: int) -> dict:
         """One step measured (saved tensors, gradients, AdamW state) beside the prediction."""
         saved: dict = {}
 
@@ -68,7 +71,7 @@ def torch_train_step(call: Callable, leaves: list, autocast: Callable) -> Callab
                                         if torch.is_tensor(v)])
         measured = {"saved_activation_bytes": saved["bytes"], "gradient_bytes": grads,
                     "optimizer_state_bytes": state}
-        return {**measured, **predicted_bytes(case, backend="torch")}
+        return {**measured, **predicted_bytes(case, cfg, "torch", storage_bytes)}
 
     fn.record_extra = record_extra
     return fn
@@ -79,21 +82,25 @@ TRAIN_KEYS = ("saved_activation_bytes", "gradient_bytes", "optimizer_state_bytes
               "optimizer_state_bytes_predicted", "korthikanti_bytes")
 
 
-def predicted_bytes(case, backend: str) -> dict:
-    """tfimpl.costs.training's bytes for the case (None for blocks it does not model)."""
-    from bench import impls, plan as plan_module
-    from bench.impls.common import model_config
-    from tfimpl.costs.training import saved_activation_bytes, training_memory
-
-    impl = impls.get(case.impl)
-    attn = impl.attention_path(case.block) or "explicit"
+def _modelled_attention(case) -> str | None:
+    """The case's attention path if tfimpl.costs.training models the block, else None."""
+    attn = impls.get(case.impl).attention_path(case.block) or "explicit"
     if case.block not in ("encoder_layer", "encoder", "model") or attn not in ("explicit", "sdpa"):
+        return None
+    return attn
+
+
+def predicted_bytes(case, cfg, backend: str, storage_bytes: int) -> dict:
+    """tfimpl.costs.training's bytes for the case (None for blocks it does not model);
+    storage_bytes: the width of the weights as stored (the caller's dtype)."""
+    attn = _modelled_attention(case)
+    if attn is None:
         return {k: None for k in TRAIN_KEYS[3:]}
-    cfg, e = model_config(case), plan_module.storage_bytes(case.precision)
+    e = storage_bytes
     mem = training_memory(case.block, cfg, case.batch, case.seq_len, e, backend=backend,
                           attn_impl=attn, causal=case.causal)
     saved = mem["saved_activations"]
-    if plan_module.bytes_per_element(case.precision) != e:
+    if precision.get(case.precision).bytes_per_element != e:
         saved = None                   # autocast: what is saved in 16 bits is not modelled
     elif case.checkpoint:                # what the forward keeps: the layer inputs (and the rest)
         parts = saved_activation_bytes(case.block, cfg, case.batch, case.seq_len, e, backend,
@@ -107,16 +114,12 @@ def predicted_bytes(case, backend: str) -> dict:
 
 def train_costs(case, cfg) -> dict:
     """Mode.costs for train: the predicted peak of one step (bytes above the weights and inputs)."""
-    from bench import impls, plan as plan_module
-    from tfimpl import costs
-    from tfimpl.costs.training import training_memory
-
-    impl = impls.get(case.impl)
-    attn = impl.attention_path(case.block) or "explicit"
-    if case.block not in ("encoder_layer", "encoder", "model") or attn not in ("explicit", "sdpa"):
+    attn = _modelled_attention(case)
+    if attn is None:
         return {}
-    e = plan_module.bytes_per_element(case.precision)
-    mem = training_memory(case.block, cfg, case.batch, case.seq_len, e, backend=impl.backend,
+    e = precision.get(case.precision).bytes_per_element
+    mem = training_memory(case.block, cfg, case.batch, case.seq_len, e,
+                          backend=impls.get(case.impl).backend,
                           attn_impl=attn, causal=case.causal)
     fwd_bwd = costs.predicted_peak_bytes(case.block, cfg, case.batch, case.seq_len, e, attn,
                                          "forward+backward", causal=case.causal,

@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tfimpl.numpy.optim import AdamW
+
 
 def _storage_key(t) -> int:
     return t.untyped_storage().data_ptr()
@@ -169,8 +171,6 @@ def numpy_train_step(forward: Callable[[], tuple], backward: Callable[[Any, Any]
                      params: dict, inputs: list, lr: float = 1e-3) -> TrainStep:
     """forward() -> (outputs, cache); backward(cache, outputs) -> grads (∂L/∂out = 1 for each
     output, L = Σ outputs); tfimpl.numpy.optim.AdamW updates `params` in place."""
-    from tfimpl.numpy.optim import AdamW
-
     opt = AdamW(lr=lr)
     saved_weights = {n: a.copy() for n, a in params.items()}
     first: list = [None]

@@ -17,16 +17,16 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from bench import modes
 from bench.case import Case
 from bench.impls.base import Unsupported
+from tfimpl.params import subtree
 
 CHECKPOINT_BLOCKS = ("encoder",)
 
 
 def check(case: Case) -> None:
     """Unsupported when the case asks for a trick that does not apply."""
-    from bench import modes
-
     if case.checkpoint:
         if case.block not in CHECKPOINT_BLOCKS:
             raise Unsupported(f"checkpoint applies to block {', '.join(CHECKPOINT_BLOCKS)} "
@@ -38,8 +38,6 @@ def check(case: Case) -> None:
 def checkpointed_encoder(layers_module, p, x, cfg, attn_impl: str):
     """tfimpl.torch.layers.encoder with each layer under torch.utils.checkpoint."""
     from torch.utils.checkpoint import checkpoint
-
-    from tfimpl.params import subtree
 
     for i in range(cfg.n_layers):
         layer_p = subtree(p, f"layers.{i}")
@@ -88,7 +86,7 @@ def apply(case: Case, call: Callable, layers_module, p, inputs, cfg, attn_impl: 
     else:
         def compile_first(fn, make_raw_fn):
             return fn, None, None
-    call.raw = raw if call is not raw else None
+    call.raw = raw                     # the forward without torch.compile (FLOPs counted on it)
     return call, compile_first
 
 

@@ -30,6 +30,10 @@ import numpy as np
 from tfimpl import params as P
 from tfimpl.config import ModelConfig
 from tfimpl.numpy.grad.layers import encoder_backward, encoder_forward
+from tfimpl.torch.attention import multi_head_attention
+from tfimpl.torch.feed_forward import feed_forward
+from tfimpl.torch.layer_norm import layer_norm
+from tfimpl.torch.layers import encoder_layer
 
 GRADIENT_FLOW_FILE = "gradient_flow.png"
 INITS = {"bert": "BERT's init: weights N(0, 0.02²), biases N(0, 0.02²), LN gains 1 + N(0, 0.02²)",
@@ -122,11 +126,6 @@ def _rel(ours: np.ndarray, ref: np.ndarray) -> float:
 def torch_gradients(params, x, grad_out, cfg: ModelConfig, residual: bool):
     """([∂L/∂x_l per layer], {name: ∂L/∂θ}) by torch autograd in float64, same weights."""
     import torch
-
-    from tfimpl.torch.attention import multi_head_attention
-    from tfimpl.torch.feed_forward import feed_forward
-    from tfimpl.torch.layer_norm import layer_norm
-    from tfimpl.torch.layers import encoder_layer
 
     tp = P.to_torch(params, dtype=torch.float64, requires_grad=True)
     h = torch.from_numpy(x)

@@ -123,7 +123,8 @@ def torch_runner(case: Case, call: Callable, leaves: list) -> tuple[Callable, Ca
 
     extra = getattr(inner, "record_extra", None)      # a mode's own measured fields (train)
     if extra is not None:
-        fn.record_extra = lambda: extra(case)
+        storage_dtype, _ = torch_precision(case)
+        fn.record_extra = lambda: extra(case, model_config(case), storage_dtype.itemsize)
 
     def output() -> np.ndarray:
         if last[0] is None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from bench import decode, precision
 from bench.case import Case
 from bench.impls import gpt_ours
-from bench.impls.base import Impl, Prepared, Unsupported
+from bench.impls import numpy_train
+from bench.impls.base import Impl, Prepared
 from bench.impls.common import (float64_output, make_inputs, make_params, model_config,
                                 tfimpl_modules)
 
@@ -18,7 +19,6 @@ def build(case: Case) -> Prepared:
     if case.block in decode.GPT_BLOCKS:
         return gpt_ours.build_numpy(case)
     if case.mode != "forward":                    # forward+backward, train: tfimpl.numpy.grad
-        from bench.impls import numpy_train
         return numpy_train.build(case)
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.numpy")
     cfg = model_config(case)

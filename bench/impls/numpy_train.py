@@ -19,12 +19,12 @@ from bench.case import Case
 from bench.impls.base import Prepared, Unsupported
 from bench.impls.common import float64_output, make_inputs, make_params, model_config
 from bench.train_mode import LEARNING_RATE, predicted_bytes
+from bench.training import numpy_train_step
+from tfimpl.numpy import grad as ng
 
 
 def _forward_backward(case: Case, cfg, p: dict, inputs: dict):
     """(forward() -> (outputs, cache), backward(cache, outputs) -> grads) for the block."""
-    from tfimpl.numpy import grad as ng
-
     block = case.block
     if block == "attention":
         q, k, v = inputs["q"], inputs["k"], inputs["v"]
@@ -54,7 +54,6 @@ def _forward_backward(case: Case, cfg, p: dict, inputs: dict):
 def build(case: Case) -> Prepared:
     if case.mode not in ("forward+backward", "train"):
         raise Unsupported(f"numpy has no mode {case.mode}")
-    from bench.training import numpy_train_step
 
     cfg = model_config(case)
     dtype = precision.cast_dtype(case.precision, "numpy")
@@ -65,7 +64,8 @@ def build(case: Case) -> Prepared:
     if case.mode == "train":
         step = numpy_train_step(forward, backward, p, list(inputs.values()), lr=LEARNING_RATE)
         fn, output = step.fn, step.output
-        fn.record_extra = lambda: {**step.measure_bytes(), **predicted_bytes(case, "numpy")}
+        fn.record_extra = lambda: {**step.measure_bytes(),
+                                   **predicted_bytes(case, cfg, "numpy", np.dtype(dtype).itemsize)}
     else:
         last: list = [None]
 
