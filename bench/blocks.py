@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from bench import decode
+
 MATERIALISED = "materialised"     # the (B, H, T, T) matrix exists in memory
 FUSED = "fused"                   # a fused kernel never holds it
 
@@ -126,18 +128,6 @@ register(Block(
     inputs="ids", attention=True, causal=False, mixed=True))
 
 
-def _gpt_costs(case, cfg):
-    from bench import decode
-
-    return decode.costs(case, cfg)
-
-
-def _gpt_inputs(case):
-    from bench import decode
-
-    return decode.make_inputs(case)
-
-
 # GPT-2-style autoregressive inference (bench/decode.py says what each call does; seq_len is the
 # prompt for prefill/generate and the cached context n for decode/decode-recompute). Their times
 # are not single powers of n (a decode step is a + b·n: the weights, then the cache), so their
@@ -148,7 +138,8 @@ for _name, _title, _words in (
         ("decode-recompute", "Decode (recompute)", "decode step recomputing the prefix"),
         ("generate", "Generate", "generation (prefill + decode steps)")):
     register(Block(_name, _title, _words, param_kind="gpt", cost_block="gpt", inputs="ids",
-                   attention=True, causal=True, costs=_gpt_costs, make_inputs=_gpt_inputs))
+                   attention=True, causal=True, costs=decode.costs,
+                   make_inputs=decode.make_inputs))
 
 
 def get(name: str) -> Block:

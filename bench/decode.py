@@ -27,7 +27,9 @@ from __future__ import annotations
 
 from bench import precision
 from bench.case import Case
+from tfimpl import costs as tc
 from tfimpl.config import ModelConfig
+from tfimpl.costs import decode as td
 
 GPT_BLOCKS = ("prefill", "decode", "decode-recompute", "generate")
 GEN_KEYS = ("kv_bytes_measured", "kv_bytes_analytic", "ttft_s", "itl_p50_s", "itl_p90_s",
@@ -79,36 +81,31 @@ def context_cache(case: Case, cfg: ModelConfig) -> tuple[list, list]:
 
 
 def _flops(case: Case, cfg: ModelConfig) -> dict:
-    from tfimpl import costs
-
     b, n = case.batch, case.seq_len
     if case.block == "prefill":
-        return costs.prefill_flops(cfg, b, n)
+        return tc.prefill_flops(cfg, b, n)
     if case.block == "decode":
-        return costs.decode_flops(cfg, b, n)
+        return tc.decode_flops(cfg, b, n)
     if case.block == "decode-recompute":
-        return costs.decode_recompute_flops(cfg, b, n)
-    total = dict(costs.prefill_flops(cfg, b, n))               # generate
+        return tc.decode_recompute_flops(cfg, b, n)
+    total = dict(tc.prefill_flops(cfg, b, n))                  # generate
     for context in range(n, n + case.new_tokens - 1):
-        for key, value in costs.decode_flops(cfg, b, context).items():
+        for key, value in tc.decode_flops(cfg, b, context).items():
             total[key] += value
     return total
 
 
 def costs(case: Case, cfg_unused=None) -> dict:
-    """bench.plan's analytic facts of a GPT case, every number from tfimpl.costs."""
-    from tfimpl import costs as tc
-    from tfimpl.costs import decode as td
-
+    """bench.plan's analytic facts of a GPT case, every number from tfimpl.costs. Peak and
+    working set take the materialised attention (an upper side for the fused paths: their
+    scores never exist, (B, H, T_q, T_k) elements fewer)."""
     cfg = gpt_config(case)
     e = precision.get(case.precision).bytes_per_element
     flops = _flops(case, cfg)
     tq = case.seq_len + 1 if case.block == "decode-recompute" else (
         1 if case.block == "decode" else case.seq_len)
     context = case.seq_len if case.block == "decode" else 0
-    from bench import impls
-
-    materialised = impls.get(case.impl).materialises(case.block) is not False
+    materialised = True
     return {"flops_analytic": flops["matmul"],
             "flops_by_component": {k: v for k, v in flops.items()
                                    if k not in ("matmul", "elementwise", "total")},
@@ -120,8 +117,6 @@ def costs(case: Case, cfg_unused=None) -> dict:
 
 def analytic_record(case: Case) -> dict:
     """The generation columns the analysis compares measurements against."""
-    from tfimpl import costs as tc
-
     cfg = gpt_config(case)
     e = precision.get(case.precision).bytes_per_element
     held = cache_tokens(case)

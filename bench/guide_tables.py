@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from tfimpl.config import PRESETS, ModelConfig
+
 # (flag, ModelConfig field, help)
 SIZE_FLAGS = (
     ("--d-model", "d_model", "width D of the residual stream"),
@@ -26,8 +28,6 @@ class ModelChoiceError(ValueError):
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    from tfimpl.config import PRESETS    # light: a dataclass and a dict
-
     parser.add_argument("model", nargs="?", default=None, metavar="MODEL",
                         help=f"a preset: {', '.join(PRESETS)}; omit it to give sizes only "
                              "(starting from BERT-base's)")
@@ -38,8 +38,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_model(args: argparse.Namespace):
     """(name, ModelConfig) from a preset name and/or explicit sizes; ModelChoiceError if bad."""
-    from tfimpl.config import PRESETS, ModelConfig
-
     if args.model is not None and args.model not in PRESETS:
         raise ModelChoiceError(f"unknown model {args.model!r}; presets: {', '.join(PRESETS)} "
                                "(or give explicit sizes: --d-model --layers --heads ...)")

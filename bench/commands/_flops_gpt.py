@@ -12,11 +12,10 @@ without it, the KV cache, and the bytes a decode step must read.
 from __future__ import annotations
 
 from bench.guide_tables import human_bytes, human_flops, table
+from tfimpl import costs
 
 
 def summarize(name: str, cfg, batch: int, seq_len: int) -> dict:
-    from tfimpl import costs
-
     dense = costs.prefill_flops(cfg, batch, seq_len, "dense", logits="all")
     causal = costs.prefill_flops(cfg, batch, seq_len, "causal", logits="all")
     components = [k for k in dense if k not in ("matmul", "elementwise", "total")]

@@ -14,8 +14,10 @@ import argparse
 import json
 import sys
 
+from bench.commands import _flops_gpt as flops_gpt
 from bench.guide_tables import (ModelChoiceError, add_model_arguments, config_dict,
                                 human_flops, model_kind, resolve_model, table)
+from tfimpl import costs
 
 HELP = "forward/backward FLOPs per component of a model"
 EPILOG = """examples:
@@ -51,8 +53,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if model_kind(cfg) == "gpt":
-        from bench.commands import _flops_gpt as flops_gpt
-
         summary = flops_gpt.summarize(name, cfg, args.batch, args.seq_len)
         print(json.dumps(summary, indent=2) if args.json else flops_gpt.render(summary))
         return 0
@@ -64,8 +64,6 @@ def main(args: argparse.Namespace) -> int:
 # ---- the numbers -------------------------------------------------------------------------
 
 def summarize(name: str, cfg, batch: int, seq_len: int) -> dict:
-    from tfimpl import costs
-
     kind = model_kind(cfg)
     block = "model" if kind == "bert" else "transformer"
     fwd = costs.forward_flops(block, cfg, batch, seq_len)
@@ -99,8 +97,6 @@ def per_token_estimates(kind, cfg, batch, seq_len, fwd, bwd, quadratic) -> dict:
     biases and norm parameters (2 per parameter; element-wise work, no matmul) plus the pooler
     charged on every token although it runs on the first only.
     """
-    from tfimpl import costs
-
     tokens = batch * seq_len
     n = costs.non_embedding_params(kind, cfg)
     attn_layers = cfg.n_layers + 2 * cfg.n_decoder_layers     # self (+ cross) attention sub-layers

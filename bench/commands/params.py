@@ -17,6 +17,8 @@ import sys
 
 from bench.guide_tables import (BYTES_PER_ELEMENT, ModelChoiceError, add_model_arguments,
                                 config_dict, human_bytes, model_kind, resolve_model, table)
+from tfimpl import costs
+from tfimpl.params import count, init_params, param_shapes, to_torch
 
 HELP = "parameter breakdown of a model preset or explicit size"
 EPILOG = """examples:
@@ -61,8 +63,6 @@ def main(args: argparse.Namespace) -> int:
 # ---- the numbers -------------------------------------------------------------------------
 
 def summarize(name: str, cfg, counted: bool = True) -> dict:
-    from tfimpl import costs
-
     kind = model_kind(cfg)
     params = costs.param_counts(kind, cfg)
     layers = {"encoder_layer": costs.param_counts("encoder_layer", cfg)}
@@ -92,8 +92,6 @@ def summarize(name: str, cfg, counted: bool = True) -> dict:
 def count_ours(kind: str, cfg, analytic_total: int) -> dict:
     """Our model's weights: built by init_params (float32) and converted by to_torch (on the
     meta device) when small enough; the layout's shapes alone otherwise."""
-    from tfimpl.params import count, init_params, param_shapes, to_torch
-
     if analytic_total > BUILD_LIMIT:
         shapes = param_shapes(kind, cfg)
         return {"tfimpl.params layout (shapes)": sum(math.prod(s) for s in shapes.values())}

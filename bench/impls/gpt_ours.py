@@ -11,13 +11,15 @@ latency percentiles and tokens/s from GEN_REPEATS further generations timed step
 
 from __future__ import annotations
 
+import importlib
 import time
 
+import tfimpl.numpy.gpt as numpy_gpt
 from bench import decode, precision
 from bench.case import Case
 from bench.impls.base import Prepared
 from bench.impls.common import float64_output, torch_device, torch_precision, torch_runner
-from tfimpl.params import init_params
+from tfimpl.params import init_params, to_torch
 
 GEN_REPEATS = 5
 
@@ -84,8 +86,7 @@ def _params(case: Case, cfg):
 
 
 def build_numpy(case: Case) -> Prepared:
-    import tfimpl.numpy.gpt as gpt
-
+    gpt = numpy_gpt
     cfg = decode.gpt_config(case)
     dtype = precision.cast_dtype(case.precision, "numpy")
     p = {k: v.astype(dtype) for k, v in _params(case, cfg).items()}
@@ -111,9 +112,7 @@ def build_numpy(case: Case) -> Prepared:
 def build_torch(case: Case, attn_impl: str) -> Prepared:
     import torch
 
-    import tfimpl.torch.gpt as gpt
-    from tfimpl.params import to_torch
-
+    gpt = importlib.import_module("tfimpl.torch.gpt")            # imports torch: only when used
     cfg = decode.gpt_config(case)
     device = torch_device(case)
     dtype, _ = torch_precision(case)

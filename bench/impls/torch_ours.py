@@ -9,6 +9,7 @@ from __future__ import annotations
 from bench import decode
 from bench import tricks
 from bench.case import Case
+from bench.impls import gpt_ours
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (as_float64, make_inputs, make_params, model_config,  # noqa: F401
                                 needs_grad, tfimpl_modules, torch_device, torch_inputs,
@@ -24,8 +25,6 @@ def build_tfimpl_torch(case: Case, attn_impl: str) -> Prepared:
     from tfimpl.params import to_torch
 
     if case.block in decode.GPT_BLOCKS:
-        from bench.impls import gpt_ours
-
         return gpt_ours.build_torch(case, attn_impl)
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.torch")
     cfg = model_config(case)
