@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from bench.case import Measure
+from bench.environment import cache_bytes
+from bench.timer import CudaEventTimer, measure_time
 
 KERNELS = ("copy", "triad")
 BYTES_PER_ELEMENT = 8                    # float64 arrays, as STREAM
@@ -55,8 +57,6 @@ def default_array_bytes(llc_bytes: int | None) -> int:
 
 def last_level_cache_bytes() -> int | None:
     """The largest data cache bench.environment finds (L3, else L2), None when unknown."""
-    from bench.environment import cache_bytes
-
     try:
         sizes = cache_bytes()
     except OSError:
@@ -120,8 +120,6 @@ def measure_bandwidth(threads: int, array_bytes: int | None = None, device: str 
     NumPy always runs on the CPU; torch on `device` (CUDA events time it there).
     Call under bench.threads.fixed_threads(threads), as bench.peak does.
     """
-    from bench.timer import CudaEventTimer, measure_time
-
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
     array_bytes = default_array_bytes(last_level_cache_bytes()) if array_bytes is None else array_bytes

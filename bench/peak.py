@@ -32,7 +32,11 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterator
 
+from bench import bandwidth
 from bench.case import Measure
+from bench.environment import cpu_model, package_versions
+from bench.threads import fixed_threads
+from bench.timer import CudaEventTimer, measure_time
 
 DEFAULT_SIZES = (1024, 2048)
 DEFAULT_TIME_BUDGET_S = 12.0
@@ -112,8 +116,6 @@ def _cuda_tf32(allow: bool) -> Iterator[None]:
 def measure_one(library: str, dtype: str, n: int, settings: Measure, device: str = "cpu",
                 clock: Callable[[], float] = time.perf_counter, seed: int = 0) -> dict:
     """Time one n³ matmul; {"n", "min_s", "median_s", "n_samples", "gflops", "gflops_median"}."""
-    from bench.timer import CudaEventTimer, measure_time
-
     if library == "numpy":
         fn = _numpy_matmul(dtype, n, seed)
     elif library == "torch":
@@ -150,9 +152,6 @@ def measure_peak(threads: int | None = None, sizes=DEFAULT_SIZES,
     4x the last-level cache, at least 128 MiB). `load_avg_before` (1-minute load average at
     the start) tells whether other work competed.
     """
-    from bench import bandwidth
-    from bench.threads import fixed_threads
-
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     threads = default_threads() if threads is None else threads
@@ -206,8 +205,6 @@ def cache_path(threads: int, device: str = "cpu", directory: Path | None = None)
 
 def cache_key(threads: int, device: str = "cpu") -> dict:
     """What the peak depends on; a cached result is reused only while all of it matches."""
-    from bench.environment import cpu_model, package_versions
-
     versions = package_versions(("numpy", "torch"))
     key = {"hostname": socket.gethostname(), "cpu_model": cpu_model(), "threads": threads,
            "device": device, "numpy": versions["numpy"], "torch": versions["torch"],

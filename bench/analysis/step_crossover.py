@@ -4,7 +4,6 @@ FLOPs predict (records measured with `measure.profile: true`, bench.profile.reco
 The crossover (bench.analysis.crossover: the bare attention block against the ffn block)
 moves from the FLOP prediction because the two blocks run at different rates. With each
 block's per-step times and analytic FLOPs on the record, the gap is split by step:
-
     r_ffn        = FLOPs(ffn) / t(ffn)                   the feed-forward's achieved rate
     expected(s)  = FLOPs(s) / r_ffn                      step s of attention at that rate
     excess(s)    = t(s) - expected(s)                    its time beyond what its FLOPs predict
@@ -17,6 +16,9 @@ profile_steps_s and profile_steps_flops (analysis never re-runs or re-derives a 
 from __future__ import annotations
 
 import math
+
+from bench.analysis import crossover
+from bench.analysis.claims import GROUP_FIELDS
 
 ATTN_STEPS = ("scores", "softmax", "weighted_sum", "attention_fused")
 
@@ -50,9 +52,6 @@ def explain(attn: dict, attn_flops: dict, ffn: dict, ffn_flops: dict) -> dict:
 
 def section(df) -> list[str]:
     """Markdown lines of the section, or [] when no paired attention/ffn profile exists."""
-    from bench.analysis import crossover
-    from bench.analysis.claims import GROUP_FIELDS
-
     if df is None or df.empty or "ok" not in df.columns:
         return []
     ok = df[df["ok"] & (df["mode"].astype(str) == "forward")]

@@ -22,7 +22,9 @@ import io
 from collections import defaultdict
 from typing import Callable
 
+from bench.profile import steps_numpy
 from bench.profile.timing import PREFIX
+from bench.threads import fixed_threads
 
 
 def _allocated(event, on_gpu: bool) -> int:
@@ -56,7 +58,6 @@ def torch_step_memory(forward: Callable[[Callable], object], device: str = "cpu"
 
 class RssMarks:
     """marks(name) adds the RSS growth over the step to growth[name]; add() is a no-op."""
-
     def __init__(self):
         import psutil
 
@@ -79,7 +80,6 @@ def traced_functions() -> list:
     """tfimpl.numpy's layer code and the step-wise forward: the lines memory_lines.txt shows."""
     import importlib
 
-    from bench.profile import steps_numpy
 
     mods = {name: importlib.import_module(f"tfimpl.numpy.{name}")
             for name in ("attention", "feed_forward", "layer_norm", "layers", "bert")}
@@ -98,7 +98,6 @@ def numpy_step_memory(step_forward: Callable[[object], object],
     """
     from memory_profiler import LineProfiler, show_results
 
-    from bench.threads import fixed_threads
 
     profiler = LineProfiler(backend="psutil")
     for fn in traced_functions():

@@ -5,7 +5,6 @@ For a case our step-wise forwards can run (impl numpy, torch or torch-sdpa; mode
 post-norm block), after the case is timed and under the same threads, `profile_fields` profiles
 PROFILE_REPEATS forwards (bench.profile.timing: torch.profiler ranges or NumPy step timers, no
 trace file) and returns the record fields:
-
     profile_steps_s      {step: median seconds per forward}     (steps: tfimpl.costs.components)
     profile_steps_flops  {step: analytic FLOPs}                 (tfimpl.costs.component_flops)
     profile_steps_bytes  {step: minimum bytes}                  (tfimpl.costs.component_bytes)
@@ -18,6 +17,12 @@ The weights and inputs are the case's own numbers (same seeds, same formulas as 
 
 from __future__ import annotations
 
+from bench import precision
+from bench.impls.common import model_config
+from bench.profile import spec as profile_spec
+from bench.profile import steps_numpy, timing
+from bench.profile.spec import ProfileSpec, widths
+from tfimpl.costs import component_bytes, component_flops
 PROFILE_KEYS = ("profile_steps_s", "profile_steps_flops", "profile_steps_bytes",
                 "profile_sum_s", "profile_overhead", "profile_status")
 PROFILE_REPEATS = 3
@@ -40,9 +45,6 @@ def why_not(case) -> str | None:
 
 def spec_of(case):
     """The ProfileSpec of a harness case (its ModelConfig, seeds, threads, precision)."""
-    from bench.impls.common import model_config
-    from bench.profile.spec import ProfileSpec
-
     return ProfileSpec(target=case.block, block=case.block, preset="case", cfg=model_config(case),
                        impl=case.impl, batch=case.batch, seq_len=case.seq_len,
                        precision=case.precision, device=case.device, threads=case.threads,
@@ -51,21 +53,15 @@ def spec_of(case):
 
 def measure_steps(spec) -> dict[str, float]:
     """{step: median seconds} over spec.repeats profiled forwards, threads as they are now."""
-    from bench.profile import spec as profile_spec
-    from bench.profile import timing
-
     p = profile_spec.cast(spec, profile_spec.float64_params(spec))
     inputs = profile_spec.cast(spec, profile_spec.float64_inputs(spec))
     if spec.backend == "numpy":
-        from bench.profile import steps_numpy
-
         return timing.profile_numpy(
             lambda marks: steps_numpy.block_steps(spec.block, p, inputs, spec.cfg, marks),
             spec.repeats)["steps_s"]
     import torch
 
-    from bench import precision
-    from bench.profile import steps_torch
+    from bench.profile import steps_torch       # imports torch: only for a torch case
 
     def forward(mark):
         with torch.inference_mode(), precision.context(spec.precision, spec.device):
@@ -76,16 +72,12 @@ def measure_steps(spec) -> dict[str, float]:
 
 def profile_fields(case, median_s: float | None) -> dict:
     """The record's profile_* fields for `case` (timed at `median_s`); never raises."""
-    from tfimpl.costs import component_bytes, component_flops
-
     out = dict.fromkeys(PROFILE_KEYS)
     reason = why_not(case)
     if reason:
         out["profile_status"] = f"skipped: {reason}"
         return out
     try:
-        from bench.profile.spec import widths
-
         spec = spec_of(case)
         steps = measure_steps(spec)
         flops = component_flops(spec.block, spec.cfg, spec.batch, spec.seq_len, spec.attn_impl)

@@ -14,6 +14,10 @@ import json
 import math
 from pathlib import Path
 
+from bench.profile import roofline
+from tfimpl.config import PRESETS
+from tfimpl.costs import component_bytes, component_flops
+
 CSV_COLUMNS = ("step", "label", "time_s", "time_share", "flops", "flop_share", "bytes",
                "bytes_inputs", "bytes_weights", "bytes_outputs", "intensity", "gflops", "gbps",
                "pct_peak", "pct_bandwidth", "attainable_gflops", "efficiency", "bound_by",
@@ -40,8 +44,6 @@ def scaling_lines(spec: dict, bytes_per_element: int, factors=(0.25, 1, 4)) -> l
     """How the analytic picture moves with n: intensity and FLOP share at n/4, n, 4n."""
     import dataclasses
 
-    from tfimpl.config import PRESETS
-    from tfimpl.costs import component_bytes, component_flops
 
     cfg = dataclasses.replace(PRESETS[spec["preset"]], max_position=1 << 20)
     lengths = sorted({max(1, int(spec["seq_len"] * f)) for f in factors})
@@ -174,8 +176,6 @@ def _plain(value):
 
 def write(result: dict, out_dir) -> dict[str, str]:
     """profile.csv, profile.json, profile.md, roofline.png (+ memory_lines.txt) -> {name: path}."""
-    from bench.profile import roofline
-
     out = Path(out_dir)
     paths = {name: out / name for name in ("profile.csv", "profile.json", "profile.md",
                                            "roofline.png")}

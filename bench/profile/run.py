@@ -12,7 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench import precision
+from bench.profile import memory as step_memory
+from bench.profile import roofline, steps_numpy, timing
 from bench.profile.spec import ProfileSpec, cast, float64_inputs, float64_params, widths
+from bench.threads import fixed_threads
+from tfimpl.costs import COMPONENT_LABELS, component_bytes, component_flops
 
 TOLERANCE = 0.15          # the steps' sum must be within +-15 % of the whole block's median
 
@@ -22,9 +27,6 @@ def _load() -> float | None:
 
 
 def _numpy_passes(spec: ProfileSpec, p: dict, inputs: dict, memory: bool, settings) -> tuple:
-    from bench.profile import memory as step_memory
-    from bench.profile import steps_numpy, timing
-
     def steps(marks):
         return steps_numpy.block_steps(spec.block, p, inputs, spec.cfg, marks)
 
@@ -41,9 +43,7 @@ def _torch_passes(spec: ProfileSpec, p: dict, inputs: dict, memory: bool, trace_
                   settings) -> tuple:
     import torch
 
-    from bench import precision
-    from bench.profile import memory as step_memory
-    from bench.profile import steps_torch, timing
+    from bench.profile import steps_torch       # imports torch: only for a torch profile
 
     sync = torch.cuda.synchronize if spec.device == "cuda" else (lambda: None)
 
@@ -69,10 +69,6 @@ def run_profile(spec: ProfileSpec, out_dir: Path, peak: dict | None, memory: boo
 
     whole_settings: bench.case.Measure for the unprofiled block (default timing.WHOLE_SETTINGS).
     """
-    from bench.profile import roofline, timing
-    from bench.threads import fixed_threads
-    from tfimpl.costs import COMPONENT_LABELS, component_bytes, component_flops
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     b, t = spec.batch, spec.seq_len

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench import precision
+from bench.peak import default_threads
 from tfimpl.config import PRESETS, ModelConfig
+from tfimpl.params import init_params
 
 IMPLS = {"torch": ("torch", "explicit"), "torch-sdpa": ("torch", "sdpa"),
          "numpy": ("numpy", "explicit")}
@@ -26,7 +29,6 @@ DEFAULT_PRESET = "bert-base"
 
 class SpecError(ValueError):
     """A bad option: str(e) is one line naming the option, the value and what is allowed."""
-
 
 @dataclass(frozen=True)
 class ProfileSpec:
@@ -85,7 +87,6 @@ def make_spec(target: str, preset: str | None = None, impl: str = "torch", batch
     """Check every option (SpecError, one line) and resolve the target to (block, cfg)."""
     import dataclasses
 
-    from bench.peak import default_threads
 
     presets = _profilable_presets()
     if target in presets:
@@ -134,8 +135,6 @@ def make_spec(target: str, preset: str | None = None, impl: str = "torch", batch
 
 
 def float64_params(spec: ProfileSpec) -> dict:
-    from tfimpl.params import init_params
-
     return init_params(PARAM_KIND[spec.block], spec.cfg, spec.seed)
 
 
@@ -155,15 +154,11 @@ def float64_inputs(spec: ProfileSpec) -> dict:
 
 def cast(spec: ProfileSpec, arrays: dict) -> dict:
     """Arrays at the spec's storage precision on its device (integers moved, never cast)."""
-    from bench import precision
-
     return precision.cast_params(arrays, spec.precision, spec.backend, spec.device)
 
 
 def widths(spec: ProfileSpec) -> tuple[int, int]:
     """(activation bytes per element, weight bytes per element) for tfimpl.costs.bytes."""
-    from bench import precision
-
     p = precision.get(spec.precision)
     storage = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}[p.storage]
     return p.bytes_per_element, storage

@@ -23,31 +23,25 @@ import time
 import numpy as np
 
 from tfimpl.numpy._threads import for_row_blocks, map_tiles
-from tfimpl.numpy.bert import bert_embeddings
+from tfimpl.numpy.attention import multi_head_attention, scaled_dot_product_attention
+from tfimpl.numpy.bert import bert, bert_embeddings
 from tfimpl.numpy.feed_forward import _BLOCKS as ACTIVATION_BLOCKS
+from tfimpl.numpy.feed_forward import feed_forward
 from tfimpl.numpy.layer_norm import layer_norm
+from tfimpl.numpy.layers import encoder, encoder_layer
 from tfimpl.numpy.linear import linear
 from tfimpl.numpy.softmax import softmax
 from tfimpl.params import subtree
+from tfimpl.tiling import tile_shape
 
 
 class NoMarks:
     """marks(name) does nothing; add() drops what it is given."""
-
     def __call__(self, name: str):
         return contextlib.nullcontext()
 
     def add(self, name: str, seconds: float) -> None:
         pass
-
-
-def _tile_shape(heads: int, seq_q: int, seq_k: int) -> tuple[int, int]:
-    """tfimpl's own tile shape (tfimpl.tiling, or the attention module's before it moved)."""
-    try:
-        from tfimpl.tiling import tile_shape
-    except ImportError:
-        from tfimpl.numpy.attention import _tile_shape as tile_shape
-    return tile_shape(heads, seq_q, seq_k)
 
 
 def attention_steps(q, k, v, out=None, marks=NoMarks(), clock=time.perf_counter):
@@ -73,7 +67,7 @@ def attention_steps(q, k, v, out=None, marks=NoMarks(), clock=time.perf_counter)
         np.matmul(s, v[b, hs], out=out[b, hs, rs])                      # (g, r, Tk) @ (g, Tk, d_v)
         spent.append((t1 - t0, t2 - t1, clock() - t2))
 
-    group, rows = _tile_shape(heads, seq_q, seq_k)
+    group, rows = tile_shape(heads, seq_q, seq_k)         # tfimpl's own tiles
     map_tiles(attend, [(b, slice(h, h + group), slice(r, r + rows))
                        for b in range(batch) for h in range(0, heads, group)
                        for r in range(0, seq_q, rows)])
@@ -161,11 +155,6 @@ def block_steps(block: str, p, inputs: dict, cfg, marks=NoMarks()):
 
 def block_forward(block: str, p, inputs: dict, cfg):
     """tfimpl.numpy's own forward of `block` (unmarked): what `bench run` times."""
-    from tfimpl.numpy.attention import multi_head_attention, scaled_dot_product_attention
-    from tfimpl.numpy.bert import bert
-    from tfimpl.numpy.feed_forward import feed_forward
-    from tfimpl.numpy.layers import encoder, encoder_layer
-
     if block == "attention":
         return scaled_dot_product_attention(inputs["q"], inputs["k"], inputs["v"])
     if block == "mha":

@@ -19,10 +19,12 @@ import math
 import torch
 
 from tfimpl.params import subtree
-from tfimpl.torch.attention import merge_heads, scaled_dot_product_attention
-from tfimpl.torch.bert import bert_embeddings
-from tfimpl.torch.feed_forward import ACTIVATION_FNS
+from tfimpl.torch.attention import (merge_heads, multi_head_attention,
+                                    scaled_dot_product_attention)
+from tfimpl.torch.bert import bert, bert_embeddings
+from tfimpl.torch.feed_forward import ACTIVATION_FNS, feed_forward
 from tfimpl.torch.layer_norm import layer_norm
+from tfimpl.torch.layers import encoder, encoder_layer
 from tfimpl.torch.linear import linear
 from tfimpl.torch.softmax import softmax_
 
@@ -116,11 +118,6 @@ def block_steps(block: str, p, inputs: dict, cfg, attn_impl: str, mark=no_marks)
 
 def block_forward(block: str, p, inputs: dict, cfg, attn_impl: str):
     """tfimpl.torch's own forward of `block` (unmarked): what `bench run` times."""
-    from tfimpl.torch.attention import multi_head_attention
-    from tfimpl.torch.bert import bert
-    from tfimpl.torch.feed_forward import feed_forward
-    from tfimpl.torch.layers import encoder, encoder_layer
-
     if block == "attention":
         return scaled_dot_product_attention(inputs["q"], inputs["k"], inputs["v"],
                                             attn_impl=attn_impl)

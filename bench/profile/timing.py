@@ -26,6 +26,7 @@ from collections import defaultdict
 from typing import Callable
 
 from bench.case import Measure
+from bench.timer import measure_time, timer_factory_for
 
 PREFIX = "tfbench/"
 FORWARD = "tfbench.forward"
@@ -34,7 +35,6 @@ WHOLE_SETTINGS = Measure(warmup=1, min_repeats=5, min_time_s=1.0, max_time_s=60.
 
 class StepTimer:
     """marks(name): adds the body's wall time to seconds[name]; add(name, s) adds s directly."""
-
     def __init__(self, clock: Callable[[], float] = time.perf_counter):
         self.clock = clock
         self.seconds: dict[str, float] = defaultdict(float)
@@ -61,8 +61,6 @@ def medians(per_forward: list[dict[str, float]]) -> dict[str, float]:
 def whole_median(fn: Callable[[], object], device: str = "cpu",
                  settings: Measure = WHOLE_SETTINGS) -> dict:
     """The unprofiled block: bench.timer.measure_time(fn) -> {"median_s", "iqr_s", ...}."""
-    from bench.timer import measure_time, timer_factory_for
-
     stats = measure_time(fn, settings, timer_factory=timer_factory_for(device))
     return {"median_s": stats.median_s, "iqr_s": stats.iqr_s, "min_s": stats.min_s,
             "n_samples": stats.n_samples, "spread": stats.spread, "unstable": stats.unstable}
