@@ -20,6 +20,13 @@ import copy
 import functools
 import math
 
+import numpy as np
+
+from tfimpl import costs, params
+from tfimpl.config import PRESETS
+from tfimpl.numpy.bert import bert as numpy_bert
+from tfimpl.torch.bert import bert as torch_bert
+
 EXPECTED_TOTAL = 109_482_240
 BYTES = {"fp32": 4, "bf16": 2}
 PRESET = "bert-base"
@@ -27,15 +34,10 @@ PRESET = "bert-base"
 
 def count_numpy(cfg) -> int:
     """Our NumPy model's parameters: the layout as zero-stride arrays, run once, then counted."""
-    import numpy as np
-
-    from tfimpl import params
-    from tfimpl.numpy.bert import bert
-
     one = np.zeros((), np.float32)
     p = {name: np.broadcast_to(one, shape) for name, shape in
          params.param_shapes("bert", cfg).items()}
-    bert(p, np.zeros((1, 2), np.int64), cfg)                # raises if the layout is wrong
+    numpy_bert(p, np.zeros((1, 2), np.int64), cfg)                # raises if the layout is wrong
     return params.count(p)
 
 
@@ -43,12 +45,9 @@ def count_torch(cfg) -> int:
     """Our PyTorch model's parameters: meta tensors of the layout, run once, then counted."""
     import torch
 
-    from tfimpl import params
-    from tfimpl.torch.bert import bert
-
     p = {name: torch.empty(shape, device="meta") for name, shape in
          params.param_shapes("bert", cfg).items()}
-    bert(p, torch.zeros((1, 2), dtype=torch.long, device="meta"), cfg)
+    torch_bert(p, torch.zeros((1, 2), dtype=torch.long, device="meta"), cfg)
     return params.count(p)
 
 
@@ -83,9 +82,6 @@ def bert_base_counts() -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _counts() -> dict:
-    from tfimpl import costs
-    from tfimpl.config import PRESETS
-
     cfg = PRESETS[PRESET]
     analytic = costs.param_counts("bert", cfg)
     counts, errors = {"analytic": int(analytic["total"])}, {}

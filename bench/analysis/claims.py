@@ -37,9 +37,13 @@ from __future__ import annotations
 
 import math
 
+from bench import blocks
 from bench.analysis import fits
 from bench.analysis.rule import (REGIME_ALL, REGIME_CACHE_UNKNOWN, REGIME_IN_CACHE,  # noqa: F401
                                  REGIME_PAST_CACHE, REGIME_TOP, FitRule, fmt_bytes)
+from tfimpl import costs, params
+from tfimpl.config import ModelConfig
+from tfimpl.costs import flops
 
 HELD = "held"
 NOT_HELD = "did not hold"
@@ -61,8 +65,6 @@ def theory_exponent(block: str, metric: str, variable: str, attention_path: str 
     Read from the block's declaration (bench.blocks: each Block lists its Claims); the table in
     this module's docstring is what the built-in declarations say.
     """
-    from bench import blocks
-
     return blocks.theory_exponent(block, metric, variable, attention_path, ffn_ratio_fixed)
 
 
@@ -294,9 +296,6 @@ def fit_all(df, rule: FitRule = FitRule()) -> list[dict]:
 
 def layer_params(d_model: int, n_heads: int, d_ff: int) -> tuple[int, int]:
     """(parameters of our encoder layer as laid out by tfimpl.params, costs.param_counts total)."""
-    from tfimpl import costs, params
-    from tfimpl.config import ModelConfig
-
     cfg = ModelConfig(d_model=int(d_model), n_heads=int(n_heads), d_ff=int(d_ff))
     laid_out = sum(math.prod(shape) for shape in params.param_shapes("encoder_layer", cfg).values())
     return laid_out, int(costs.param_counts("encoder_layer", cfg)["total"])
@@ -356,9 +355,6 @@ def analytic_crossover(block: str, d_model: int, n_heads: int, d_ff: int, layers
     With matmul(T) = α·T² + β·T + γ (γ: T-independent work such as BERT's pooler), α comes
     from the attention keys, β from the rest at two lengths; T* = β / α.
     """
-    from tfimpl.config import ModelConfig
-    from tfimpl.costs import flops
-
     cfg = ModelConfig(d_model=int(d_model), n_heads=int(n_heads), d_ff=int(d_ff),
                       n_layers=int(layers))
     block = "encoder_layer" if block == "mha+ffn" else block
@@ -476,9 +472,6 @@ def share_crossover_analytic(blocks: str, d_model: int, n_heads: int, d_ff: int,
     its mha's plus its ffn's): mha vs ffn gives 4T²D + 8TD² = 4TD·d_ff, T* = d_ff - 2D;
     core attention vs ffn gives 4T²D = 4TD·d_ff, T* = d_ff.
     """
-    from tfimpl.config import ModelConfig
-    from tfimpl.costs import flops
-
     cfg = ModelConfig(d_model=int(d_model), n_heads=int(n_heads), d_ff=int(d_ff), n_layers=1)
     attn_block = "attention" if blocks.startswith("attention") else "mha"
 

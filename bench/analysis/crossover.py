@@ -26,6 +26,7 @@ are put), which is why only the bare attention block and the ffn block are compa
 from __future__ import annotations
 
 import math
+from bench.analysis.claims import GROUP_FIELDS, share_crossover_analytic
 
 DEFINITION = ("n* = the sequence length at which the bare attention block (QKᵀ and P·V, "
               "4·B·n²·d FLOPs) costs as much as the feed-forward (4·B·n·d·d_ff), at the "
@@ -40,8 +41,6 @@ N_BOOT = 400
 
 def predicted(d_model: int, n_heads: int, d_ff: int, batch: int = 1) -> float:
     """n* where attention's matmul FLOPs equal the ffn's (tfimpl.costs; NaN if never)."""
-    from bench.analysis.claims import share_crossover_analytic
-
     return share_crossover_analytic("attention / (attention + ffn)", d_model, n_heads, d_ff,
                                     batch)
 
@@ -58,8 +57,6 @@ def _crossing(x, ratio) -> float | None:
 
 def pairs(ok):
     """Yield (impl, ffn_impl, merged frame) of attention and ffn cases at the same fields."""
-    from bench.analysis.claims import GROUP_FIELDS
-
     keys = [f for f in GROUP_FIELDS if f not in ("impl", "block") and f in ok.columns]
     attn = ok[(ok["block"] == "attention") & ok["median_s"].notna()]
     ffn = ok[(ok["block"] == "ffn") & ok["median_s"].notna()]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from bench.case import CASE_FIELDS
+from bench.analysis.frame import peak_values
 
 BASELINE = "fp32"
 ORDER = ("fp64", "fp32", "tf32", "bf16", "amp-bf16", "fp16", "amp-fp16")
@@ -132,8 +133,6 @@ def geometric_mean(values) -> float:
 def _bf16_evidence(meta: dict, bf16, native: bool) -> str:
     """The measurement beside the expectation: the matmul peaks (bench.peak) when measured,
     then the cases at their largest size (a block that is not matmul-bound may differ)."""
-    from bench.analysis.frame import peak_values
-
     out = []
     peaks = peak_values(meta)
     p16, p32 = peaks.get(("torch", "bf16")), peaks.get(("torch", "fp32"))

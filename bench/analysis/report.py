@@ -11,14 +11,19 @@ import json
 import math
 from pathlib import Path
 
-from bench.analysis import claims, flopcheck, plots, precisions
+from bench import peak
+from bench.analysis import (claims, crossover, decode, flopcheck, plot_sweeps, plots, precisions,
+                            step_crossover, verdicts)
+from bench.analysis.bert_params import bert_base_counts
+from bench.analysis.describe import effective_description
+from bench.analysis.frame import (last_level_cache, load_run, peak_mismatch, peak_table,
+                                  peak_values, records_frame)
+from bench.analysis.incomplete import incomplete_header
 from bench.analysis.libraries import library_lines, library_ratios
 from bench.analysis.report_tables import (
     _cases_table, _claims_table, _departure_lines, _flop_alarm, _flops_section, _local_table,
     _other_fits_table, _precision_tables, _two_term_table, machine_lines, precision_summary)
-from bench.analysis.incomplete import incomplete_header
-from bench.analysis.frame import (last_level_cache, load_run, peak_mismatch,
-                                  peak_table, peak_values)
+from bench.writer import read_records
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -29,9 +34,6 @@ BLOCK_NAMES = {"attention": "Attention", "mha": "MHA", "ffn": "FFN",
 
 def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     """Fit, plot and write. Returns {"report": Path, "summary": Path, "plots": [Path, ...]}."""
-    from bench.analysis import verdicts
-    from bench.analysis.bert_params import bert_base_counts
-
     run_dir = Path(run_dir)
     df, meta = load_run(run_dir)
     df, meta = with_cached_peak(run_dir, df, meta)
@@ -41,7 +43,6 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     ok = df[df["ok"]]
     share = None
     if not ok.empty:                  # the crossover's definition first (attention vs ffn)
-        from bench.analysis import crossover
 
         share = crossover.share_frame(ok[ok["mode"].astype(str) == "forward"])
         share = share if share is not None else claims.attention_share(ok)
@@ -73,9 +74,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     report_path = run_dir / REPORT_FILE
     text = render(run_dir.name, df, meta, entries, two_term, share, speedups, figures, run_dir,
                   rule, flop_result, rows=rows, departures=departures)
-    from bench.analysis import decode      # the GPT blocks' tables (generation)
 
-    from bench.analysis import step_crossover   # the crossover by step (measure.profile)
 
     generation = step_crossover.section(df) + decode.section(df, meta)
     if generation:
@@ -86,8 +85,6 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
 
 def run_description(meta: dict, df) -> str:
     """The config's description, rewritten from the records when --set overrides were given."""
-    from bench.analysis.describe import effective_description
-
     cases = df[["block", "seq_len", "d_model", "batch", "threads", "precision"]].to_dict(
         "records") if len(df) else []
     return effective_description(meta.get("description") or "", meta.get("overrides"), cases)
@@ -98,11 +95,8 @@ def with_cached_peak(run_dir: Path, df, meta: dict):
     measured here: a report measures nothing); the frame is rebuilt with it."""
     if peak_values(meta) or df.empty:
         return df, meta
-    from bench.analysis.frame import records_frame
-    from bench.writer import read_records
 
     try:
-        from bench import peak
         threads = int(df["threads"].dropna().mode().iloc[0])
         device = str(df["device"].dropna().mode().iloc[0]).split(":")[0]
         cached = peak.load_or_measure_peak(threads=threads, device=device, measure=False)
@@ -146,7 +140,6 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
         if path is not None:
             figures[name] = path
 
-    from bench.analysis import plot_sweeps
 
     blocks = [b for b in ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
               if b in set(df.loc[df["ok"], "block"])]
@@ -230,8 +223,6 @@ def measured_share_crossover(share) -> float | None:
 def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_dir, rule,
            flop_result=None, rows=None, departures=None) -> str:
     """report.md: `## Verdicts` first (the machine in its first line), then the details."""
-    from bench.analysis import verdicts
-
     llc = last_level_cache(meta)
     n_ok = int(df["ok"].sum())
     n_skip = int(df["status"].str.startswith("skipped").sum())

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import math
 
-from bench.analysis import claims
+from bench import blocks
+from bench.analysis import claims, crossover, decode, precisions, training
+from bench.analysis.bert_params import fmt_count
 from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD
+from bench.analysis.crossover import DEFINITION
 
 CROSSOVER_FACTOR = 2.0
 SPEEDUP_CLAIM = 2.0
@@ -52,8 +55,6 @@ def claim_words(block: str, variable: str, metric: str, path: str | None = None,
                 ratio_fixed: bool = True) -> str | None:
     """'Attention: O(n²) time (O(n²·d))': the block's title and its declared claim words
     (bench.blocks), with the gloss above; None when the block declares no such claim."""
-    from bench import blocks
-
     words = blocks.claim_words(block, metric, variable, path, ratio_fixed)
     if words is None:
         return None
@@ -149,8 +150,6 @@ def band_verdict(lo, hi, target: float, factor: float) -> str:
 
 def crossover_rows(df, rule: claims.FitRule) -> list[dict]:
     """A row per implementation (and width) that has both an attention and an ffn sweep."""
-    from bench.analysis import crossover
-
     ok = df[df["ok"] & (df["mode"].astype(str) == "forward")]
     rows = []
     for impl, twin, merged in crossover.pairs(ok):
@@ -210,7 +209,6 @@ def params_row(counts: dict | None) -> list[dict]:
     """The BERT-base row: analytic == NumPy == PyTorch == HuggingFace == 109,482,240."""
     if counts is None:
         return []
-    from bench.analysis.bert_params import fmt_count
 
     c, b, exp = counts["counts"], counts["breakdown"], counts["expected"]
     ways = "; ".join(f"{k} {fmt_count(v)}" for k, v in c.items())
@@ -242,8 +240,6 @@ def params_row(counts: dict | None) -> list[dict]:
 def precision_rows(table, df, meta: dict, rule: claims.FitRule,
                    block: str = "encoder_layer") -> list[dict]:
     """Each lower precision vs fp32 at `block`'s largest compared size, per implementation."""
-    from bench.analysis import precisions
-
     if table is None or table.empty:
         return []
     t = table[(table["block"] == block) & table["ok"] & table["speedup"].notna()
@@ -278,8 +274,6 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
 
 
 def all_rows(entries, df, table, meta, rule, bert_counts) -> list[dict]:
-    from bench.analysis import decode, training
-
     return (scaling_rows(entries, df) + crossover_rows(df, rule) + params_row(bert_counts)
             + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta)
             + training.all_rows(df, meta))
@@ -327,7 +321,6 @@ def render(rows: list[dict]) -> list[str]:
     out.append("")
     defs = {r["kind"] for r in rows}
     if "crossover" in defs:
-        from bench.analysis.crossover import DEFINITION
         out += [f"Crossover: {DEFINITION}; held when the measured CI lies within a factor "
                 f"{CROSSOVER_FACTOR:g} of the prediction. The CI covers the timing noise (raw "
                 f"samples resampled), not the log-linear interpolation between the two sizes "
