@@ -158,7 +158,9 @@ def test_cli_prints_repeatability_and_never_crashes_into_exit_1(tmp_path, capsys
     def boom(*args, **kwargs):
         raise OverflowError("int too large to convert to float")
 
-    monkeypatch.setattr(cmp, "compare_records", boom)
+    import bench.commands.compare as command
+
+    monkeypatch.setattr(command, "compare_records", boom)
     assert cli(["compare", run_a, run_a]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "OverflowError" in err[0]

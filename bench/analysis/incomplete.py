@@ -12,6 +12,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from bench.runlock import describe_holder, holder_running, read_holder
+
 REASONS = {
     "interrupted": "it was interrupted (Ctrl-C; it stopped after the case in progress)",
     "aborted": "it was aborted (a second Ctrl-C stopped the case in progress)",
@@ -27,8 +29,6 @@ def _is_done(record: dict) -> bool:
 
 def run_state(run_dir: str | Path, meta: dict, records: list[dict]) -> dict:
     """{"complete", "n_cases", "n_done", "n_failed", "reason", "resume"} for a run folder."""
-    from bench.runlock import describe_holder, holder_running, read_holder
-
     done = {r.get("case_id") for r in records if _is_done(r)}
     failed = {r.get("case_id") for r in records if str(r.get("status", "")).startswith("failed")}
     n_cases = meta.get("n_cases")

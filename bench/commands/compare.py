@@ -13,6 +13,9 @@ import argparse
 import json
 import sys
 
+from bench.analysis.compare import compare_records, format_table
+from bench.writer import RunDirError, check_run_dir
+
 HELP = "compare two runs case by case; exit 1 on a regression"
 EPILOG = """examples:
   python -m bench compare results/A results/B
@@ -51,9 +54,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from bench.analysis.compare import compare_records, format_table
-    from bench.writer import RunDirError, check_run_dir
-
     runs = []
     for name in (args.run_a, args.run_b):
         try:

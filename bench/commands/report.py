@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.analysis.incomplete import run_state
+from bench.writer import RunDirError, check_run_dir
+
 HELP = "rebuild report.md, summary.json and plots of a run folder"
 EPILOG = """examples:
   python -m bench report results/seq_sweep-20261126-120000
@@ -44,8 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from bench.analysis.report import write_report
     from bench.analysis.rule import FitRule
-    from bench.writer import RunDirError, check_run_dir
-
     try:
         records, meta = check_run_dir(args.run_dir)
         rule = FitRule(ws_factor=args.ws_factor, min_time_s=args.min_time_ms / 1e3,
@@ -63,8 +64,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _note_incomplete(run_dir, meta: dict, records: list[dict]) -> None:
-    from bench.analysis.incomplete import run_state
-
     state = run_state(run_dir, meta, records)
     if not state["complete"]:
         print(f"note: incomplete run ({state['n_done']} of {state['n_cases']} cases): "
