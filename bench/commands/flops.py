@@ -73,7 +73,7 @@ def summarize(name: str, cfg, batch: int, seq_len: int) -> dict:
     quadratic = sum(fwd.get(k, 0) for k in costs.ATTENTION_KEYS)
     crossover = {"encoder_layer": costs.crossover_seq_len(cfg)}
     if kind == "seq2seq":
-        crossover["decoder_layer"] = 2 * cfg.d_model + cfg.d_ff // 2      # see crossover_seq_len
+        crossover["decoder_layer"] = costs.crossover_seq_len(cfg, layer="decoder")
     summary = {
         "model": name, "block": block, "batch": batch, "seq_len": seq_len,
         "config": config_dict(cfg), "components": components,
@@ -83,6 +83,7 @@ def summarize(name: str, cfg, batch: int, seq_len: int) -> dict:
         "attention_flops": quadratic, "linear_flops": fwd["matmul"] - quadratic,
         "attention_share": quadratic / fwd["matmul"],
         "crossover_seq_len": crossover,
+        "attention_ffn_crossover": costs.attention_ffn_crossover(cfg),
         "logits_flops": (costs.matmul_flops(batch * seq_len, cfg.d_model, cfg.vocab_size)
                          if kind == "seq2seq" else None),
     }
@@ -161,8 +162,10 @@ def render(s: dict) -> str:
             f"T² terms (scores + weighted sum): {100 * share:.1f}% of matmul work; linear "
             f"(projections, feed-forward{', pooler' if s['block'] == 'model' else ''}): "
             f"{100 * (1 - share):.1f}%",
-            f"quadratic overtakes linear at T* = 2·D + d_ff ({cross}): per layer "
-            f"4·T²·D = 8·T·D² + 4·T·D·d_ff",
+            f"attention overtakes the feed-forward at n* = d_ff = {s['attention_ffn_crossover']:,} "
+            f"(attention core 4·n²·D = FFN 4·n·D·d_ff: the crossover a run's report judges)",
+            f"all quadratic work overtakes all linear work (projections included) at "
+            f"T* = 2·D + d_ff ({cross}): per layer 4·T²·D = 8·T·D² + 4·T·D·d_ff",
             "", "per token (matmul FLOPs)"]
     pt = s["per_token"]
     out.append(table(["", "ours", "Kaplan et al. 2020"], [

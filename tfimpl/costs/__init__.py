@@ -20,7 +20,8 @@ from tfimpl.costs.decode import (decode_bytes, decode_flops, decode_recompute_fl
                                  decode_time_floor_s, kv_cache_bytes, prefill_flops, rules_of_thumb)
 from tfimpl.costs.components import COMPONENT_LABELS, component_flops, components
 from tfimpl.costs.flops import (ATTENTION_KEYS, MATMUL_KEYS, attention_share, backward_flops,
-                                crossover_seq_len, elementwise_flops, forward_flops, matmul_flops)
+                                attention_ffn_crossover, crossover_seq_len, elementwise_flops,
+                                forward_flops, matmul_flops)
 from tfimpl.costs.memory import activation_memory, predicted_peak_bytes
 from tfimpl.costs.params import (PARAM_KINDS, linear_params, non_embedding_params, norm_params,
                                  param_counts)
@@ -30,6 +31,6 @@ __all__ = ["COMPONENT_LABELS", "arithmetic_intensity", "component_bytes", "compo
            "decode_bytes", "decode_flops", "decode_recompute_flops", "decode_time_floor_s",
            "kv_cache_bytes", "prefill_flops", "rules_of_thumb",
            "ATTENTION_KEYS", "MATMUL_KEYS", "PARAM_KINDS", "activation_memory", "attention_share",
-           "backward_flops", "crossover_seq_len", "elementwise_flops", "forward_flops",
+           "attention_ffn_crossover", "backward_flops", "crossover_seq_len", "elementwise_flops", "forward_flops",
            "linear_params", "matmul_flops", "non_embedding_params", "norm_params",
            "param_counts", "predicted_peak_bytes"]

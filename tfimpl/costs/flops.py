@@ -209,12 +209,22 @@ def attention_share(flops: dict) -> float:
     return quadratic / flops["matmul"]
 
 
-def crossover_seq_len(cfg: ModelConfig) -> int:
-    """T where per-layer attention matmuls (4·T²·D) equal the linear ones (8·T·D² + 4·T·D·d_ff).
+def crossover_seq_len(cfg: ModelConfig, layer: str = "encoder") -> int:
+    """T where ALL of a layer's quadratic matmuls equal ALL its linear ones (projections and FFN).
 
-    Divide both sides by 4·T·D: T* = 2·D + d_ff. Batch and layer count cancel. In a decoder
-    layer (self + cross attention, both with memory length T) the same algebra gives
-    8·T²·D = 16·T·D² + 4·T·D·d_ff, T* = 2·D + d_ff/2.
+    Encoder layer: 4·T²·D = 8·T·D² + 4·T·D·d_ff; divide by 4·T·D: T* = 2·D + d_ff. Batch and
+    layer count cancel. Decoder layer (self + cross attention, memory length T):
+    8·T²·D = 16·T·D² + 4·T·D·d_ff, T* = 2·D + d_ff/2. This answers "when is the layer mostly
+    T² work?"; attention_ffn_crossover answers "when does attention cost more than the FFN?".
     """
     check_cfg(cfg)
-    return 2 * cfg.d_model + cfg.d_ff
+    check_choice("layer", layer, ("encoder", "decoder"))
+    return 2 * cfg.d_model + (cfg.d_ff if layer == "encoder" else cfg.d_ff // 2)
+
+
+def attention_ffn_crossover(cfg: ModelConfig) -> int:
+    """n where the attention core (QKᵀ and weights·V, 4·n²·D) equals the feed-forward
+    (4·n·D·d_ff): n* = d_ff. The definition the report's crossover verdict uses (the bare
+    attention block against the FFN block, at the same width)."""
+    check_cfg(cfg)
+    return cfg.d_ff
