@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from bench.threads import thread_info
+
 PACKAGES = ("numpy", "torch", "transformers", "pandas", "scipy", "threadpoolctl",
             "memory-profiler", "psutil", "ray", "tfbench")
 ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_", "GOTO_", "DNNL_", "ONEDNN_",
@@ -200,7 +202,6 @@ def _collect(sections: dict[str, Callable[[], object]]) -> tuple[dict, dict]:
 
 def collect_meta(repo: Path = REPO_ROOT) -> dict:
     """Everything the numbers depend on, as a JSON-ready dict (None where unknown)."""
-    from bench.threads import thread_info
 
     sections = {
         "hostname": socket.gethostname,

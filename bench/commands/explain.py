@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.guide.explain import TOPICS, explain
+from bench.guide.printer import Printer
+
 HELP = "worked examples, step by step, beside the library call"
 TOPIC_NAMES = ("softmax", "layernorm", "attention", "mha", "ffn", "encoder_layer", "gradients")
 EPILOG = """examples:
@@ -36,8 +39,6 @@ def main(args: argparse.Namespace) -> int:
     if not 1 <= args.precision <= 8:
         print(f"error: --precision must be between 1 and 8, got {args.precision}", file=sys.stderr)
         return 2
-    from bench.guide.explain import TOPICS, explain
-    from bench.guide.printer import Printer
 
     if args.topic is None and not args.all:
         print("topics (python -m bench explain TOPIC, or --all):")

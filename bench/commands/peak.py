@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
+from bench import peak
+
 HELP = "measure this machine's matmul peak (GFLOP/s) per dtype"
 EPILOG = """examples:
   python -m bench peak                     # cached if this machine was measured before
@@ -77,8 +79,6 @@ def bandwidth_lines(result: dict) -> list[str]:
 
 
 def main(args) -> int:
-    from bench import peak
-
     measure_kwargs = {}
     if args.sizes:
         measure_kwargs["sizes"] = tuple(args.sizes)

@@ -10,6 +10,11 @@ from __future__ import annotations
 import sys
 import time
 
+from bench import peak
+from bench.profile import report
+from bench.profile.run import run_profile
+from bench.profile.spec import SpecError, make_spec
+
 HELP = "per-step time of a model or block against FLOPs, bytes and the roofline"
 EPILOG = """examples:
   python -m bench profile bert-base --seq-len 512 --out /tmp/prof
@@ -45,11 +50,6 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from pathlib import Path
-
-    from bench import peak
-    from bench.profile import report
-    from bench.profile.run import run_profile
-    from bench.profile.spec import SpecError, make_spec
 
     try:
         spec = make_spec(args.target, preset=args.preset, impl=args.impl, batch=args.batch,

@@ -10,6 +10,10 @@ import argparse
 import json
 import sys
 
+from bench import capabilities
+from bench.case import Measure
+from bench.config import ConfigError, load_config
+
 HELP = "check a config and list its cases; measures nothing"
 EPILOG = """examples:
   python -m bench validate configs/seq_sweep.yaml
@@ -35,8 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.config import ConfigError, load_config
-
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as exc:
@@ -52,8 +54,6 @@ def main(args: argparse.Namespace) -> int:
 
 def describe(config) -> str:
     """The config as text: header, the values shared by all cases, and a table of the rest."""
-    from bench import capabilities
-    from bench.case import Measure
 
     lines = [f"{config.path}: {config.name}" + (f" - {config.description}"
                                                  if config.description else "")]

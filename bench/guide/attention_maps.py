@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.guide import DEFAULT_SENTENCE
+from tfimpl import pretrained
 from tfimpl.config import PRESETS, ModelConfig
 from tfimpl.numpy.attention import multi_head_attention
 from tfimpl.numpy.bert import bert_embeddings
 from tfimpl.numpy.layer_norm import layer_norm
 from tfimpl.numpy.layers import encoder_layer
 from tfimpl.params import init_params, subtree
-
 
 
 def bert_attention(params: dict, cfg: ModelConfig, input_ids: np.ndarray,
@@ -65,7 +65,6 @@ class AttentionSource:
 
 def pretrained_attention(sentence: str = DEFAULT_SENTENCE) -> AttentionSource:
     """all-MiniLM-L6-v2 (needs the `pretrained` extra) on a real tokenised sentence."""
-    from tfimpl import pretrained
     model = pretrained.load(dtype=np.float64)
     batch = pretrained.encode(model.tokenizer, [sentence])
     _, weights = bert_attention(model.params, model.cfg, batch.input_ids, batch.token_type_ids,
@@ -98,7 +97,6 @@ def random_attention(sentence: str = DEFAULT_SENTENCE, seed: int = 0, reason: st
 def attention_source(sentence: str = DEFAULT_SENTENCE, use_pretrained: bool = True,
                      seed: int = 0) -> AttentionSource:
     """Pretrained when asked for and installed, random-init otherwise."""
-    from tfimpl import pretrained
     if not use_pretrained:
         return random_attention(sentence, seed=seed, reason="--random")
     if not pretrained.available():

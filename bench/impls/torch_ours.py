@@ -6,14 +6,14 @@ torch's fused F.scaled_dot_product_attention: `build_tfimpl_torch(case, attn_imp
 
 from __future__ import annotations
 
-from bench import decode
-from bench import tricks
+from bench import decode, tricks
 from bench.case import Case
 from bench.impls import gpt_ours
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (as_float64, make_inputs, make_params, model_config,  # noqa: F401
                                 needs_grad, tfimpl_modules, torch_device, torch_inputs,
                                 torch_precision, torch_runner)
+from tfimpl.params import to_torch
 
 BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model") + decode.GPT_BLOCKS
 PRECISIONS = ("fp64", "fp32", "tf32", "bf16", "fp16", "amp-bf16", "amp-fp16")
@@ -21,8 +21,6 @@ PRECISIONS = ("fp64", "fp32", "tf32", "bf16", "fp16", "amp-bf16", "amp-fp16")
 
 def build_tfimpl_torch(case: Case, attn_impl: str) -> Prepared:
     import torch
-
-    from tfimpl.params import to_torch
 
     if case.block in decode.GPT_BLOCKS:
         return gpt_ours.build_torch(case, attn_impl)
