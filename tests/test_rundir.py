@@ -67,12 +67,15 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 @pytest.mark.slow
 def test_second_run_on_the_same_folder_is_refused_and_the_first_finishes(tmp_path):
     out = tmp_path / "run"
-    first = _bench("run", SMOKE, "--out", str(out), "--no-report")
+    # >= 1.5 s of timing per case: the 7 cases left outlast the second run's start-up
+    slow = ["--set", "measure.min_time_s=1.5"]
+    first = _bench("run", SMOKE, "--out", str(out), "--no-report", *slow)
     _wait_for(lambda: _lines(out / "records.jsonl") >= 1, first)
     assert first.poll() is None, first.communicate()
     second = subprocess.run([sys.executable, "-m", "bench", "run", SMOKE, "--out", str(out),
-                             "--no-report"], cwd=REPO, env=ENV, capture_output=True, text=True,
-                            timeout=120)
+                             "--no-report", *slow], cwd=REPO, env=ENV, capture_output=True,
+                            text=True, timeout=120)
+    assert first.poll() is None, "the first run ended before the second was refused"
     assert second.returncode == 2
     err = second.stderr.strip().splitlines()
     assert len(err) == 1 and f"pid {first.pid}" in err[0] and socket.gethostname() in err[0]
