@@ -93,6 +93,7 @@ class Measure:
     isolation: str = "inline"       # inline | process (a fresh process per case)
     max_memory: str | None = None   # e.g. "8GiB": guard limit below what is available
     profile: bool = False           # per-step breakdown on each record (bench.profile.record)
+    passes: int = 1                 # timing passes over the whole sweep (bench.passes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -18,6 +18,8 @@ import time
 import warnings
 from pathlib import Path
 
+from bench import passes
+
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
 RECORDS_FILE = "records.jsonl"
@@ -79,14 +81,15 @@ def _valid_lines(data: bytes, path: str | os.PathLike = RECORDS_FILE
 
 
 def read_records(run_dir: str | os.PathLike) -> list[dict]:
-    """All complete records of a run, in file order; a torn last line is dropped with a warning."""
+    """All complete records of a run, in file order, later timing passes folded into their
+    case's record (bench.passes.merge); a torn last line is dropped with a warning."""
     path = Path(run_dir) / RECORDS_FILE
     if not path.exists():
         return []
     records, _, torn = _valid_lines(_read_bytes(path), path)
     if torn:
         warnings.warn(f"{path}: dropped a torn last line: {torn}", stacklevel=2)
-    return records
+    return passes.merge(records)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -225,22 +228,28 @@ class RunWriter:
         return writer, kept
 
     def compact(self) -> list[dict]:
-        """Rewrite records.jsonl with only the done records (one per case), torn tail removed."""
+        """Rewrite records.jsonl with only the done records (one per case, and one line per
+        later timing pass of a kept case), torn tail removed; returns them merged."""
         if not self.records_path.exists():
             self.records_path.touch()
             return []
         data = _read_bytes(self.records_path)
         records, _, torn = _valid_lines(data, self.records_path)
-        seen: set[str] = set()
+        seen: set = set()
         kept = []
         for record in records:
             case_id = record.get("case_id")
-            if is_done(record) and case_id not in seen:
+            if passes.is_pass_line(record):
+                key = (case_id, record[passes.PASS_KEY])
+                if case_id in seen and record.get("status") == "ok" and key not in seen:
+                    seen.add(key)
+                    kept.append(record)
+            elif is_done(record) and case_id not in seen:
                 seen.add(case_id)
                 kept.append(record)
         if torn or len(kept) != len(records):
             _write_atomic(self.records_path, "".join(_line(r) for r in kept))
-        return kept
+        return passes.merge(kept)
 
     # -- records -----------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ import argparse
 import sys
 
 from bench.analysis.incomplete import run_state
+from bench.analysis.report import write_report
+from bench.analysis.rule import FitRule  # no NumPy: --help stays cheap
 from bench.writer import RunDirError, check_run_dir
 
 HELP = "rebuild report.md, summary.json and plots of a run folder"
@@ -22,8 +24,6 @@ The fit-range and verdict rules are written at the top of report.md."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bench.analysis.rule import FitRule      # no NumPy: --help stays cheap
-
     d = FitRule()
     parser.add_argument("run_dir", help="a run folder with records.jsonl and meta.json")
     parser.add_argument("--ws-factor", type=float, default=d.ws_factor,
@@ -45,8 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.analysis.report import write_report
-    from bench.analysis.rule import FitRule
     try:
         records, meta = check_run_dir(args.run_dir)
         rule = FitRule(ws_factor=args.ws_factor, min_time_s=args.min_time_ms / 1e3,

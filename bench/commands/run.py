@@ -21,6 +21,18 @@ import sys
 import time
 from pathlib import Path
 
+from bench import guard, passes, peak
+from bench import writer as w
+from bench.analysis.describe import effective_description
+from bench.analysis.report import write_report
+from bench.config import ConfigError, load_config
+from bench.environment import collect_meta
+from bench.executors import make_executor
+from bench.progress import Progress
+from bench.runlock import LOCK_FILE, RunLock, RunLocked, describe_holder
+from bench.runner import predict
+from bench.writer import RunDirError
+
 HELP = "measure every case of a YAML sweep into results/<run-id>/"
 EPILOG = """examples:
   python -m bench run configs/smoke.yaml
@@ -85,8 +97,6 @@ class StopRequest:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.config import ConfigError, load_config
-
     try:
         config = load_config(args.config, args.overrides)
         measure = _measure(config, args)
@@ -138,9 +148,6 @@ def _executor_options(config, executor_name: str, measure, args) -> dict:
 
 
 def _dry_run(config, measure, executor_name: str) -> int:
-    from bench import guard
-    from bench.runner import predict
-
     print(f"{config.name}: {len(config.cases)} case(s), executor {executor_name}, "
           f"config hash {config.config_hash[:12]}")
     print(f"{'#':>4}  {'GFLOP':>10}  {'peak MiB':>9}  {'needs MiB':>9}  case")
@@ -191,7 +198,6 @@ def _resume_command(args, run_dir: Path) -> str:
 
 def _target_dir(config, args) -> Path:
     """The run folder this command writes: --resume, --out, or a new results/<name>-<time>."""
-    from bench import writer as w
 
     if args.resume and args.out and Path(args.resume).resolve() != Path(args.out).resolve():
         raise w.RunDirError("give --resume RUN_DIR or --out DIR, not two different folders")
@@ -206,8 +212,6 @@ def _open_run_dir(target: Path, config, measure, executor_name, args):
 
     Called with the folder's lock held (bench.runlock), so the checks below cannot race with
     another run of the same folder."""
-    from bench import writer as w
-    from bench.runlock import LOCK_FILE
 
     if (target / w.META_FILE).exists():
         meta = w.read_meta(target)
@@ -236,7 +240,6 @@ def _lock_and_open(config, measure, executor_name, args):
     """(lock, writer, done, resumed): the folder locked first, then opened under the lock.
 
     A folder this call created is removed again when opening fails."""
-    from bench.runlock import RunLock
 
     target = _target_dir(config, args)
     created = not target.exists()
@@ -253,7 +256,6 @@ def _lock_and_open(config, measure, executor_name, args):
                 pass
         raise
     if lock.took_over:
-        from bench.runlock import describe_holder
 
         print(f"note: {target}: took over the lock of a run that is gone "
               f"({describe_holder(lock.took_over)})", file=sys.stderr)
@@ -269,12 +271,12 @@ def _config_text(config) -> str:
 
 
 def _initial_meta(config, measure, executor_name, args) -> dict:
-    from bench.environment import collect_meta
-
     meta = dict(collect_meta())
     meta.update(
         config_name=config.name, config_path=str(config.path), config_hash=config.config_hash,
-        description=config.description, overrides=list(args.overrides),
+        description=effective_description(config.description, args.overrides,
+                                          [c.to_dict() for c in config.cases]),
+        configured_description=config.description, overrides=list(args.overrides),
         n_cases=len(config.cases), measure=measure.to_dict(), executor=executor_name,
         executor_config=config.executor.to_dict(), fingerprint=fingerprint(),
         start_time=time.time(), end_time=None, status="running", sessions=[],
@@ -288,8 +290,6 @@ def _machine_peak(remeasure: bool, config=None):
     measured once and cached; --peak re-measures."""
     from collections import Counter
 
-    from bench import peak
-
     threads = Counter(c.threads for c in config.cases).most_common(1)[0][0] if config else None
     try:
         return peak.load_or_measure_peak(threads=threads, cache=not remeasure, measure=True)
@@ -299,10 +299,6 @@ def _machine_peak(remeasure: bool, config=None):
 
 
 def _run(config, measure, executor_name, args) -> int:
-    from bench.executors import make_executor
-    from bench.runlock import RunLocked
-    from bench.writer import RunDirError
-
     try:
         executor = make_executor(executor_name,
                                  **_executor_options(config, executor_name, measure, args))
@@ -321,8 +317,6 @@ def _run(config, measure, executor_name, args) -> int:
 
 
 def _run_locked(config, measure, executor, executor_name, writer, done, resumed, args) -> int:
-    from bench.progress import Progress
-
     done_ids = {r["case_id"] for r in done}
     pending = [c for c in config.cases if c.case_id not in done_ids]
     session = {"start_time": time.time(), "resumed": resumed, "executor": executor_name,
@@ -349,6 +343,8 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
         finally:
             records.close()
         status = "interrupted" if stop.requested else "complete"
+        if status == "complete":
+            status = _later_passes(config, measure, executor, writer, stop)
     except KeyboardInterrupt:
         status = "aborted"
     finally:
@@ -367,6 +363,32 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
     return 0
 
 
+def _later_passes(config, measure, executor, writer, stop) -> str:
+    """Timing passes 2..measure.passes over every ok case (bench.passes): each case timed again
+    after all the others, its timing appended as a pass line. "complete" or "interrupted"."""
+    for index in range(2, measure.passes + 1):
+        merged = {r["case_id"]: r for r in writer.records()}
+        todo = [c for c in config.cases if merged.get(c.case_id, {}).get("status") == "ok"
+                and passes.passes_done(merged[c.case_id]) < index]
+        if not todo:
+            continue
+        progress = Progress(len(todo))
+        progress.note(f"timing pass {index}/{measure.passes}: {len(todo)} case(s), time only")
+        progress.begin()
+        records = executor.run(todo, passes.timing_only(measure), on_start=progress.start)
+        try:
+            for record in records:
+                writer.append(passes.pass_line(record, index))
+                progress.finish(record)
+                if stop.requested:
+                    break
+        finally:
+            records.close()
+        if stop.requested:
+            return "interrupted"
+    return "complete"
+
+
 def _finish(writer, config, session, status, args) -> None:
     """results.csv and meta (end time, status, this session); the records stay as written."""
     records = writer.records()
@@ -383,12 +405,6 @@ def _finish(writer, config, session, status, args) -> None:
 
 
 def _report(run_dir: Path) -> None:
-    try:
-        from bench.analysis.report import write_report
-    except ImportError as exc:
-        print(f"note: no report written (bench.analysis.report unavailable: {exc})",
-              file=sys.stderr)
-        return
     try:
         write_report(run_dir)
     except Exception as exc:                 # the records are safe; say what went wrong

@@ -1,0 +1,111 @@
+"""Timing passes: every case timed again after the whole sweep, so slow spells touch no size alone.
+
+A shared or virtual machine has spells of a few seconds to a minute in which everything runs
+5-35% slower (another tenant, the host's frequency), invisible from inside (no steal, no other
+process). Inside one case the samples then agree with each other (small IQR) and the case is
+simply slow; the next run, another window is slow. Two runs of the same sweep on an idle 2-core
+VM agreed within ±5% for only ~60% of their cases this way, while each case's own spread was
+2-4%. The remedy is asv's: time each case in several passes spread over the run.
+
+    pass 1      the full case (probe, warm-up, timing, FLOPs, memory, accuracy) -> the record
+    pass 2..P   after pass 1 of every case, each ok case again: prepare, warm up, time only
+                (bench.passes.timing_only) -> a line {"case_id", "pass": k, timing columns}
+
+records.jsonl keeps every line (raw samples of every pass); `merge` folds the pass lines into
+their case's record when a run folder is read:
+
+    samples_s        every pass's samples, in order; sample_pass: the pass of each sample
+    pass_medians_s   each pass's median
+    median_s, iqr_s, min_s, mean_s, std_s, spread, unstable
+                     of the pass with the LOWEST median (best_pass)
+
+The statistic: noise on a CPU only ever adds time, and a slow spell lifts a whole pass, so the
+pass with the lowest median is the one least disturbed (the reasoning of Chen & Revels 2016 for
+the minimum, applied to pass medians, which keeps the median's robustness inside a pass). With
+P = 1 nothing changes. `measure.passes` in a config sets P.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+from bench.case import Measure
+from bench.timer import quantile
+
+PASS_KEY = "pass"
+PASS_COLUMNS = ("samples_s", "n_samples", "number_per_sample", "stop_reason", "warmup_calls",
+                "warmup_s", "warmup_settled", "rounds", "round_medians_s", "median_s",
+                "iqr_s", "min_s", "mean_s", "std_s", "spread", "unstable", "interference",
+                "interference_reason", "load_avg_1m", "cpu_steal_frac", "other_cpu_cores",
+                "timing_attempts", "start_time", "end_time", "elapsed_s", "status")
+
+
+def timing_only(measure: Measure) -> Measure:
+    """The settings of a later pass: time the case, count and check nothing again."""
+    return dataclasses.replace(measure, count_flops=False, measure_memory=False,
+                               accuracy=False, profile=False)
+
+
+def pass_line(record: dict, index: int) -> dict:
+    """What a later pass appends for a case: its timing columns and the pass index."""
+    line = {"case_id": record["case_id"], PASS_KEY: index}
+    line.update({key: record.get(key) for key in PASS_COLUMNS})
+    return line
+
+
+def is_pass_line(line: dict) -> bool:
+    return int(line.get(PASS_KEY) or 1) > 1
+
+
+def passes_done(record: dict) -> int:
+    return int(record.get("passes") or 1)
+
+
+def _stats(samples: list[float], spread_warn: float) -> dict:
+    ordered = sorted(samples)
+    median = quantile(tuple(ordered), 0.5)
+    iqr = quantile(tuple(ordered), 0.75) - quantile(tuple(ordered), 0.25)
+    spread = iqr / median if median > 0 else float("inf")
+    return {"median_s": median, "iqr_s": iqr, "min_s": ordered[0],
+            "mean_s": statistics.fmean(ordered),
+            "std_s": statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
+            "spread": spread, "unstable": spread > spread_warn}
+
+
+def merge(lines: list[dict], spread_warn: float = Measure.spread_warn) -> list[dict]:
+    """Records with their later passes folded in (see the module docstring), in file order."""
+    records: list[dict] = []
+    by_id: dict[str, dict] = {}
+    extra: dict[str, list[dict]] = {}
+    for line in lines:
+        if is_pass_line(line):
+            extra.setdefault(line.get("case_id"), []).append(line)
+        else:
+            records.append(line)
+            by_id.setdefault(line.get("case_id"), line)
+    out = []
+    for record in records:
+        later = [p for p in extra.get(record.get("case_id"), []) if p.get("status") == "ok"]
+        if record.get("status") != "ok" or not later or by_id.get(record["case_id"]) is not record:
+            out.append(record)
+            continue
+        out.append(_folded(record, sorted(later, key=lambda p: p[PASS_KEY]), spread_warn))
+    return out
+
+
+def _folded(record: dict, later: list[dict], spread_warn: float) -> dict:
+    passes = [record] + later
+    samples = [list(p.get("samples_s") or []) for p in passes]
+    medians = [_stats(s, spread_warn)["median_s"] if s else float("inf") for s in samples]
+    best = min(range(len(passes)), key=lambda i: medians[i])
+    merged = dict(record)
+    merged.update(_stats(samples[best], spread_warn))
+    merged.update(samples_s=[x for s in samples for x in s],
+                  sample_pass=[i + 1 for i, s in enumerate(samples) for _ in s],
+                  n_samples=sum(len(s) for s in samples), passes=len(passes),
+                  pass_medians_s=medians, best_pass=best + 1,
+                  interference=bool(passes[best].get("interference")))
+    if merged.get("flops_analytic") and merged["median_s"]:
+        merged["gflops_per_s"] = merged["flops_analytic"] / merged["median_s"] / 1e9
+    return merged

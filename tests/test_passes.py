@@ -1,0 +1,66 @@
+"""Timing passes (bench.passes): later passes fold into their case's record, best pass wins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import passes
+from bench.writer import RunWriter, read_records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _record(case_id, samples, status="ok"):
+    return {"case_id": case_id, "status": status, "samples_s": samples, "median_s": None,
+            "flops_analytic": 1e9, "interference": False}
+
+
+def test_merge_takes_the_pass_with_the_lowest_median_and_keeps_every_sample():
+    first = _record("a", [1.30, 1.31, 1.29])                 # a slow spell: the whole pass lifted
+    later = passes.pass_line(_record("a", [1.00, 1.02, 0.99, 1.01]), 2)
+    (merged,) = passes.merge([first, later])
+    assert merged["passes"] == 2 and merged["best_pass"] == 2
+    assert merged["pass_medians_s"] == pytest.approx([1.30, 1.005])
+    assert merged["median_s"] == pytest.approx(1.005) and merged["min_s"] == 0.99
+    assert merged["samples_s"] == [1.30, 1.31, 1.29, 1.00, 1.02, 0.99, 1.01]
+    assert merged["sample_pass"] == [1, 1, 1, 2, 2, 2, 2]
+    assert merged["gflops_per_s"] == pytest.approx(1 / 1.005)
+
+
+def test_merge_leaves_single_pass_and_unmeasured_records_alone():
+    plain = _record("b", [2.0])
+    failed_pass = passes.pass_line(_record("a", [0.5], status="failed: boom"), 2)
+    skipped = _record("c", None, status="skipped: budget")
+    assert passes.merge([plain, _record("a", [1.0]), failed_pass, skipped]) == [
+        plain, _record("a", [1.0]), skipped]
+
+
+def test_compact_keeps_pass_lines_of_kept_cases(tmp_path):
+    writer = RunWriter.create(tmp_path / "run", "name: x\n", {"status": "running"})
+    writer.append(_record("a", [1.0]))
+    writer.append(_record("b", [1.0], status="failed: x"))
+    writer.append(passes.pass_line(_record("a", [0.9]), 2))
+    writer.append(passes.pass_line(_record("b", [0.9]), 2))       # its case failed: dropped
+    _, kept = RunWriter.reopen(tmp_path / "run")
+    assert [(r["case_id"], r.get("passes")) for r in kept] == [("a", 2)]
+    assert read_records(tmp_path / "run")[0]["median_s"] == 0.9
+
+
+@pytest.mark.slow
+def test_a_two_pass_run_times_every_case_twice(tmp_path):
+    out = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "bench", "run", "configs/smoke.yaml", "--out",
+                    str(out), "--set", "measure.passes=2", "--no-report"], cwd=ROOT,
+                   check=True, capture_output=True, text=True)
+    lines = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    firsts = [line for line in lines if not passes.is_pass_line(line)]
+    seconds = [line for line in lines if passes.is_pass_line(line)]
+    assert sorted(r["case_id"] for r in firsts) == sorted(r["case_id"] for r in seconds)
+    assert all(r["flops_counted"] is None for r in seconds if "flops_counted" in r)
+    merged = read_records(out)
+    assert len(merged) == len(firsts) and all(r["passes"] == 2 for r in merged)
