@@ -8,6 +8,8 @@ from the registry: `backend`, `attn_path`, `attn_materialised`, `bytes_per_eleme
 before those fields existed gets NaN / None for them (its points then fall in the "cache size
 unknown" regime rather than being placed by a guess).
 
+    samples_s          the samples behind the statistics (the best pass's, with several
+                       timing passes; records.jsonl keeps all of them)
     ok                 status == "ok"
     attention_path     "materialised" (attn_materialised True: the (B, H, T, T) matrix exists),
                        "fused" (False), None when the block has no attention or the path is
@@ -149,6 +151,7 @@ def records_frame(records: list[dict], meta: dict | None = None):
             df[name] = None
     for name in NUMERIC_COLUMNS:
         df[name] = pd.to_numeric(df[name], errors="coerce").astype(float)
+    df["samples_s"] = [_estimate_samples(r) for r in df.to_dict("records")]
     df["status"] = df["status"].fillna("failed: no status").astype(str)
     df["ok"] = df["status"] == "ok"
     for name in FACT_COLUMNS:
@@ -174,6 +177,17 @@ def records_frame(records: list[dict], meta: dict | None = None):
         for b, p, t, d in zip(df["peak_backend"], df["precision"], df["threads"], df["device"])]
     df["peak_fraction"] = df["gflops"] / df["peak_gflops"]
     return df
+
+
+def _estimate_samples(record: dict):
+    """The samples behind the record's statistics: with several timing passes (bench.passes)
+    those of its best pass, so a bootstrap over them matches median_s; all of them otherwise
+    (records.jsonl keeps every pass)."""
+    samples, passes, best = (record.get("samples_s"), record.get("sample_pass"),
+                             record.get("best_pass"))
+    if not isinstance(samples, list) or not isinstance(passes, list) or _missing(best):
+        return samples
+    return [x for x, p in zip(samples, passes) if p == best]
 
 
 def _missing(value) -> bool:
