@@ -175,6 +175,20 @@ def config_from_hf_bert(hf_config) -> ModelConfig:
                        layer_norm_eps=get("layer_norm_eps", 1e-12))
 
 
+def hf_bert_config(cfg: ModelConfig, **overrides):
+    """The transformers BertConfig of a ModelConfig (the inverse of config_from_hf_bert);
+    `overrides` go to BertConfig (e.g. hidden_dropout_prob=0.0, attn_implementation="eager")."""
+    from transformers import BertConfig
+
+    act = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_new"}[cfg.activation]
+    fields = dict(vocab_size=cfg.vocab_size, hidden_size=cfg.d_model,
+                  num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
+                  intermediate_size=cfg.d_ff, hidden_act=act,
+                  max_position_embeddings=cfg.max_position, type_vocab_size=cfg.type_vocab_size,
+                  layer_norm_eps=cfg.layer_norm_eps)
+    return BertConfig(**{**fields, **overrides})
+
+
 # ---- the inverse: our params -> torch.nn / HuggingFace state dicts ----------------------------
 
 def _tensor(value):

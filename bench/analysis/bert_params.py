@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from tfimpl import costs, params
+from tfimpl import costs, loaders, params
 from tfimpl.config import PRESETS
 from tfimpl.numpy.bert import bert as numpy_bert
 from tfimpl.torch.bert import bert as torch_bert
@@ -55,13 +55,10 @@ def count_huggingface(cfg) -> int | None:
     """HuggingFace BertModel with the same sizes, built on the meta device (None without it)."""
     try:
         import torch
-        from transformers import BertConfig, BertModel
+        from transformers import BertModel
     except ImportError:
         return None
-    config = BertConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.d_model,
-                        num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
-                        intermediate_size=cfg.d_ff, max_position_embeddings=cfg.max_position,
-                        type_vocab_size=cfg.type_vocab_size)
+    config = loaders.hf_bert_config(cfg)
     with torch.device("meta"):
         model = BertModel(config)
     return sum(p.numel() for p in model.parameters())

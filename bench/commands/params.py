@@ -17,7 +17,7 @@ import sys
 
 from bench.guide_tables import (BYTES_PER_ELEMENT, ModelChoiceError, add_model_arguments,
                                 config_dict, human_bytes, model_kind, resolve_model, table)
-from tfimpl import costs
+from tfimpl import costs, loaders
 from tfimpl.params import count, init_params, param_shapes, to_torch
 
 HELP = "parameter breakdown of a model preset or explicit size"
@@ -110,15 +110,12 @@ def count_library(kind: str, cfg) -> tuple[str | None, int | None]:
 
     if kind == "bert":
         try:
-            from transformers import BertConfig, BertModel
+            from transformers import BertModel
         except ImportError:
             return None, None
         if cfg.type_vocab_size == 0:
             return None, None
-        config = BertConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.d_model,
-                            num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
-                            intermediate_size=cfg.d_ff, max_position_embeddings=cfg.max_position,
-                            type_vocab_size=cfg.type_vocab_size)
+        config = loaders.hf_bert_config(cfg)
         with torch.device("meta"):
             model = BertModel(config)
         return "transformers.BertModel", sum(p.numel() for p in model.parameters())

@@ -9,6 +9,7 @@ from bench.impls.common import (load_state, make_params, model_config, needs_gra
                                 torch_device, torch_inputs, torch_precision, torch_runner)
 from bench.impls.torch_ours import PRECISIONS
 from tfimpl.config import ModelConfig
+from tfimpl import loaders
 from tfimpl.loaders import to_hf_bert_state_dict
 from tfimpl.params import init_params
 
@@ -18,17 +19,10 @@ def hf_bert_config(case: Case, cfg: ModelConfig):
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import BertConfig
-
     if case.norm_first:
         raise Unsupported("BERT is post-norm; hf-bert has no norm_first")
-    act = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_new"}[case.activation]
-    return BertConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.d_model,
-                      num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
-                      intermediate_size=cfg.d_ff, hidden_act=act, hidden_dropout_prob=0.0,
-                      attention_probs_dropout_prob=0.0, max_position_embeddings=cfg.max_position,
-                      type_vocab_size=cfg.type_vocab_size, layer_norm_eps=cfg.layer_norm_eps,
-                      attn_implementation="eager")
+    return loaders.hf_bert_config(cfg, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                  attn_implementation="eager")
 
 
 def _hf_state(case: Case, cfg: ModelConfig) -> dict:
