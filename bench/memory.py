@@ -155,7 +155,7 @@ def _max_rss_bytes(resource) -> int:
     return value if sys.platform == "darwin" else value * 1024
 
 
-def measure_peak(fn: Callable[[], object], backend: str, device: str = "cpu") -> tuple[int, str]:
+def peak_bytes_of(fn: Callable[[], object], backend: str, device: str = "cpu") -> tuple[int, str]:
     """(peak bytes above baseline, method) with the exact tool for `backend` on `device`."""
     if backend == "numpy":
         if device != "cpu":

@@ -210,7 +210,7 @@ def _memory_into(record: dict, prepared) -> None:
     exact: dict = {}
 
     def tracked():
-        exact["peak"], exact["method"] = memory.measure_peak(prepared.fn, prepared.backend,
+        exact["peak"], exact["method"] = memory.peak_bytes_of(prepared.fn, prepared.backend,
                                                              prepared.device)
 
     rss = memory.rss_peak(tracked)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.memory import (measure_peak, peak_numpy, peak_torch_cpu, rss_peak, running_peak)
+from bench.memory import (peak_bytes_of, peak_numpy, peak_torch_cpu, rss_peak, running_peak)
 
 SMALL = 4096   # Python/NumPy object headers around a buffer
 
@@ -101,8 +101,8 @@ def test_rss_peak_runs_fn_once():
 
 
 def test_measure_peak_dispatch():
-    assert measure_peak(lambda: torch.ones(10), "torch", "cpu") == (40, "torch-profiler")
-    nbytes, method = measure_peak(lambda: np.ones(10**5), "numpy", "cpu")
+    assert peak_bytes_of(lambda: torch.ones(10), "torch", "cpu") == (40, "torch-profiler")
+    nbytes, method = peak_bytes_of(lambda: np.ones(10**5), "numpy", "cpu")
     assert method == "tracemalloc" and 800_000 <= nbytes <= 800_000 + SMALL
 
 
@@ -111,7 +111,7 @@ def test_measure_peak_dispatch():
                                                   ("numpy", "cuda", "device")])
 def test_measure_peak_bad_input(backend, device, key):
     with pytest.raises(ValueError, match=key):
-        measure_peak(lambda: None, backend, device)
+        peak_bytes_of(lambda: None, backend, device)
 
 
 @pytest.mark.gpu
