@@ -11,8 +11,7 @@ import argparse
 import sys
 
 from bench.analysis.incomplete import run_state
-from bench.analysis.report import write_report
-from bench.analysis.rule import FitRule  # no NumPy: --help stays cheap
+from bench.analysis.rule import FitRule
 from bench.writer import RunDirError, check_run_dir
 
 HELP = "rebuild report.md, summary.json and plots of a run folder"
@@ -50,6 +49,8 @@ def main(args: argparse.Namespace) -> int:
         rule = FitRule(ws_factor=args.ws_factor, min_time_s=args.min_time_ms / 1e3,
                        top_octaves=args.top_octaves, min_points=args.min_points,
                        tolerance=args.tolerance, seed=args.seed)
+        from bench.analysis.report import write_report   # NumPy and pandas: not for --help
+
         paths = write_report(args.run_dir, rule)
     except (FileNotFoundError, ValueError, RunDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
