@@ -326,6 +326,15 @@ def _measure(fn, settings, clock, sync, timer_factory, min_sample_s, first_call_
 
     samples, total_s, reason = _sample_round(blocks, warm.number, settings, settings.max_time_s)
     trimmed, samples = trim_leading(samples, min_keep=settings.min_repeats)
+    kept_s = sum(samples) * warm.number
+    if trimmed and kept_s < settings.min_time_s and total_s < settings.max_time_s:
+        # the trimmed samples were warm-up after all: top the kept ones up to min_time_s
+        short = Measure(min_repeats=1, min_time_s=settings.min_time_s - kept_s,
+                        max_repeats=max(1, settings.max_repeats - len(samples)))
+        more, extra_s, reason = _sample_round(blocks, warm.number, short,
+                                              settings.max_time_s - total_s)
+        samples += more
+        total_s += extra_s
     round_medians = [statistics.median(samples)]
     round_s = total_s
     while (len(round_medians) <= remeasure_rounds and _spread(samples) > settings.spread_warn
