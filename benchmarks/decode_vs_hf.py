@@ -11,7 +11,8 @@ real generation). The implementations alternate within each round so drift hits 
 each round takes the median of --steps steps, and the report is the median over rounds with
 the range. The ratio is HF's time over ours (> 1: ours is faster).
 
-    ours       tfimpl.torch.gpt.decode_step, attn_impl explicit and sdpa, preallocated cache
+    ours       tfimpl.torch.gpt.decode_step, attn_impl explicit and sdpa, preallocated cache, in the
+               parameter layout and in pack_for_inference's (fused QKV, (in, out) weights)
     HF         GPT2LMHeadModel(token, cache=..., use_cache=True, logits_to_keep=1), a manual
                loop with its past key values (what `generate` runs per step), eager and sdpa
 """
@@ -56,14 +57,16 @@ def steppers(cfg, ours, hf, ids):
 
     n = ids.shape[1] - 1
     out = {}
-    for impl in ("explicit", "sdpa"):
-        _, cache = tg.prefill(ours, ids[:, :n], cfg, capacity=n + 1, attn_impl=impl)
+    packed = tg.pack_for_inference(ours)
+    for label, weights in (("", ours), ("packed-", packed)):
+        for impl in ("explicit", "sdpa"):
+            _, cache = tg.prefill(weights, ids[:, :n], cfg, capacity=n + 1, attn_impl=impl)
 
-        def ours_step(cache=cache, impl=impl):
-            logits, c = tg.decode_step(ours, ids[:, n], cfg, cache, attn_impl=impl)
-            c.length = n
-            return logits
-        out[f"ours-{impl}"] = ours_step
+            def ours_step(cache=cache, impl=impl, weights=weights):
+                logits, c = tg.decode_step(weights, ids[:, n], cfg, cache, attn_impl=impl)
+                c.length = n
+                return logits
+            out[f"ours-{label}{impl}"] = ours_step
     for attn, model in hf.items():
         hf_cache = model(ids[:, :n], use_cache=True, logits_to_keep=1).cache
 
@@ -106,7 +109,7 @@ def main() -> int:
     cfg, ours, hf = build(args.threads, args.vocab, positions)
     print(f"GPT-2 small width (D=768, L=12, V={args.vocab}), fp32, batch 1, "
           f"{torch.get_num_threads()} threads, {args.rounds} rounds x {args.steps} steps")
-    print(f"{'context':>8}  {'impl':<14} {'ms/step (median)':>17} {'range':>17}  HF/ours")
+    print(f"{'context':>8}  {'impl':<22} {'ms/step (median)':>17} {'range':>17}  HF/ours")
     g = torch.Generator().manual_seed(0)
     for n in args.contexts:
         ids = torch.randint(0, args.vocab, (1, n + 1), generator=g)
@@ -122,7 +125,7 @@ def main() -> int:
         best_hf = min(med["hf-eager"], med["hf-sdpa"])
         for name, values in rounds.items():
             ratio = f"{best_hf / med[name]:.2f}" if name.startswith("ours") else ""
-            print(f"{n:>8}  {name:<14} {1e3 * med[name]:>17.2f} "
+            print(f"{n:>8}  {name:<22} {1e3 * med[name]:>17.2f} "
                   f"{1e3 * min(values):>8.2f}-{1e3 * max(values):<8.2f}  {ratio}")
     print("HF/ours: the faster of HF's eager and sdpa over ours (> 1 means ours is faster)")
     return 0

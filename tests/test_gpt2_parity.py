@@ -214,3 +214,28 @@ def test_offset_causal_mask_is_bottom_right_aligned():
         got = ta.scaled_dot_product_attention(*map(torch.from_numpy, (q, k, v)), causal=True,
                                               causal_offset=2, attn_impl=impl)
         assert np.allclose(got.numpy(), ref, rtol=1e-13, atol=0), impl
+
+
+def test_packed_inference_layout_gives_the_same_logits():
+    """tfimpl.torch.gpt.pack_for_inference (fused Q/K/V, (in, out) weights, the head's (D, V)
+    copy) changes the layout, not the numbers: prefill and decode equal the parameter layout."""
+    import numpy as np
+    import torch
+
+    import tfimpl.torch.gpt as tg
+    from tfimpl import params as P
+    from tfimpl.config import PRESETS
+
+    cfg = PRESETS["gpt2"].replace(vocab_size=97, max_position=32, n_layers=2, d_model=64,
+                                  n_heads=4, d_ff=256)
+    p = P.to_torch(P.init_params("gpt", cfg, seed=3, dtype=np.float64), torch.float64)
+    packed = tg.pack_for_inference(p)
+    assert "layers.0.self_attn.q.weight" not in packed and tg.PACKED.join(["layers.0.", ""]) in packed
+    ids = torch.randint(0, 97, (2, 7), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want, cache_a = tg.prefill(p, ids[:, :6], cfg, capacity=7)
+        got, cache_b = tg.prefill(packed, ids[:, :6], cfg, capacity=7)
+        step_a, _ = tg.decode_step(p, ids[:, 6], cfg, cache_a)
+        step_b, _ = tg.decode_step(packed, ids[:, 6], cfg, cache_b)
+    for a, b in ((want, got), (step_a, step_b)):
+        assert float((a - b).abs().max() / a.abs().max()) < 1e-12

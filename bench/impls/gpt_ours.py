@@ -116,7 +116,8 @@ def build_torch(case: Case, attn_impl: str) -> Prepared:
     cfg = decode.gpt_config(case)
     device = torch_device(case)
     dtype, _ = torch_precision(case)
-    p = to_torch(_params(case, cfg), dtype=dtype, device=device)
+    # generation's layout: fused Q/K/V, (in, out) weights, the head's (D, V) copy
+    p = gpt.pack_for_inference(to_torch(_params(case, cfg), dtype=dtype, device=device))
     ids = torch.from_numpy(decode.make_inputs(case)["input_ids"]).to(device)
     cache = None
     with torch.inference_mode():                                 # the cache is written in place
