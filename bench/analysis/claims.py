@@ -82,6 +82,18 @@ def verdict(fit: fits.PowerFit, theory: float | None, tolerance: float) -> str |
     return NOT_ENOUGH
 
 
+def band_verdict(lo, hi, target: float, factor: float) -> str:
+    """held: [lo, hi] within [target/factor, target·factor]; did not hold: wholly outside."""
+    if lo is None or hi is None:
+        return NOT_ENOUGH
+    a, b = target / factor, target * factor
+    if lo >= a and hi <= b:
+        return HELD
+    if hi < a or lo > b:
+        return NOT_HELD
+    return NOT_ENOUGH
+
+
 def fit_points(group, variable: str, metric: str, rule: FitRule):
     """(mask, regime): the rows of an ok-only sweep that may test `metric`'s claim, and why.
 

@@ -199,3 +199,16 @@ def fit_two_term(n, d, t, *, min_points: int = 4, relative: bool = True) -> TwoT
     resid = (fitted - t) / t
     return TwoTermFit(OK, a=a, b=b, c=c, n_points=int(n.size), residuals=tuple(resid.tolist()),
                       max_abs_rel_residual=float(np.abs(resid).max()))
+
+
+def median_ratio_ci(numerator_samples, denominator_samples, n_boot: int, seed: int = 0,
+                    percentiles=(2.5, 97.5)) -> tuple[float, float]:
+    """Percentile-bootstrap interval of median(numerator) / median(denominator), resampling
+    both cases' raw samples (numerator drawn first in each draw)."""
+    num = np.asarray(numerator_samples, float)
+    den = np.asarray(denominator_samples, float)
+    rng = np.random.default_rng(seed)
+    draws = [np.median(rng.choice(num, num.size)) / np.median(rng.choice(den, den.size))
+             for _ in range(n_boot)]
+    lo, hi = np.percentile(draws, list(percentiles))
+    return float(lo), float(hi)

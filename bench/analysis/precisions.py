@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from bench.case import CASE_FIELDS
+from bench.analysis.fits import median_ratio_ci
 from bench.analysis.frame import peak_values
 
 BASELINE = "fp32"
@@ -237,16 +238,11 @@ def _samples(df, row, precision: str):
 def speedup_ci(df, row, seed: int = 0, n_boot: int = 1000, ci: float = 0.95):
     """(low, high) of fp32 median / this median, percentile bootstrap over both cases' raw
     samples; (None, None) without samples."""
-    import numpy as np
-
     mine, base = _samples(df, row, row["precision"]), _samples(df, row, BASELINE)
     if mine is None or base is None:
         return None, None
-    rng = np.random.default_rng(seed)
-    draws = [np.median(rng.choice(base, base.size)) / np.median(rng.choice(mine, mine.size))
-             for _ in range(n_boot)]
-    lo, hi = np.percentile(draws, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])
-    return float(lo), float(hi)
+    return median_ratio_ci(base, mine, n_boot, seed,
+                           percentiles=(100 * (1 - ci) / 2, 100 * (1 + ci) / 2))
 
 
 def fp32_error(table, row) -> float | None:

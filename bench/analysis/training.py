@@ -28,7 +28,8 @@ import math
 
 import numpy as np
 
-from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD
+from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD, band_verdict
+from bench.analysis.fits import median_ratio_ci
 
 N_BOOT = 500
 SIZE_KEYS = ("impl", "block", "batch", "seq_len", "d_model", "n_heads", "d_ff", "layers",
@@ -78,21 +79,9 @@ def _pairs(df, base: dict, other: dict, keys=SIZE_KEYS + ("precision",)):
 
 def ratio_ci(a_samples, b_samples, seed=0):
     """median(b) / median(a), and its 95% CI resampling both cases' raw samples."""
-    a, b = np.asarray(a_samples, float), np.asarray(b_samples, float)
-    point = float(np.median(b) / np.median(a))
-    rng = np.random.default_rng(seed)
-    boots = [np.median(rng.choice(b, b.size)) / np.median(rng.choice(a, a.size))
-             for _ in range(N_BOOT)]
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return point, float(lo), float(hi)
-
-
-def _band(lo, hi, target, factor):
-    if target / factor <= lo and hi <= target * factor:
-        return HELD
-    if hi < target / factor or lo > target * factor:
-        return NOT_HELD
-    return NOT_ENOUGH
+    point = float(np.median(np.asarray(b_samples, float)) / np.median(np.asarray(a_samples, float)))
+    lo, hi = median_ratio_ci(b_samples, a_samples, N_BOOT, seed)
+    return point, lo, hi
 
 
 def _where(r) -> str:
@@ -121,7 +110,7 @@ def backward_rows(df) -> list[dict]:
         t, lo, hi = ratio_ci(fwd["samples_s"], fb["samples_s"])
         rows.append(_row("train.bwd_time", "backward time ≈ 2× forward", block, "time", impl,
                          prec, 2.0, "≈ 2 (within √2)", t - 1, lo - 1, hi - 1, "ratio",
-                         _band(lo - 1, hi - 1, 2.0, BAND),
+                         band_verdict(lo - 1, hi - 1, 2.0, BAND),
                          f"{_where(fwd)}: (fwd+bwd − fwd)/fwd = {t - 1:.2f} "
                          f"[{lo - 1:.2f}, {hi - 1:.2f}] from medians "
                          f"{1e3 * fwd['median_s']:.2f} and {1e3 * fb['median_s']:.2f} ms"))
@@ -220,7 +209,7 @@ def trick_rows(df, meta) -> list[dict]:
                   "this CPU has no bf16/fp16 matrix units (no avx512_bf16/amx): no gain expected")
             rows.append(_row("train.amp", "mixed precision training: ~2× faster", fp32["block"],
                              "time", fp32["impl"], amp, 2.0, "≈ 2 (within √2)", t, lo, hi,
-                             "ratio", _band(lo, hi, 2.0, BAND),
+                             "ratio", band_verdict(lo, hi, 2.0, BAND),
                              f"{_where(fp32)}: {amp} step speedup {t:.2f}× [{lo:.2f}, {hi:.2f}];"
                              f" peak {low['peak_bytes'] / fp32['peak_bytes']:.2f}× fp32's; {hw}"))
     return rows

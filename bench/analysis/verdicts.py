@@ -23,7 +23,7 @@ import math
 from bench import blocks
 from bench.analysis import claims, crossover, decode, precisions, training
 from bench.analysis.bert_params import fmt_count
-from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD
+from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD, band_verdict  # noqa: F401
 from bench.analysis.crossover import DEFINITION
 
 CROSSOVER_FACTOR = 2.0
@@ -134,18 +134,6 @@ def scaling_rows(entries, df) -> list[dict]:
             "verdict": e["verdict"], "sentence": sentence,
         })
     return rows
-
-
-def band_verdict(lo, hi, target: float, factor: float) -> str:
-    """held: [lo, hi] within [target/factor, target·factor]; did not hold: wholly outside."""
-    if lo is None or hi is None:
-        return NOT_ENOUGH
-    a, b = target / factor, target * factor
-    if lo >= a and hi <= b:
-        return HELD
-    if hi < a or lo > b:
-        return NOT_HELD
-    return NOT_ENOUGH
 
 
 def crossover_rows(df, rule: claims.FitRule) -> list[dict]:
