@@ -28,10 +28,9 @@ P = 1 nothing changes. `measure.passes` in a config sets P.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 
 from bench.case import Measure
-from bench.timer import quantile
+from bench.timer import TimeStats
 
 PASS_KEY = "pass"
 PASS_COLUMNS = ("samples_s", "n_samples", "number_per_sample", "stop_reason", "warmup_calls",
@@ -63,14 +62,11 @@ def passes_done(record: dict) -> int:
 
 
 def _stats(samples: list[float], spread_warn: float) -> dict:
-    ordered = sorted(samples)
-    median = quantile(tuple(ordered), 0.5)
-    iqr = quantile(tuple(ordered), 0.75) - quantile(tuple(ordered), 0.25)
-    spread = iqr / median if median > 0 else float("inf")
-    return {"median_s": median, "iqr_s": iqr, "min_s": ordered[0],
-            "mean_s": statistics.fmean(ordered),
-            "std_s": statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
-            "spread": spread, "unstable": spread > spread_warn}
+    """bench.timer's statistics of one pass's samples (TimeStats derives them)."""
+    stats = TimeStats(samples_s=tuple(samples), warmup=0, spread_warn=spread_warn)
+    return {"median_s": stats.median_s, "iqr_s": stats.iqr_s, "min_s": stats.min_s,
+            "mean_s": stats.mean_s, "std_s": stats.std_s, "spread": stats.spread,
+            "unstable": stats.unstable}
 
 
 def merge(lines: list[dict], spread_warn: float = Measure.spread_warn) -> list[dict]:
