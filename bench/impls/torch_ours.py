@@ -10,9 +10,9 @@ from bench import decode, tricks
 from bench.case import Case
 from bench.impls import gpt_ours
 from bench.impls.base import Impl, Prepared
-from bench.impls.common import (as_float64, make_inputs, make_params, model_config,  # noqa: F401
-                                needs_grad, tfimpl_modules, torch_device, torch_inputs,
-                                torch_precision, torch_runner)
+from bench.impls.common import (as_float64, make_params, model_config, needs_grad,
+                                tfimpl_modules, torch_device, torch_inputs, torch_precision,
+                                torch_runner)
 from tfimpl.params import to_torch
 
 BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model") + decode.GPT_BLOCKS
