@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.guide.explain import TOPICS, explain
 from bench.guide.printer import Printer
 
 HELP = "worked examples, step by step, beside the library call"
@@ -32,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from bench.guide.explain import TOPICS, explain   # imports torch: only when it runs
+
     if args.topic is not None and args.topic not in TOPIC_NAMES:
         print(f"error: unknown topic {args.topic!r}; choose from: {', '.join(TOPIC_NAMES)}",
               file=sys.stderr)

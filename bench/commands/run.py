@@ -24,7 +24,6 @@ from pathlib import Path
 from bench import guard, passes, peak
 from bench import writer as w
 from bench.analysis.describe import effective_description
-from bench.analysis.report import write_report
 from bench.config import ConfigError, load_config
 from bench.environment import collect_meta
 from bench.executors import make_executor
@@ -413,6 +412,8 @@ def _finish(writer, config, session, status, args) -> None:
 
 
 def _report(run_dir: Path) -> None:
+    from bench.analysis.report import write_report   # NumPy, pandas, torch: not for --help
+
     try:
         write_report(run_dir)
     except Exception as exc:                 # the records are safe; say what went wrong
