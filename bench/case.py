@@ -94,6 +94,7 @@ class Measure:
     max_memory: str | None = None   # e.g. "8GiB": guard limit below what is available
     profile: bool = False           # per-step breakdown on each record (bench.profile.record)
     passes: int = 1                 # timing passes over the whole sweep (bench.passes)
+    pass_min_repeats: int = 0       # passes 2..P: at least this many samples (0: min_repeats)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -366,6 +366,9 @@ def _check_measure_value(key: str, value: Any, where: str) -> None:
         if not _is_int(value) or value < 1:
             raise SweepError(where, f"must be an int >= 1 (the first calls pay one-off "
                                     f"costs), got {value!r}")
+    elif key == "pass_min_repeats":
+        if not _is_int(value) or value < 0:
+            raise SweepError(where, f"must be an int >= 0 (0: min_repeats), got {value!r}")
     elif key == "isolation":
         if value not in ISOLATIONS:
             raise SweepError(where, f"must be one of {', '.join(ISOLATIONS)}; got {value!r}")

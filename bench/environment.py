@@ -19,13 +19,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from bench import steady
 from bench.threads import thread_info
 
 PACKAGES = ("numpy", "torch", "transformers", "pandas", "scipy", "threadpoolctl",
             "memory-profiler", "psutil", "ray", "tfbench")
 ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_", "GOTO_", "DNNL_", "ONEDNN_",
                 "ATEN_", "TORCH_")
-ENV_NAMES = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "THP_MEM_ALLOC_ENABLE")
+ENV_NAMES = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "THP_MEM_ALLOC_ENABLE", "TFBENCH_MALLOC",
+             "GLIBC_TUNABLES")
 CACHE_ROOT = Path("/sys/devices/system/cpu/cpu0/cache")
 # ISA extensions that decide matmul speed per dtype (bf16/fp16 natively, or by conversion).
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16",
@@ -215,6 +217,7 @@ def collect_meta(repo: Path = REPO_ROOT) -> dict:
         "numpy_blas": numpy_blas,
         "torch_config": torch_config,
         "env": env_vars,
+        "process": steady.describe,
         "gpu": gpu_info,
         "git": lambda: git_info(repo),
     }

@@ -20,6 +20,7 @@ import signal
 import time
 from typing import Callable, Iterable, Iterator
 
+from bench import steady
 from bench.case import Case, Measure
 from bench.executors import Executor
 
@@ -43,6 +44,7 @@ def _worker(case: Case, measure: Measure, prepare: Callable | None, conn,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent_pid is not None:
         _die_with_parent(parent_pid)
+    steady.apply()                 # the allocator policy is per process (the env is inherited)
     from bench.runner import run_case
 
     record = run_case(case, measure, prepare=prepare)

@@ -45,6 +45,7 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator
 
+from bench import steady
 from bench.case import Case, Measure
 from bench.executors import Executor
 
@@ -101,6 +102,8 @@ def _run_on_worker(case: Case, measure: Measure, prepare: Callable | None,
     import ray
 
     from bench.runner import run_case
+
+    steady.apply()                 # the allocator policy (a Ray worker's own env stays as it is)
 
     def on_alarm(signum, frame):
         raise CaseTimeout(_timeout_status(timeout_s))

@@ -8,11 +8,19 @@ NumPy releases the GIL inside its loops, so the blocks run truly in parallel.
 Many small matrix products (attention's per-head Q·Kᵀ and weights·V) are another case: BLAS
 threads spend more time synchronising than computing on them. `map_tiles` runs such tiles on
 our own threads instead, each tile's products single-threaded, for the duration of the call.
+
+The threads are made once per process and kept (one pool per worker count): starting two
+threads on every call cost more than a small pass itself, and the fresh threads landed on
+whichever core the scheduler chose, which made a NumPy FFN at T=128 vary by 10-20% from one
+quarter-second to the next on a 2-core machine. A call made from one of the pool's own threads
+runs inline (a pool thread waiting on its own pool could deadlock).
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,14 +42,39 @@ def blas_threads() -> int:
     return max([lib.num_threads for lib in libs] + [1])
 
 
+_POOL_PREFIX = "tfimpl-numpy"
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The process's pool of `workers` threads, made on first use and kept."""
+    with _pools_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            pool = _pools[workers] = ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix=f"{_POOL_PREFIX}-{workers}")
+        return pool
+
+
+def _forget_pools() -> None:
+    """In a forked child the pools' threads do not exist: start afresh."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
 def _run(fn, items, workers: int) -> None:
-    if workers <= 1:
+    if workers <= 1 or threading.current_thread().name.startswith(_POOL_PREFIX):
         for item in items:
             fn(item)
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(fn, items):
-            pass
+    for _ in _pool(workers).map(fn, items):
+        pass
 
 
 def for_row_blocks(fn, *arrays: np.ndarray, block_elements: int = ROW_BLOCK_ELEMENTS) -> None:
