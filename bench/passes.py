@@ -63,6 +63,17 @@ def timing_only(measure: Measure) -> Measure:
                                max_repeats=max(repeats, measure.max_repeats))
 
 
+def wants_pass(record: dict, index: int, measure: Measure) -> bool:
+    """Does pass `index` time this case? Every ok case not yet timed that often, except, with
+    `measure.pass_below_s` set, one whose median so far is that long or longer: a call of
+    100 ms and more was steady from run to run already (module docstring), and those calls are
+    most of a pass's time."""
+    if record.get("status") != "ok" or passes_done(record) >= index:
+        return False
+    median = record.get("median_s")
+    return not (measure.pass_below_s and median is not None and median >= measure.pass_below_s)
+
+
 def pass_line(record: dict, index: int) -> dict:
     """What a later pass appends for a case: its timing columns and the pass index."""
     line = {"case_id": record["case_id"], PASS_KEY: index}

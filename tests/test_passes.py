@@ -64,3 +64,39 @@ def test_a_two_pass_run_times_every_case_twice(tmp_path):
     assert all(r["flops_counted"] is None for r in seconds if "flops_counted" in r)
     merged = read_records(out)
     assert len(merged) == len(firsts) and all(r["passes"] == 2 for r in merged)
+
+
+def test_timing_only_keeps_the_config_but_takes_the_later_pass_minimum():
+    from bench.case import Measure
+
+    plain = passes.timing_only(Measure(min_repeats=5))
+    assert plain.min_repeats == 5 and not (plain.count_flops or plain.measure_memory
+                                          or plain.accuracy or plain.profile)
+    lean = passes.timing_only(Measure(min_repeats=5, pass_min_repeats=2, max_repeats=10))
+    assert (lean.min_repeats, lean.max_repeats, lean.min_time_s) == (2, 10, Measure.min_time_s)
+
+
+def test_wants_pass_skips_long_cases_only_when_asked():
+    from bench.case import Measure
+
+    short = {"status": "ok", "median_s": 0.05}
+    long = {"status": "ok", "median_s": 0.25}
+    done = {"status": "ok", "median_s": 0.05, "passes": 3}
+    assert passes.wants_pass(long, 2, Measure(passes=3))                  # no limit: every case
+    assert not passes.wants_pass(long, 2, Measure(passes=3, pass_below_s=0.1))
+    assert passes.wants_pass(short, 2, Measure(passes=3, pass_below_s=0.1))
+    assert not passes.wants_pass(done, 3, Measure(passes=3))               # timed 3 times
+    assert passes.wants_pass(done, 4, Measure(passes=4))
+    assert not passes.wants_pass({"status": "failed: x", "median_s": 0.01}, 2, Measure())
+    assert not passes.wants_pass({}, 2, Measure())
+
+
+def test_pass_settings_are_checked_in_the_config(tmp_path):
+    from bench.config import ConfigError, load_config
+
+    bad = tmp_path / "bad.yaml"
+    for setting, words in [("pass_min_repeats: -1", "int >= 0"),
+                           ("pass_below_s: -0.5", ">= 0")]:
+        bad.write_text(f"measure: {{{setting}}}\ngrid: {{impl: [numpy], seq_len: [8]}}\n")
+        with pytest.raises(ConfigError, match=words):
+            load_config(bad)

@@ -371,12 +371,12 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
 
 
 def _later_passes(config, measure, executor, writer, stop) -> str:
-    """Timing passes 2..measure.passes over every ok case (bench.passes): each case timed again
+    """Timing passes 2..measure.passes over the ok cases (bench.passes.wants_pass): each timed again
     after all the others, its timing appended as a pass line. "complete" or "interrupted"."""
     for index in range(2, measure.passes + 1):
         merged = {r["case_id"]: r for r in writer.records()}
-        todo = [c for c in config.cases if merged.get(c.case_id, {}).get("status") == "ok"
-                and passes.passes_done(merged[c.case_id]) < index]
+        todo = [c for c in config.cases
+                if passes.wants_pass(merged.get(c.case_id, {}), index, measure)]
         if not todo:
             continue
         progress = Progress(len(todo))
