@@ -79,6 +79,8 @@ def measured(merged, seed: int = 0, n_boot: int = N_BOOT, ci: float = 0.95) -> d
     """
     import numpy as np
 
+    from bench.analysis.fits import median_draws
+
     g = merged.sort_values("seq_len")
     x = g["seq_len"].to_numpy(float)
     ratio = (g["median_s_a"] / g["median_s_f"]).to_numpy(float)
@@ -88,18 +90,14 @@ def measured(merged, seed: int = 0, n_boot: int = N_BOOT, ci: float = 0.95) -> d
            "ratio_at_max": float(ratio[-1]) if len(ratio) else None, "boot_crossed": None}
     if value is None:
         return out
-    rng = np.random.default_rng(seed)
     sa = [np.asarray(s, float) if isinstance(s, list) and s else np.array([m])
           for s, m in zip(g["samples_s_a"], g["median_s_a"])]
     sf = [np.asarray(s, float) if isinstance(s, list) and s else np.array([m])
           for s, m in zip(g["samples_s_f"], g["median_s_f"])]
-    draws = []
-    for _ in range(n_boot):
-        r = [np.median(rng.choice(a, a.size)) / np.median(rng.choice(f, f.size))
-             for a, f in zip(sa, sf)]
-        c = _crossing(x, r)
-        if c is not None:
-            draws.append(c)
+    # each draw resamples every size's attention then feed-forward samples, size by size
+    medians = median_draws([s for pair in zip(sa, sf) for s in pair], n_boot, seed)
+    draws = [c for c in (_crossing(x, r) for r in medians[:, 0::2] / medians[:, 1::2])
+             if c is not None]
     out["boot_crossed"] = len(draws) / n_boot
     if len(draws) >= 0.5 * n_boot:
         lo, hi = np.percentile(draws, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])

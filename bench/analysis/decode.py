@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD
+from bench.analysis.fits import median_draws
 
 QUAD_SHARE_MAX = 0.10
 FLOOR_FACTOR_MAX = 3.0
@@ -62,9 +63,7 @@ def _boot(group, stat, seed=0):
     n = group["seq_len"].to_numpy(float)
     samples = [np.asarray(s, float) for s in group["samples_s"]]
     point = stat(n, np.array([np.median(s) for s in samples]))
-    rng = np.random.default_rng(seed)
-    boots = [stat(n, np.array([np.median(rng.choice(s, s.size)) for s in samples]))
-             for _ in range(N_BOOT)]
+    boots = [stat(n, medians) for medians in median_draws(samples, N_BOOT, seed)]
     lo, hi = np.percentile(boots, [2.5, 97.5])
     return float(point), float(lo), float(hi)
 
@@ -159,9 +158,7 @@ def floor_rows(df, meta) -> list[dict]:
                              f"{impl}: no bandwidth in the run's machine peak (bench peak)"))
             continue
         floor = top["decode_bytes_min"] / bw
-        samples = np.asarray(top["samples_s"], float)
-        rng = np.random.default_rng(0)
-        boots = [np.median(rng.choice(samples, samples.size)) / floor for _ in range(N_BOOT)]
+        boots = median_draws([top["samples_s"]], N_BOOT)[:, 0] / floor
         lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
         value = float(top["median_s"] / floor)
         verdict = (HELD if 1.0 <= lo and hi <= FLOOR_FACTOR_MAX else
@@ -187,10 +184,8 @@ def compute_rows(df) -> list[dict]:
         a, b = p[p["seq_len"] == n].iloc[0], d[d["seq_len"] == n].iloc[0]
         rate = lambda r, s: r["flops_analytic"] / s                            # noqa: E731
         value = rate(a, a["median_s"]) / rate(b, b["median_s"])
-        rng = np.random.default_rng(0)
-        sa, sb = np.asarray(a["samples_s"], float), np.asarray(b["samples_s"], float)
-        boots = [rate(a, np.median(rng.choice(sa, sa.size))) / rate(b, np.median(rng.choice(sb, sb.size)))
-                 for _ in range(N_BOOT)]
+        medians = median_draws([a["samples_s"], b["samples_s"]], N_BOOT)
+        boots = rate(a, medians[:, 0]) / rate(b, medians[:, 1])
         lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
         verdict = HELD if lo > COMPUTE_RATIO_MIN else (NOT_HELD if hi < COMPUTE_RATIO_MIN else NOT_ENOUGH)
         rows.append(_row(

@@ -201,14 +201,20 @@ def fit_two_term(n, d, t, *, min_points: int = 4, relative: bool = True) -> TwoT
                       max_abs_rel_residual=float(np.abs(resid).max()))
 
 
+def median_draws(sample_sets, n_boot: int, seed: int = 0) -> np.ndarray:
+    """Bootstrap medians, shape (n_boot, number of sets): each draw resamples every set of raw
+    samples with replacement, in the order given, and takes its median. The one resampling the
+    analyses' confidence intervals of median-based statistics share."""
+    sets = [np.asarray(s, float) for s in sample_sets]
+    rng = np.random.default_rng(seed)
+    draws = [[np.median(rng.choice(s, s.size)) for s in sets] for _ in range(n_boot)]
+    return np.array(draws, float).reshape(n_boot, len(sets))
+
+
 def median_ratio_ci(numerator_samples, denominator_samples, n_boot: int, seed: int = 0,
                     percentiles=(2.5, 97.5)) -> tuple[float, float]:
     """Percentile-bootstrap interval of median(numerator) / median(denominator), resampling
     both cases' raw samples (numerator drawn first in each draw)."""
-    num = np.asarray(numerator_samples, float)
-    den = np.asarray(denominator_samples, float)
-    rng = np.random.default_rng(seed)
-    draws = [np.median(rng.choice(num, num.size)) / np.median(rng.choice(den, den.size))
-             for _ in range(n_boot)]
-    lo, hi = np.percentile(draws, list(percentiles))
+    medians = median_draws([numerator_samples, denominator_samples], n_boot, seed)
+    lo, hi = np.percentile(medians[:, 0] / medians[:, 1], list(percentiles))
     return float(lo), float(hi)
