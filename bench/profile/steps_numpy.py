@@ -23,7 +23,8 @@ import time
 import numpy as np
 
 from tfimpl.numpy._threads import for_row_blocks, map_tiles
-from tfimpl.numpy.attention import multi_head_attention, scaled_dot_product_attention
+from tfimpl.numpy.attention import (multi_head_attention, project_qkv,
+                                    scaled_dot_product_attention)
 from tfimpl.numpy.bert import bert, bert_embeddings
 from tfimpl.numpy.feed_forward import _BLOCKS as ACTIVATION_BLOCKS
 from tfimpl.numpy.feed_forward import feed_forward
@@ -82,16 +83,12 @@ def attention_steps(q, k, v, out=None, marks=NoMarks(), clock=time.perf_counter)
 def mha_steps(p, x, n_heads, marks=NoMarks()):
     """Self-attention of x (B, T, D), as tfimpl.numpy.attention.multi_head_attention."""
     with marks("qkv_proj"):
-        w = np.concatenate([p["q.weight"], p["k.weight"], p["v.weight"]])      # (3D, D)
-        b = np.concatenate([p["q.bias"], p["k.bias"], p["v.bias"]])            # (3D,)
-        qkv = linear(x, w, b)                                                  # (B, T, 3D)
-        batch, seq, three_d = qkv.shape
-        qkv = qkv.reshape(batch, seq, 3, n_heads, three_d // (3 * n_heads))    # (B, T, 3, H, d_k)
-        q, k, v = qkv.transpose(2, 0, 3, 1, 4)                                 # 3 x (B, H, T, d_k)
+        q, k, v = project_qkv(p, x, x, n_heads)                                # 3 x (B, H, T, d_k)
+        batch, seq, d_model = x.shape
         context = np.empty((batch, seq, n_heads, q.shape[-1]), np.result_type(q, v))  # (B, T, H, d_k)
     attention_steps(q, k, v, out=context.transpose(0, 2, 1, 3), marks=marks)  # as (B, H, T, d_k)
     with marks("o_proj"):
-        merged = context.reshape(batch, seq, three_d // 3)                     # (B, T, D), no copy
+        merged = context.reshape(batch, seq, d_model)                          # (B, T, D), no copy
         return linear(merged, p["o.weight"], p["o.bias"])                      # (B, T, D)
 
 

@@ -19,7 +19,7 @@ import math
 import torch
 
 from tfimpl.params import subtree
-from tfimpl.torch.attention import (merge_heads, multi_head_attention,
+from tfimpl.torch.attention import (merge_heads, multi_head_attention, project_qkv,
                                     scaled_dot_product_attention)
 from tfimpl.torch.bert import bert, bert_embeddings
 from tfimpl.torch.feed_forward import ACTIVATION_FNS, feed_forward
@@ -50,12 +50,7 @@ def attention_steps(q, k, v, attn_impl, mark=no_marks):
 def mha_steps(p, x, n_heads, attn_impl, mark=no_marks):
     """Self-attention of x (B, T, D): fused q/k/v projection, attention, output projection."""
     with mark("qkv_proj"):
-        w = torch.cat([p["q.weight"], p["k.weight"], p["v.weight"]])           # (3D, D)
-        b = torch.cat([p["q.bias"], p["k.bias"], p["v.bias"]])                 # (3D,)
-        qkv = linear(x, w, b)                                                  # (B, T, 3D)
-        batch, seq, three_d = qkv.shape
-        qkv = qkv.view(batch, seq, 3, n_heads, three_d // (3 * n_heads))       # (B, T, 3, H, d_k)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                         # 3 x (B, H, T, d_k)
+        q, k, v = project_qkv(p, x, x, n_heads)                                # 3 x (B, H, T, d_k)
     context = attention_steps(q, k, v, attn_impl, mark)                        # (B, H, T, d_k)
     with mark("o_proj"):
         return linear(merge_heads(context), p["o.weight"], p["o.bias"])        # (B, T, D)
