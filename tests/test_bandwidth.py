@@ -4,15 +4,7 @@ import numpy as np
 import pytest
 
 from bench import bandwidth
-
-
-class StepClock:
-    def __init__(self, step):
-        self.step, self.now = step, 0.0
-
-    def __call__(self):
-        self.now += self.step
-        return self.now
+from support import StepClock
 
 
 def test_bytes_moved_is_streams_count():

@@ -1,26 +1,13 @@
 """`python -m bench params` and `python -m bench flops`: exact numbers (parsed from --json),
 the text a reader sees, and the error paths."""
 
-import json
-
 import pytest
 
 from bench.cli import main
+from support import run, run_json
 
 BERT_BASE = {"total": 109_482_240, "embeddings": 23_837_184, "embeddings.word": 23_440_896,
              "per_layer": 7_087_872, "pooler": 590_592}
-
-
-def run(capsys, *argv):
-    rc = main(list(argv))
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
-
-
-def run_json(capsys, *argv):
-    rc, out, err = run(capsys, *argv, "--json")
-    assert rc == 0, err
-    return json.loads(out)
 
 
 # ---- params ------------------------------------------------------------------------------

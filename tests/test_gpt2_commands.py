@@ -1,23 +1,9 @@
 """`python -m bench params gpt2` and `python -m bench flops gpt2`: exact numbers from --json,
 the text, and the per-token rules of thumb beside ours with their gaps decomposed exactly."""
 
-import json
-
 import pytest
 
-from bench.cli import main
-
-
-def run(capsys, *argv):
-    rc = main(list(argv))
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
-
-
-def run_json(capsys, *argv):
-    rc, out, err = run(capsys, *argv, "--json")
-    assert rc == 0, err
-    return json.loads(out)
+from support import run, run_json
 
 
 def test_params_gpt2_total_counted_equal_to_huggingface(capsys):
@@ -62,7 +48,7 @@ def test_flops_gpt2_numbers(capsys):
 
 def test_flops_gpt2_gaps_decompose_exactly(capsys):
     s = run_json(capsys, "flops", "gpt2", "--seq-len", "512")
-    pt, t, d, layers = s["per_token"], 512, 768, 12
+    pt, d, layers = s["per_token"], 768, 12
     extra = s["bias_and_norm_params"]
     assert pt["kaplan_2n"] - pt["ours_linear_forward"] == pytest.approx(2 * extra)
     # ours dense = 2N - 2·extra + 4·L·D·T + 2·D·V;  PaLM forward = 2N + 4·L·H·Q·T

@@ -6,17 +6,7 @@ import pytest
 
 from bench import peak
 from bench.cli import main as cli_main
-
-
-class StepClock:
-    """Each read advances by `step`: every timed block lasts exactly one step."""
-
-    def __init__(self, step):
-        self.step, self.now = step, 0.0
-
-    def __call__(self):
-        self.now += self.step
-        return self.now
+from support import StepClock
 
 
 def test_gflops_arithmetic():

@@ -1,0 +1,30 @@
+"""Helpers several test modules share (imported as `support`: pytest puts tests/ on sys.path)."""
+
+import json
+
+from bench.cli import main
+
+
+def run(capsys, *argv):
+    """`python -m bench ARGV` in process: (exit code, stdout, stderr)."""
+    rc = main(list(argv))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def run_json(capsys, *argv):
+    """The same with --json: the parsed output (the command must succeed)."""
+    rc, out, err = run(capsys, *argv, "--json")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+class StepClock:
+    """Each read advances by `step`: every timed block lasts exactly one step."""
+
+    def __init__(self, step):
+        self.step, self.now = step, 0.0
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
