@@ -32,7 +32,6 @@ meta.json records under "process".
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -59,8 +58,7 @@ def _set_malloc_policy() -> tuple[str, str | None]:
     if not sys.platform.startswith("linux"):
         return "system", f"not glibc ({sys.platform})"
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt        # the C library this interpreter runs on
     except (OSError, AttributeError):
         return "system", "no mallopt in this C library"
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
