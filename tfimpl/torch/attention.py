@@ -168,7 +168,7 @@ def multi_head_attention(p, x_q, x_kv, n_heads, mask=None, key_padding_mask=None
     check_heads(d_model, n_heads)
     batch, seq_q, _ = x_q.shape
     mask = combine_masks(mask, key_padding_mask, batch, n_heads, seq_q, x_kv.shape[1])
-    q, k, v = project_qkv(p, x_q, x_kv, n_heads)                              # (B, H, T, d_k)
+    q, k, v = project_qkv(p, x_q, x_kv, n_heads)                               # (B, H, T, d_k)
     result = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal,
                                           return_weights=return_weights, attn_impl=attn_impl)
     context, weights = result if return_weights else (result, None)           # (B, H, Tq, d_k)
