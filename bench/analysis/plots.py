@@ -252,14 +252,18 @@ def plot_attention_share(share, crossovers: list[dict], path: Path) -> Path | No
                 linestyle=PREC_STYLE.get(prec, "-"), markersize=4,
                 label=f"{impl} {prec} d={d}: {blocks}")
     ax.axhline(0.5, color="0.5", linewidth=0.8)
-    seen = set()
-    for c in crossovers:
+    seen, last = set(), None                      # last: (log2 n, height) of the last label
+    for c in sorted(crossovers, key=lambda c: c["seq_len"]):
         key = round(c["seq_len"])
         if not math.isfinite(c["seq_len"]) or key in seen:
             continue
         seen.add(key)
         ax.axvline(c["seq_len"], color=c.get("color", "0.2"), linestyle="--", linewidth=1)
-        ax.annotate(f"{c['label']}: n={c['seq_len']:.0f}", (c["seq_len"], 0.97),
+        # a label within 0.15 octave of the one before would print over it: the lower half
+        x = math.log2(c["seq_len"])
+        height = 0.47 if last and x - last[0] < 0.15 and last[1] > 0.5 else 0.97
+        last = (x, height)
+        ax.annotate(f"{c['label']}: n={c['seq_len']:.0f}", (c["seq_len"], height),
                     xycoords=("data", "axes fraction"), rotation=90, fontsize=7, ha="right",
                     va="top")
     ax.set_xscale("log", base=2)
