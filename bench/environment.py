@@ -27,7 +27,7 @@ PACKAGES = ("numpy", "torch", "transformers", "pandas", "scipy", "threadpoolctl"
 ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_", "GOTO_", "DNNL_", "ONEDNN_",
                 "ATEN_", "TORCH_")
 ENV_NAMES = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "THP_MEM_ALLOC_ENABLE", "TFBENCH_MALLOC",
-             "GLIBC_TUNABLES")
+             "TFBENCH_SEED_CACHE_MB", "GLIBC_TUNABLES")
 CACHE_ROOT = Path("/sys/devices/system/cpu/cpu0/cache")
 # ISA extensions that decide matmul speed per dtype (bf16/fp16 natively, or by conversion).
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16",

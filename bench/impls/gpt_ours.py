@@ -18,8 +18,9 @@ import tfimpl.numpy.gpt as numpy_gpt
 from bench import decode, precision
 from bench.case import Case
 from bench.impls.base import Prepared
-from bench.impls.common import float64_output, torch_device, torch_precision, torch_runner
-from tfimpl.params import init_params, to_torch
+from bench.impls.common import (float64_output, seeded_params, torch_device, torch_precision,
+                                 torch_runner)
+from tfimpl.params import to_torch
 
 GEN_REPEATS = 5
 
@@ -82,7 +83,7 @@ def _fill(cache, keys, values, convert) -> None:
 
 
 def _params(case: Case, cfg):
-    return init_params("gpt", cfg, case.seed)                   # float64, cast by the backend
+    return seeded_params("gpt", cfg, case.seed)                 # float64, cast by the backend
 
 
 def build_numpy(case: Case) -> Prepared:

@@ -23,7 +23,7 @@ def build(case: Case) -> Prepared:
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.numpy")
     cfg = model_config(case)
     dtype = precision.cast_dtype(case.precision, "numpy")
-    p = {k: v.astype(dtype) for k, v in make_params(case, cfg).items()}
+    p = make_params(case, cfg, dtype)
     inputs = {k: (v if v.dtype.kind == "i" else v.astype(dtype))
               for k, v in make_inputs(case).items()}
     call = _call(case, cfg, p, inputs, attention, feed_forward, layers, bert)

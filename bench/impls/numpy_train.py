@@ -57,7 +57,7 @@ def build(case: Case) -> Prepared:
 
     cfg = model_config(case)
     dtype = precision.cast_dtype(case.precision, "numpy")
-    p = {k: v.astype(dtype) for k, v in make_params(case, cfg).items()}
+    p = make_params(case, cfg, dtype)
     inputs = {k: (v if v.dtype.kind == "i" else v.astype(dtype))
               for k, v in make_inputs(case).items()}
     forward, backward = _forward_backward(case, cfg, p, inputs)
