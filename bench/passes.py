@@ -35,11 +35,16 @@ share of cases whose two runs agree within ±5%:
 
 the median of pass medians is no better than one pass, because the spells are not rare: a case's
 four pass medians spanned max/min 1.07 in the typical case and 1.21 at the 90th percentile (a
-torch FFN at T=128: 6.1, 7.7, 6.1, 7.5 ms). The spells bite the short calls most: in two
-three-pass runs every one of the 19 cases outside ±5% took under 50 ms, while the 14 cases of
-100 ms and more (15 s of a later pass's 34 s) all agreed within 3.5% (not always: another pair
-had a torch FFN at 109 vs 87 ms). `measure.pass_below_s` keeps later passes to the short calls
-when the time is short; seq_sweep: four passes for the cases under 0.1 s, 157 s in all.
+torch FFN at T=128: 6.1, 7.7, 6.1, 7.5 ms). Later passes for the short calls only
+(`measure.pass_below_s`) save time but leave the long ones to one window: one pair of such runs
+had a torch FFN at 109 vs 87 ms. With the seeded weights re-used (bench.impls.common.SEEDED) a
+later pass of all 124 cases costs ~25 s, so seq_sweep times every case in four passes (one
+sample at least in passes 2-4, `measure.pass_min_repeats`), 167-170 s in all.
+
+How far this goes depends on the machine: `bench compare` and the report's first lines state
+how well the same case agreed with itself from pass to pass inside a run (46-77% of pass pairs
+within ±5% on the VM above, session to session), which is what the lowest pass median improves
+on (83-95% of cases within ±5% between two runs on the same VM).
 """
 
 from __future__ import annotations

@@ -164,3 +164,23 @@ def test_cli_prints_repeatability_and_never_crashes_into_exit_1(tmp_path, capsys
     assert cli(["compare", run_a, run_a]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "OverflowError" in err[0]
+
+
+def test_within_run_agreement_of_passes_by_hand():
+    w = cmp.within_run([[1.0, 1.02, 1.2], [2.0, 2.0], [5.0]])
+    # case 1: pairs (1, 1.02) in, (1, 1.2) and (1.02, 1.2) out -> 1/3; case 2: 1/1; case 3: one pass
+    assert w["n"] == 2 and w["share_pairs_within_5pct"] == pytest.approx((1 / 3 + 1) / 2)
+    assert w["spread_p50"] == pytest.approx((1.2 + 1.0) / 2)
+    assert cmp.within_run([[1.0]])["share_pairs_within_5pct"] is None
+
+
+def test_compare_prints_each_runs_pass_agreement_when_timed_in_passes(tmp_path, capsys):
+    a = [dict(_rec(f"c{i}", _noisy(0.002, 30, i)), pass_medians_s=[0.002, 0.0021, 0.0026])
+         for i in range(3)]
+    b = [_rec(f"c{i}", _noisy(0.002, 30, 10 + i)) for i in range(3)]          # one pass
+    rep = cmp.compare_records(a, b)["repeatability"]
+    assert rep["within_run_a"]["n"] == 3 and rep["within_run_b"]["n"] == 0
+    assert rep["within_run_a"]["spread_p90"] == pytest.approx(1.3)
+    assert cli(["compare", _write(tmp_path / "a", a), _write(tmp_path / "b", b)]) in (0, 1)
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("inside each run")]
+    assert len(line) == 1 and "A 33% of pass pairs within +-5%" in line[0] and "; B" not in line[0]

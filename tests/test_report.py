@@ -327,3 +327,16 @@ def test_sdpa_backward_recount_is_what_torch_counts():
            **plan(case).facts()}
     assert row["flops_counted"] - row["flops_analytic"] == 2 * 16 * 16 * 64   # ½ · 4·T²·D
     assert explain(row)[0] == "known"
+
+
+def test_the_first_line_says_how_well_passes_of_a_case_agreed():
+    import pandas as pd
+
+    from bench.analysis.report import passes_sentence
+
+    df = pd.DataFrame({"ok": [True, True, True, False], "median_s": [0.01, 0.02, 1e-5, None],
+                       "pass_medians_s": [[0.01, 0.0102], [0.02, 0.026], [1e-5, 2e-5], None]})
+    text = passes_sentence(df)
+    assert "up to 2 passes" in text and "2 cases" in text and "within ±5% in 50% of pass pairs" in text
+    assert passes_sentence(df.drop(columns="pass_medians_s")) == ""
+    assert passes_sentence(df.assign(pass_medians_s=[[0.01], [0.02], [1e-5], None])) == ""

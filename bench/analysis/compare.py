@@ -26,6 +26,14 @@ median is >= `min_time_s` in both runs (default 1 ms: below it a case is mostly 
 the share within +-5% and +-10% (|ratio - 1| <= 0.05, 0.10), the count beyond +-15%, and the
 worst ratio (largest |log ratio|); the same over all common cases.
 
+Beside it, how well each run repeats inside itself (runs timed in passes, bench.passes): over the
+same timed cases, the share of pairs of passes of one case whose medians agree within +-5%
+(every pair of a case's passes, each case weighted alike), and the median and 90th percentile of
+a case's pass spread max/min. Two passes of a run are two measurements of the same case minutes
+apart on the same machine, so this is the machine's own repeatability; two runs, compared on
+their lowest pass medians, are expected to agree better than two passes and not much better
+than the machine allows. A run of one pass has no such figure.
+
 Cases are matched on case_id (the hash of all case fields), or, with `ignore`, on the case
 fields other than the ignored ones (to compare, say, threads=1 against threads=2).
 """
@@ -105,9 +113,37 @@ def compare_case(a: dict, b: dict) -> dict:
             "median_a_s": med_a, "median_b_s": med_b, "ratio": ratio, "change": ratio - 1,
             "p_slower": p_slower, "p_faster": p_faster, "n_a": len(sa), "n_b": len(sb),
             "min_p": min_p_value(len(sa), len(sb)),
+            "passes_a": _pass_medians(a), "passes_b": _pass_medians(b),
             "unstable_a": bool(a.get("unstable")), "unstable_b": bool(b.get("unstable")),
             "interference_a": bool(a.get("interference")),
             "interference_b": bool(b.get("interference"))}
+
+
+def _pass_medians(record: dict) -> list[float]:
+    values = record.get("pass_medians_s") or []
+    return [v for v in (_positive(x) for x in values) if v is not None]
+
+
+def within_run(medians_by_case: list[list[float]]) -> dict:
+    """Pass-to-pass agreement inside one run (module docstring): cases with >= 2 passes."""
+    cases = [m for m in medians_by_case if len(m) >= 2]
+    if not cases:
+        return {"n": 0, "share_pairs_within_5pct": None, "spread_p50": None, "spread_p90": None}
+    shares, spreads = [], []
+    for medians in cases:
+        pairs = [(x, y) for i, x in enumerate(medians) for y in medians[i + 1:]]
+        shares.append(sum(abs(y / x - 1) <= 0.05 for x, y in pairs) / len(pairs))
+        spreads.append(max(medians) / min(medians))
+    spreads.sort()
+
+    def quantile(q: float) -> float:                 # linear interpolation, like numpy's default
+        pos = q * (len(spreads) - 1)
+        low = int(pos)
+        high = min(low + 1, len(spreads) - 1)
+        return spreads[low] + (spreads[high] - spreads[low]) * (pos - low)
+
+    return {"n": len(cases), "share_pairs_within_5pct": sum(shares) / len(shares),
+            "spread_p50": quantile(0.5), "spread_p90": quantile(0.9)}
 
 
 def _positive(value) -> float | None:
@@ -157,7 +193,9 @@ def repeatability(rows: list[dict], min_time_s: float = 1e-3) -> dict:
         return out
 
     timed = [r for r in rows if min(r["median_a_s"], r["median_b_s"]) >= min_time_s]
-    return {"min_time_s": min_time_s, "timed": summary(timed), "all": summary(rows)}
+    return {"min_time_s": min_time_s, "timed": summary(timed), "all": summary(rows),
+            "within_run_a": within_run([r.get("passes_a") or [] for r in timed]),
+            "within_run_b": within_run([r.get("passes_b") or [] for r in timed])}
 
 
 def compare_records(records_a: list[dict], records_b: list[dict], threshold: float = 0.05,
@@ -214,6 +252,14 @@ def format_repeatability(rep: dict) -> list[str]:
                      f"{s['beyond_15pct']}; {worst}; unstable A {s['unstable_a']}, "
                      f"B {s['unstable_b']}; measured under interference A "
                      f"{s['interference_a']}, B {s['interference_b']}")
+    inside = [(name, rep.get(f"within_run_{name.lower()}") or {}) for name in ("A", "B")]
+    parts = [f"{name} {w['share_pairs_within_5pct']:.0%} of pass pairs within +-5%, pass "
+             f"spread max/min p50 {w['spread_p50']:.3f} p90 {w['spread_p90']:.3f} "
+             f"({w['n']} cases)" for name, w in inside if w.get("n")]
+    if parts:
+        lines.append(f"inside each run, median >= {rep['min_time_s'] * 1e3:g} ms (the same case "
+                     f"in two passes, minutes apart: the machine's own repeatability): "
+                     + "; ".join(parts))
     return lines
 
 

@@ -220,6 +220,26 @@ def measured_share_crossover(share) -> float | None:
 
 # ---- text -----------------------------------------------------------------------------------
 
+def passes_sentence(df, min_time_s: float = 1e-3) -> str:
+    """" Timed in P passes ...": how well the same case repeated inside the run (the machine's
+    own repeatability, bench.analysis.compare.within_run); "" for a run of one pass."""
+    from bench.analysis.compare import within_run
+
+    if "pass_medians_s" not in df or "median_s" not in df:
+        return ""
+    timed = df[df["ok"] & (df["median_s"] >= min_time_s)]
+    medians = [list(m) for m in timed["pass_medians_s"] if isinstance(m, (list, tuple))]
+    w = within_run(medians)
+    if not w["n"]:
+        return ""
+    return (f" Timed in up to {max(len(m) for m in medians)} passes spread over the run (a "
+            f"record keeps its pass of lowest median); the same case (median ≥ {min_time_s * 1e3:g} ms, "
+            f"{w['n']} cases) agreed with itself pass to pass within ±5% in "
+            f"{w['share_pairs_within_5pct']:.0%} of pass pairs (spread max/min p50 "
+            f"{w['spread_p50']:.2f}, p90 {w['spread_p90']:.2f}): this machine's own "
+            f"repeatability while it ran (`python -m bench compare RUN_A RUN_B` compares runs).")
+
+
 def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_dir, rule,
            flop_result=None, rows=None, departures=None) -> str:
     """report.md: `## Verdicts` first (the machine in its first line), then the details."""
@@ -233,7 +253,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
     table = verdicts.render(rows)
     lines = table[:2] + [f"`{title}` run `{run_id}` on {cpu}: {len(df)} cases, {n_ok} "
                          f"measured, {n_skip} skipped, {n_fail} failed. A different CPU gives "
-                         f"different answers (caches, BLAS and the instruction set decide).", ""]
+                         f"different answers (caches, BLAS and the instruction set decide)."
+                         + passes_sentence(df), ""]
     lines += incomplete_header(run_dir, meta, df[["case_id", "status"]].to_dict("records"))
     lines += table[2:]
     lines += [f"# {title}: measured scaling vs theory", ""]
