@@ -95,6 +95,7 @@ class Measure:
     profile: bool = False           # per-step breakdown on each record (bench.profile.record)
     passes: int = 1                 # timing passes over the whole sweep (bench.passes)
     pass_min_repeats: int = 0       # passes 2..P: at least this many samples (0: min_repeats)
+    pass_min_time_s: float = 0.0    # passes 2..P: at least this much timed time (0: min_time_s)
     pass_below_s: float = 0.0       # passes 2..P: only cases whose median is below this (0: all)
 
     def to_dict(self) -> dict:

@@ -63,13 +63,15 @@ PASS_COLUMNS = ("samples_s", "n_samples", "number_per_sample", "stop_reason", "w
 
 
 def timing_only(measure: Measure) -> Measure:
-    """The settings of a later pass: time the case (at least `pass_min_repeats` samples, when
-    set: a later pass has only to place the case's level in another stretch of the run, its
-    spread is known from pass 1), count and check nothing again."""
+    """The settings of a later pass: time the case (at least `pass_min_repeats` samples and
+    `pass_min_time_s` seconds, when set: a later pass has only to place the case's level in
+    another stretch of the run, its spread is known from pass 1), count and check nothing again."""
     repeats = measure.pass_min_repeats or measure.min_repeats
+    min_time = measure.pass_min_time_s or measure.min_time_s
     return dataclasses.replace(measure, count_flops=False, measure_memory=False,
                                accuracy=False, profile=False, min_repeats=repeats,
-                               max_repeats=max(repeats, measure.max_repeats))
+                               max_repeats=max(repeats, measure.max_repeats),
+                               min_time_s=min_time, max_time_s=max(min_time, measure.max_time_s))
 
 
 def wants_pass(record: dict, index: int, measure: Measure) -> bool:

@@ -74,6 +74,8 @@ def test_timing_only_keeps_the_config_but_takes_the_later_pass_minimum():
                                           or plain.accuracy or plain.profile)
     lean = passes.timing_only(Measure(min_repeats=5, pass_min_repeats=2, max_repeats=10))
     assert (lean.min_repeats, lean.max_repeats, lean.min_time_s) == (2, 10, Measure.min_time_s)
+    brief = passes.timing_only(Measure(min_time_s=0.2, pass_min_time_s=0.05, max_time_s=1.0))
+    assert (brief.min_time_s, brief.max_time_s) == (0.05, 1.0)
 
 
 def test_wants_pass_skips_long_cases_only_when_asked():
@@ -96,7 +98,8 @@ def test_pass_settings_are_checked_in_the_config(tmp_path):
 
     bad = tmp_path / "bad.yaml"
     for setting, words in [("pass_min_repeats: -1", "int >= 0"),
-                           ("pass_below_s: -0.5", ">= 0")]:
+                           ("pass_below_s: -0.5", ">= 0"),
+                           ("pass_min_time_s: -1", ">= 0")]:
         bad.write_text(f"measure: {{{setting}}}\ngrid: {{impl: [numpy], seq_len: [8]}}\n")
         with pytest.raises(ConfigError, match=words):
             load_config(bad)
