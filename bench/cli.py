@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("bench.commands.report", "rebuild report.md, summary.json and plots of a run folder"),
     "compare": ("bench.commands.compare", "compare two runs case by case; exit 1 on a regression"),
     "peak": ("bench.commands.peak", "measure this machine's matmul peak (GFLOP/s) per dtype"),
+    "noise": ("bench.commands.noise", "how steady this machine is: fixed probes timed in turns, slot by slot"),
     "profile": ("bench.commands.profile", "per-step time of a model or block against FLOPs, bytes and the roofline"),
     "params": ("bench.commands.params", "parameter breakdown of a model preset or explicit size"),
     "flops": ("bench.commands.flops", "forward/backward FLOPs per component of a model"),
@@ -31,6 +32,7 @@ EPILOG = """examples:
   python -m bench run configs/seq_sweep.yaml --dry-run
   python -m bench report results/seq_sweep-20261126-120000
   python -m bench compare results/A results/B
+  python -m bench noise --seconds 60
   python -m bench params bert-base
   python -m bench flops bert-base --seq-len 512
   python -m bench explain attention
