@@ -38,13 +38,17 @@ four pass medians spanned max/min 1.07 in the typical case and 1.21 at the 90th 
 torch FFN at T=128: 6.1, 7.7, 6.1, 7.5 ms). Later passes for the short calls only
 (`measure.pass_below_s`) save time but leave the long ones to one window: one pair of such runs
 had a torch FFN at 109 vs 87 ms. With the seeded weights re-used (bench.impls.common.SEEDED) a
-later pass of all 124 cases costs ~25 s, so seq_sweep times every case in four passes (one
-sample at least in passes 2-4, `measure.pass_min_repeats`), 167-170 s in all.
+later pass of all 124 cases costs ~23 s, so seq_sweep times every case in four passes (one
+sample and 25 ms at least in passes 2-4, `measure.pass_min_repeats`, `pass_min_time_s`),
+160-167 s in all.
 
-How far this goes depends on the machine: `bench compare` and the report's first lines state
-how well the same case agreed with itself from pass to pass inside a run (46-77% of pass pairs
-within ±5% on the VM above, session to session), which is what the lowest pass median improves
-on (83-95% of cases within ±5% between two runs on the same VM).
+How far this goes depends on the machine. `bench compare` and the report's first lines state
+how well the same case agreed with itself from pass to pass inside a run: the machine's own
+repeatability, which the lowest pass median improves on. Back-to-back pairs of seq_sweep runs on
+the VM above (cases >= 1 ms; pass pairs within ±5% inside run A / run B -> cases within ±5%
+between the runs): 66 / 56% -> 95%, 64 / 75% -> 88%, 52 / 75% -> 88%, 54 / 65% -> 85%,
+52 / 46% -> 83%, 44 / 47% -> 60% (the last with `python -m bench noise` showing the FFN probe
+at 1.34x its best slot in the median slot, all probes slowing down together).
 """
 
 from __future__ import annotations
