@@ -103,3 +103,17 @@ def test_pass_settings_are_checked_in_the_config(tmp_path):
         bad.write_text(f"measure: {{{setting}}}\ngrid: {{impl: [numpy], seq_len: [8]}}\n")
         with pytest.raises(ConfigError, match=words):
             load_config(bad)
+
+
+def test_a_run_names_its_pass_to_pass_agreement(capsys):
+    from bench.commands.run import _pass_agreement
+
+    steady = {"status": "ok", "median_s": 0.01, "pass_medians_s": [0.01, 0.0101, 0.0102]}
+    noisy = {"status": "ok", "median_s": 0.01, "pass_medians_s": [0.01, 0.013, 0.0102]}
+    _pass_agreement([steady] * 9)
+    assert "in 100% of pass pairs" in capsys.readouterr().err
+    _pass_agreement([noisy] * 9 + [{"status": "failed: x"}])
+    err = capsys.readouterr().err
+    assert "in 33% of pass pairs" in err and "noisy: two runs here may differ by up to ~30%" in err
+    _pass_agreement([{"status": "ok", "median_s": 1e-5, "pass_medians_s": [1e-5, 2e-5]}])
+    assert capsys.readouterr().err == ""                        # below 1 ms: no figure

@@ -360,6 +360,8 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
             _finish(writer, config, session, status, args)
         finally:
             signal.signal(signal.SIGINT, previous)
+    if status == "complete" and measure.passes > 1:
+        _pass_agreement(writer.records())
     if status == "complete" and not args.no_report:
         _report(writer.run_dir)
     if status in ("interrupted", "aborted"):
@@ -394,6 +396,25 @@ def _later_passes(config, measure, executor, writer, stop) -> str:
         if stop.requested:
             return "interrupted"
     return "complete"
+
+
+def _pass_agreement(records: list[dict], min_time_s: float = 1e-3) -> None:
+    """One line after the passes: how well the same case agreed with itself (the machine's own
+    repeatability, bench.analysis.compare.within_run), so a noisy machine is named at once."""
+    from bench.analysis.compare import within_run
+
+    medians = [r.get("pass_medians_s") or [] for r in records
+               if r.get("status") == "ok" and (r.get("median_s") or 0) >= min_time_s]
+    w = within_run(medians)
+    if not w["n"]:
+        return
+    share = w["share_pairs_within_5pct"]
+    verdict = ("steady" if share >= 0.9 else
+               f"noisy: two runs here may differ by up to ~{w['spread_p90'] - 1:.0%} in a case; "
+               f"`python -m bench noise` looks closer")
+    print(f"passes: the same case agreed with itself within +-5% in {share:.0%} of pass pairs "
+          f"(spread max/min p50 {w['spread_p50']:.2f}, p90 {w['spread_p90']:.2f}, {w['n']} cases "
+          f">= {min_time_s * 1e3:g} ms): {verdict}", file=sys.stderr)
 
 
 def _finish(writer, config, session, status, args) -> None:
