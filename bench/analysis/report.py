@@ -15,6 +15,7 @@ from bench import peak
 from bench.analysis import (claims, crossover, decode, flopcheck, plot_sweeps, plots, precisions,
                             step_crossover, verdicts)
 from bench.analysis.bert_params import bert_base_counts
+from bench.analysis.compare import within_run
 from bench.analysis.describe import effective_description
 from bench.analysis.frame import (last_level_cache, load_run, peak_mismatch, peak_table,
                                   peak_values, records_frame)
@@ -223,8 +224,6 @@ def measured_share_crossover(share) -> float | None:
 def passes_sentence(df, min_time_s: float = 1e-3) -> str:
     """" Timed in P passes ...": how well the same case repeated inside the run (the machine's
     own repeatability, bench.analysis.compare.within_run); "" for a run of one pass."""
-    from bench.analysis.compare import within_run
-
     if "pass_medians_s" not in df or "median_s" not in df:
         return ""
     timed = df[df["ok"] & (df["median_s"] >= min_time_s)]

@@ -25,6 +25,9 @@ import statistics
 import sys
 import time
 
+from bench.case import Case
+from bench.threads import fixed_threads
+
 HELP = "how steady this machine is: fixed probes timed in turns, slot by slot"
 EPILOG = """examples:
   python -m bench noise                    # 30 s, 0.25 s slots
@@ -48,7 +51,6 @@ def add_arguments(parser) -> None:
 def probes(threads: int) -> list[tuple[str, object]]:
     """(name, Case) of the probes this installation can run (torch ones need torch)."""
     from bench import capabilities
-    from bench.case import Case
 
     wanted = [(f"torch ffn T=32 {threads} thr", Case(impl="torch", block="ffn", seq_len=32,
                                                      threads=threads)),
@@ -98,7 +100,6 @@ def measure(named_cases, seconds: float, slot_s: float, progress=None) -> dict[s
     from bench.impls.base import Unsupported
     from bench.plan import plan
     from bench.registry import prepare
-    from bench.threads import fixed_threads
 
     ready = []
     try:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench import guard, passes, peak
 from bench import writer as w
+from bench.analysis.compare import within_run
 from bench.analysis.describe import effective_description
 from bench.config import ConfigError, load_config
 from bench.environment import collect_meta
@@ -401,8 +402,6 @@ def _later_passes(config, measure, executor, writer, stop) -> str:
 def _pass_agreement(records: list[dict], min_time_s: float = 1e-3) -> None:
     """One line after the passes: how well the same case agreed with itself (the machine's own
     repeatability, bench.analysis.compare.within_run), so a noisy machine is named at once."""
-    from bench.analysis.compare import within_run
-
     medians = [r.get("pass_medians_s") or [] for r in records
                if r.get("status") == "ok" and (r.get("median_s") or 0) >= min_time_s]
     w = within_run(medians)
