@@ -1,6 +1,7 @@
 """bench.impls.common.SEEDED: seeded weights and inputs drawn once, every caller its own copy."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,15 @@ def test_a_train_step_leaves_the_next_preparation_untouched(impl):
             prepared.teardown()
     assert np.array_equal(outputs[0], outputs[1])
     assert common.SEEDED.describe()["hits"] >= 1
+
+
+def test_a_bad_cap_stops_bench_run_before_any_case(tmp_path, monkeypatch, capsys):
+    from support import run
+
+    monkeypatch.setenv("TFBENCH_SEED_CACHE_MB", "lots")
+    monkeypatch.setattr(common, "SEEDED", SeededStore())       # read the variable afresh
+    smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+    rc, _, err = run(capsys, "run", str(smoke), "--out", str(tmp_path / "r"))
+    assert rc == 2 and err.strip() == ("error: TFBENCH_SEED_CACHE_MB='lots': expected a number "
+                                       "of MiB (0 keeps nothing)")
+    assert not (tmp_path / "r").exists()

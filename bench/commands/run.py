@@ -103,6 +103,9 @@ def main(args: argparse.Namespace) -> int:
         executor_name = _executor_name(config, args, measure)
         if args.timeout is not None and not args.timeout > 0:
             raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout}")
+        from bench.impls.common import SEEDED
+
+        SEEDED.cap_bytes                  # TFBENCH_SEED_CACHE_MB checked before any case runs
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
