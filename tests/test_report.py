@@ -340,3 +340,7 @@ def test_the_first_line_says_how_well_passes_of_a_case_agreed():
     assert "up to 2 passes" in text and "2 cases" in text and "within ±5% in 50% of pass pairs" in text
     assert passes_sentence(df.drop(columns="pass_medians_s")) == ""
     assert passes_sentence(df.assign(pass_medians_s=[[0.01], [0.02], [1e-5], None])) == ""
+    from bench.analysis.report import pass_agreement
+
+    w = pass_agreement(df)
+    assert (w["n"], w["passes"], w["share_pairs_within_5pct"]) == (2, 2, 0.5)

@@ -68,6 +68,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
         "machine_peak_source": peak_source(meta),
         "flops_check": flop_result,
         "library_ratios": library_ratios(df),
+        "pass_agreement": pass_agreement(df),
         "plots": {name: str(p.relative_to(run_dir)) for name, p in figures.items()},
     }
     summary_path = run_dir / SUMMARY_FILE
@@ -221,18 +222,25 @@ def measured_share_crossover(share) -> float | None:
 
 # ---- text -----------------------------------------------------------------------------------
 
-def passes_sentence(df, min_time_s: float = 1e-3) -> str:
-    """" Timed in P passes ...": how well the same case repeated inside the run (the machine's
-    own repeatability, bench.analysis.compare.within_run); "" for a run of one pass."""
-    if "pass_medians_s" not in df or "median_s" not in df:
-        return ""
-    timed = df[df["ok"] & (df["median_s"] >= min_time_s)]
-    medians = [list(m) for m in timed["pass_medians_s"] if isinstance(m, (list, tuple))]
-    w = within_run(medians)
+def pass_agreement(df, min_time_s: float = 1e-3) -> dict:
+    """How well the same case repeated inside the run, pass to pass (the machine's own
+    repeatability, bench.analysis.compare.within_run, over cases >= `min_time_s`), with the
+    most passes any case had; n = 0 for a run of one pass."""
+    medians = []
+    if "pass_medians_s" in df and "median_s" in df:
+        timed = df[df["ok"] & (df["median_s"] >= min_time_s)]
+        medians = [list(m) for m in timed["pass_medians_s"] if isinstance(m, (list, tuple))]
+    return {**within_run(medians), "min_time_s": min_time_s,
+            "passes": max((len(m) for m in medians), default=1)}
+
+
+def passes_sentence(df) -> str:
+    """" Timed in P passes ...", from `pass_agreement`; "" for a run of one pass."""
+    w = pass_agreement(df)
     if not w["n"]:
         return ""
-    return (f" Timed in up to {max(len(m) for m in medians)} passes spread over the run (a "
-            f"record keeps its pass of lowest median); the same case (median ≥ {min_time_s * 1e3:g} ms, "
+    return (f" Timed in up to {w['passes']} passes spread over the run (a record keeps its pass "
+            f"of lowest median); the same case (median ≥ {w['min_time_s'] * 1e3:g} ms, "
             f"{w['n']} cases) agreed with itself pass to pass within ±5% in "
             f"{w['share_pairs_within_5pct']:.0%} of pass pairs (spread max/min p50 "
             f"{w['spread_p50']:.2f}, p90 {w['spread_p90']:.2f}): this machine's own "
