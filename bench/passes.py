@@ -16,6 +16,7 @@ their case's record when a run folder is read:
 
     samples_s        every pass's samples, in order; sample_pass: the pass of each sample
     pass_medians_s   each pass's median
+    pass_spread      max / min of the pass medians: how far this case moved across the run
     median_s, iqr_s, min_s, mean_s, std_s, spread, unstable
                      of the pass with the LOWEST median (best_pass)
 
@@ -133,6 +134,11 @@ def merge(lines: list[dict], spread_warn: float = Measure.spread_warn) -> list[d
     return out
 
 
+def _spread(medians: list[float]) -> float | None:
+    finite = [m for m in medians if m and m != float("inf")]
+    return max(finite) / min(finite) if len(finite) >= 2 else None
+
+
 def _folded(record: dict, later: list[dict], spread_warn: float) -> dict:
     passes = [record] + later
     samples = [list(p.get("samples_s") or []) for p in passes]
@@ -144,6 +150,7 @@ def _folded(record: dict, later: list[dict], spread_warn: float) -> dict:
                   sample_pass=[i + 1 for i, s in enumerate(samples) for _ in s],
                   n_samples=sum(len(s) for s in samples), passes=len(passes),
                   pass_medians_s=medians, best_pass=best + 1,
+                  pass_spread=_spread(medians),
                   interference=bool(passes[best].get("interference")))
     if merged.get("flops_analytic") and merged["median_s"]:
         merged["gflops_per_s"] = merged["flops_analytic"] / merged["median_s"] / 1e9

@@ -26,6 +26,7 @@ def test_merge_takes_the_pass_with_the_lowest_median_and_keeps_every_sample():
     (merged,) = passes.merge([first, later])
     assert merged["passes"] == 2 and merged["best_pass"] == 2
     assert merged["pass_medians_s"] == pytest.approx([1.30, 1.005])
+    assert merged["pass_spread"] == pytest.approx(1.30 / 1.005)
     assert merged["median_s"] == pytest.approx(1.005) and merged["min_s"] == 0.99
     assert merged["samples_s"] == [1.30, 1.31, 1.29, 1.00, 1.02, 0.99, 1.01]
     assert merged["sample_pass"] == [1, 1, 1, 2, 2, 2, 2]
