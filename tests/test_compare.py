@@ -184,3 +184,18 @@ def test_compare_prints_each_runs_pass_agreement_when_timed_in_passes(tmp_path, 
     assert cli(["compare", _write(tmp_path / "a", a), _write(tmp_path / "b", b)]) in (0, 1)
     line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("inside each run")]
     assert len(line) == 1 and "A 33% of pass pairs within +-5%" in line[0] and "; B" not in line[0]
+
+
+def test_run_wide_factor_is_the_median_ratio_and_the_cases_scatter_around_it():
+    rows = [{"ratio": r} for r in (0.95, 0.96, 0.96, 0.97, 0.80)]
+    w = cmp.run_wide(rows)
+    assert w["n"] == 5 and w["factor"] == pytest.approx(0.96)
+    assert w["share_within_5pct"] == pytest.approx(4 / 5) and w["beyond_15pct"] == 1
+    assert cmp.run_wide([])["factor"] is None
+    a = [_rec(f"c{i}", _noisy(0.002, 30, i)) for i in range(4)]
+    b = [_rec(f"c{i}", _noisy(0.0019, 30, 10 + i)) for i in range(4)]     # all 5% faster
+    rep = cmp.compare_records(a, b)["repeatability"]
+    assert rep["run_wide"]["factor"] == pytest.approx(0.95, rel=0.02)
+    assert rep["run_wide"]["share_within_5pct"] == 1.0
+    assert any(line.startswith("run-wide factor") and "B/A 0.9" in line
+               for line in cmp.format_repeatability(rep))

@@ -26,6 +26,13 @@ median is >= `min_time_s` in both runs (default 1 ms: below it a case is mostly 
 the share within +-5% and +-10% (|ratio - 1| <= 0.05, 0.10), the count beyond +-15%, and the
 worst ratio (largest |log ratio|); the same over all common cases.
 
+A whole run can also be faster or slower than the other: the machine's state moves over minutes
+(another tenant, the host's clocks), and all cases with it. The run-wide factor is the median
+ratio over the timed cases; the share of cases within +-5% of that factor (and the count beyond
++-15% of it) says how well the cases repeat apart from it. Nothing is corrected with it: a
+regression of every case (a slower BLAS, say) is a run-wide factor too, and the per-case table
+and its statuses stay on the raw ratios.
+
 Beside it, how well each run repeats inside itself (runs timed in passes, bench.passes): over the
 same timed cases, the share of pairs of passes of one case whose medians agree within +-5%
 (every pair of a case's passes, each case weighted alike), and the median and 90th percentile of
@@ -194,8 +201,22 @@ def repeatability(rows: list[dict], min_time_s: float = 1e-3) -> dict:
 
     timed = [r for r in rows if min(r["median_a_s"], r["median_b_s"]) >= min_time_s]
     return {"min_time_s": min_time_s, "timed": summary(timed), "all": summary(rows),
+            "run_wide": run_wide(timed),
             "within_run_a": within_run([r.get("passes_a") or [] for r in timed]),
             "within_run_b": within_run([r.get("passes_b") or [] for r in timed])}
+
+
+def run_wide(rows: list[dict]) -> dict:
+    """The median ratio B/A over `rows` and how the cases scatter around it (module doc)."""
+    if not rows:
+        return {"n": 0, "factor": None, "share_within_5pct": None, "beyond_15pct": None}
+    logs = sorted(math.log(r["ratio"]) for r in rows)
+    mid = len(logs) // 2
+    center = logs[mid] if len(logs) % 2 else (logs[mid - 1] + logs[mid]) / 2
+    around = [abs(x - center) for x in logs]
+    return {"n": len(rows), "factor": math.exp(center),
+            "share_within_5pct": sum(d <= math.log(1.05) for d in around) / len(rows),
+            "beyond_15pct": sum(d > math.log(1.15) for d in around)}
 
 
 def compare_records(records_a: list[dict], records_b: list[dict], threshold: float = 0.05,
@@ -252,6 +273,12 @@ def format_repeatability(rep: dict) -> list[str]:
                      f"{s['beyond_15pct']}; {worst}; unstable A {s['unstable_a']}, "
                      f"B {s['unstable_b']}; measured under interference A "
                      f"{s['interference_a']}, B {s['interference_b']}")
+    wide = rep.get("run_wide") or {}
+    if wide.get("n"):
+        lines.append(f"run-wide factor, median >= {rep['min_time_s'] * 1e3:g} ms: B/A "
+                     f"{wide['factor']:.3f} (median ratio of {wide['n']} cases); around it, "
+                     f"within +-5%: {wide['share_within_5pct']:.0%}, beyond +-15%: "
+                     f"{wide['beyond_15pct']} (the statuses above use the raw ratios)")
     inside = [(name, rep.get(f"within_run_{name.lower()}") or {}) for name in ("A", "B")]
     parts = [f"{name} {w['share_pairs_within_5pct']:.0%} of pass pairs within +-5%, pass "
              f"spread max/min p50 {w['spread_p50']:.3f} p90 {w['spread_p90']:.3f} "
