@@ -27,7 +27,7 @@ def test_spells_shared_by_every_probe_are_the_machines():
     assert not result["quiet"] and result["mean_correlation"] > 0.95
     assert result["probes"]["a"]["share_within_band"] == pytest.approx(40 / 60)
     text = noise.format_result({**result, "seconds": 10, "slot_s": 0.25})
-    assert "noisy:" in text and "the machine, not the code" in text
+    assert "noisy:" in text and "the machine, not one library" in text
 
 
 def test_a_short_real_run_prints_json(capsys):

@@ -144,8 +144,10 @@ def format_result(result: dict) -> str:
                      f"{p['share_within_band']:.0%} of slots")
     corr = result.get("mean_correlation")
     if corr is not None:
-        lines.append(f"the probes' slot series move together: mean correlation {corr:.2f} "
-                     f"({'the machine, not the code' if corr >= 0.5 else 'little in common'})")
+        lines.append(f"the probes' slot series: mean correlation {corr:.2f} "
+                     + ("(they slow down together: the machine, not one library)" if corr >= 0.5
+                        else "(they move more apart than together; each probe's spread above "
+                             "still counts)"))
     if result["quiet"]:
         lines.append(f"quiet: >= 90% of every probe's slots within {result['band']:.0%} of its "
                      "best; two runs can be compared within a few percent")
