@@ -1,6 +1,7 @@
 """`python -m bench noise`: the summary on synthetic slot series, a short real run, bad input."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -45,3 +46,24 @@ def test_bad_input_is_one_line_and_exit_2(argv, words, capsys):
     assert cli(["noise", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0]
+
+
+def test_ctrl_c_summarizes_the_slots_measured_so_far(monkeypatch, capsys):
+    import bench.registry
+
+    class Fake:
+        calls = 0
+
+        def fn(self):
+            Fake.calls += 1
+            time.sleep(0.0005)                    # ~2 calls per 1 ms slot
+            if Fake.calls == 200:
+                raise KeyboardInterrupt
+
+        def teardown(self):
+            pass
+
+    monkeypatch.setattr(bench.registry, "prepare", lambda case: Fake())
+    assert cli(["noise", "--seconds", "60", "--slot", "0.001", "--threads", "1"]) == 130
+    out, err = capsys.readouterr()
+    assert "interrupted: the slots measured so far" in err and "machine noise over" in out

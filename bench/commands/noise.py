@@ -35,6 +35,7 @@ EPILOG = """examples:
   python -m bench noise --json > noise.json"""
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 QUIET_BAND = 0.05
 
 
@@ -115,18 +116,21 @@ def measure(named_cases, seconds: float, slot_s: float, progress=None) -> dict[s
             ready.append((name, case, backend, prepared))
         series: dict[str, list[float]] = {name: [] for name, *_ in ready}
         start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            for name, case, backend, prepared in ready:
-                with fixed_threads(case.threads, backend):
-                    times = []
-                    end = time.perf_counter() + slot_s
-                    while not times or time.perf_counter() < end:
-                        t0 = time.perf_counter()
-                        prepared.fn()
-                        times.append(time.perf_counter() - t0)
-                series[name].append(statistics.median(times))
-            if progress:
-                progress(time.perf_counter() - start)
+        try:
+            while time.perf_counter() - start < seconds:
+                for name, case, backend, prepared in ready:
+                    with fixed_threads(case.threads, backend):
+                        times = []
+                        end = time.perf_counter() + slot_s
+                        while not times or time.perf_counter() < end:
+                            t0 = time.perf_counter()
+                            prepared.fn()
+                            times.append(time.perf_counter() - t0)
+                    series[name].append(statistics.median(times))
+                if progress:
+                    progress(time.perf_counter() - start)
+        except KeyboardInterrupt:             # Ctrl-C: summarize the slots measured so far
+            series["interrupted"] = True
         return series
     finally:
         for *_, prepared in ready:
@@ -182,11 +186,17 @@ def main(args) -> int:
             last[0] = elapsed
             print(f"  {elapsed:.0f} s", file=sys.stderr)
 
+    started = time.perf_counter()
     series = measure(named, args.seconds, args.slot, progress)
-    if not series:
-        print("error: no probe could be prepared here", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    interrupted = bool(series.pop("interrupted", False))
+    if not any(series.values()):
+        print("error: no probe could be prepared here" if not interrupted
+              else "interrupted before a slot was measured", file=sys.stderr)
+        return EXIT_INTERRUPTED if interrupted else EXIT_BAD_INPUT
     result = summarize(series)
-    result.update(seconds=args.seconds, slot_s=args.slot, threads=args.threads, series_s=series)
+    result.update(seconds=min(args.seconds, time.perf_counter() - started), slot_s=args.slot,
+                  threads=args.threads, interrupted=interrupted, series_s=series)
+    if interrupted and not args.json:
+        print("interrupted: the slots measured so far", file=sys.stderr)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
-    return 0
+    return EXIT_INTERRUPTED if interrupted else 0
