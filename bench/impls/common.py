@@ -23,6 +23,7 @@ from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
+import psutil
 
 from bench import blocks, modes, precision
 from bench.case import Case
@@ -110,25 +111,8 @@ def _default_cap() -> int:
         except ValueError:
             raise ValueError(f"TFBENCH_SEED_CACHE_MB={text!r}: expected a number of MiB "
                              "(0 keeps nothing)") from None
-    available = _available_bytes()
-    return SeededStore.DEFAULT_CAP_BYTES if available is None else min(
-        SeededStore.DEFAULT_CAP_BYTES, available // 8)
-
-
-def _available_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:
-        return None
+    available = psutil.virtual_memory().available      # what bench.guard reads too
+    return min(SeededStore.DEFAULT_CAP_BYTES, available // 8)
 
 
 SEEDED = SeededStore()
