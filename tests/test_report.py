@@ -332,15 +332,16 @@ def test_sdpa_backward_recount_is_what_torch_counts():
 def test_the_first_line_says_how_well_passes_of_a_case_agreed():
     import pandas as pd
 
+    from bench.analysis.compare import pass_agreement
     from bench.analysis.report import passes_sentence
 
-    df = pd.DataFrame({"ok": [True, True, True, False], "median_s": [0.01, 0.02, 1e-5, None],
+    df = pd.DataFrame({"status": ["ok", "ok", "ok", "failed: x"],
+                       "median_s": [0.01, 0.02, 1e-5, None],
                        "pass_medians_s": [[0.01, 0.0102], [0.02, 0.026], [1e-5, 2e-5], None]})
-    text = passes_sentence(df)
+    text = passes_sentence(pass_agreement(df.to_dict("records")))
     assert "up to 2 passes" in text and "2 cases" in text and "within ±5% in 50% of pass pairs" in text
-    assert passes_sentence(df.drop(columns="pass_medians_s")) == ""
-    assert passes_sentence(df.assign(pass_medians_s=[[0.01], [0.02], [1e-5], None])) == ""
-    from bench.analysis.report import pass_agreement
-
-    w = pass_agreement(df)
+    assert passes_sentence(pass_agreement(df.drop(columns="pass_medians_s").to_dict("records"))) == ""
+    one_pass = df.assign(pass_medians_s=[[0.01], [0.02], [1e-5], None])
+    assert passes_sentence(pass_agreement(one_pass.to_dict("records"))) == ""
+    w = pass_agreement(df.to_dict("records"))
     assert (w["n"], w["passes"], w["share_pairs_within_5pct"]) == (2, 2, 0.5)

@@ -48,8 +48,10 @@ fields other than the ignored ones (to compare, say, threads=1 against threads=2
 from __future__ import annotations
 
 import math
+import statistics
 
 from bench.case import CASE_FIELDS
+from bench.timer import quantile
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
@@ -127,7 +129,9 @@ def compare_case(a: dict, b: dict) -> dict:
 
 
 def _pass_medians(record: dict) -> list[float]:
-    values = record.get("pass_medians_s") or []
+    values = record.get("pass_medians_s")
+    if not isinstance(values, (list, tuple)):          # absent, or NaN in a table's column
+        return []
     return [v for v in (_positive(x) for x in values) if v is not None]
 
 
@@ -141,16 +145,19 @@ def within_run(medians_by_case: list[list[float]]) -> dict:
         pairs = [(x, y) for i, x in enumerate(medians) for y in medians[i + 1:]]
         shares.append(sum(abs(y / x - 1) <= 0.05 for x, y in pairs) / len(pairs))
         spreads.append(max(medians) / min(medians))
-    spreads.sort()
-
-    def quantile(q: float) -> float:                 # linear interpolation, like numpy's default
-        pos = q * (len(spreads) - 1)
-        low = int(pos)
-        high = min(low + 1, len(spreads) - 1)
-        return spreads[low] + (spreads[high] - spreads[low]) * (pos - low)
-
+    spreads = tuple(sorted(spreads))
     return {"n": len(cases), "share_pairs_within_5pct": sum(shares) / len(shares),
-            "spread_p50": quantile(0.5), "spread_p90": quantile(0.9)}
+            "spread_p50": quantile(spreads, 0.5), "spread_p90": quantile(spreads, 0.9)}
+
+
+def pass_agreement(records: list[dict], min_time_s: float = 1e-3) -> dict:
+    """`within_run` over one run's ok records whose median is >= `min_time_s`, with the most
+    passes any of them had (1 for a run of one pass, where n = 0)."""
+    medians = [_pass_medians(r) for r in records
+               if r.get("status") == "ok" and (_positive(r.get("median_s")) or 0) >= min_time_s]
+    medians = [m for m in medians if m]
+    return {**within_run(medians), "min_time_s": min_time_s,
+            "passes": max((len(m) for m in medians), default=1)}
 
 
 def _positive(value) -> float | None:
@@ -162,8 +169,6 @@ def _positive(value) -> float | None:
 
 
 def _median(values: list[float]) -> float:
-    import statistics
-
     return statistics.median(values)
 
 
@@ -210,9 +215,8 @@ def run_wide(rows: list[dict]) -> dict:
     """The median ratio B/A over `rows` and how the cases scatter around it (module doc)."""
     if not rows:
         return {"n": 0, "factor": None, "share_within_5pct": None, "beyond_15pct": None}
-    logs = sorted(math.log(r["ratio"]) for r in rows)
-    mid = len(logs) // 2
-    center = logs[mid] if len(logs) % 2 else (logs[mid - 1] + logs[mid]) / 2
+    logs = [math.log(r["ratio"]) for r in rows]
+    center = statistics.median(logs)
     around = [abs(x - center) for x in logs]
     return {"n": len(rows), "factor": math.exp(center),
             "share_within_5pct": sum(d <= math.log(1.05) for d in around) / len(rows),

@@ -15,7 +15,7 @@ from bench import peak
 from bench.analysis import (claims, crossover, decode, flopcheck, plot_sweeps, plots, precisions,
                             step_crossover, verdicts)
 from bench.analysis.bert_params import bert_base_counts
-from bench.analysis.compare import within_run
+from bench.analysis.compare import pass_agreement
 from bench.analysis.describe import effective_description
 from bench.analysis.frame import (last_level_cache, load_run, peak_mismatch, peak_table,
                                   peak_values, records_frame)
@@ -54,6 +54,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     departures = precisions.memory_departures(df)
     figures = _draw(df, entries, two_term, share, speedups, meta, llc, rule,
                     run_dir / PLOTS_DIR, rows)
+    agreement = pass_agreement(df.to_dict("records"))
     summary = {
         "run": run_dir.name, "n_records": int(len(df)), "n_ok": int(df["ok"].sum()),
         "description": run_description(meta, df),
@@ -68,14 +69,14 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
         "machine_peak_source": peak_source(meta),
         "flops_check": flop_result,
         "library_ratios": library_ratios(df),
-        "pass_agreement": pass_agreement(df),
+        "pass_agreement": agreement,
         "plots": {name: str(p.relative_to(run_dir)) for name, p in figures.items()},
     }
     summary_path = run_dir / SUMMARY_FILE
     summary_path.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     report_path = run_dir / REPORT_FILE
     text = render(run_dir.name, df, meta, entries, two_term, share, speedups, figures, run_dir,
-                  rule, flop_result, rows=rows, departures=departures)
+                  rule, flop_result, rows=rows, departures=departures, agreement=agreement)
 
 
     generation = step_crossover.section(df) + decode.section(df, meta)
@@ -222,21 +223,8 @@ def measured_share_crossover(share) -> float | None:
 
 # ---- text -----------------------------------------------------------------------------------
 
-def pass_agreement(df, min_time_s: float = 1e-3) -> dict:
-    """How well the same case repeated inside the run, pass to pass (the machine's own
-    repeatability, bench.analysis.compare.within_run, over cases >= `min_time_s`), with the
-    most passes any case had; n = 0 for a run of one pass."""
-    medians = []
-    if "pass_medians_s" in df and "median_s" in df:
-        timed = df[df["ok"] & (df["median_s"] >= min_time_s)]
-        medians = [list(m) for m in timed["pass_medians_s"] if isinstance(m, (list, tuple))]
-    return {**within_run(medians), "min_time_s": min_time_s,
-            "passes": max((len(m) for m in medians), default=1)}
-
-
-def passes_sentence(df) -> str:
-    """" Timed in P passes ...", from `pass_agreement`; "" for a run of one pass."""
-    w = pass_agreement(df)
+def passes_sentence(w: dict) -> str:
+    """" Timed in P passes ...", from compare.pass_agreement's `w`; "" for a run of one pass."""
     if not w["n"]:
         return ""
     return (f" Timed in up to {w['passes']} passes spread over the run (a record keeps its pass "
@@ -248,7 +236,7 @@ def passes_sentence(df) -> str:
 
 
 def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_dir, rule,
-           flop_result=None, rows=None, departures=None) -> str:
+           flop_result=None, rows=None, departures=None, agreement=None) -> str:
     """report.md: `## Verdicts` first (the machine in its first line), then the details."""
     llc = last_level_cache(meta)
     n_ok = int(df["ok"].sum())
@@ -261,7 +249,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
     lines = table[:2] + [f"`{title}` run `{run_id}` on {cpu}: {len(df)} cases, {n_ok} "
                          f"measured, {n_skip} skipped, {n_fail} failed. A different CPU gives "
                          f"different answers (caches, BLAS and the instruction set decide)."
-                         + passes_sentence(df), ""]
+                         + passes_sentence(agreement if agreement is not None
+                                           else pass_agreement(df.to_dict("records"))), ""]
     lines += incomplete_header(run_dir, meta, df[["case_id", "status"]].to_dict("records"))
     lines += table[2:]
     lines += [f"# {title}: measured scaling vs theory", ""]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import guard, passes, peak
 from bench import writer as w
-from bench.analysis.compare import within_run
+from bench.analysis.compare import pass_agreement
 from bench.analysis.describe import effective_description
 from bench.config import ConfigError, load_config
 from bench.environment import collect_meta
@@ -404,10 +404,8 @@ def _later_passes(config, measure, executor, writer, stop) -> str:
 
 def _pass_agreement(records: list[dict], min_time_s: float = 1e-3) -> None:
     """One line after the passes: how well the same case agreed with itself (the machine's own
-    repeatability, bench.analysis.compare.within_run), so a noisy machine is named at once."""
-    medians = [r.get("pass_medians_s") or [] for r in records
-               if r.get("status") == "ok" and (r.get("median_s") or 0) >= min_time_s]
-    w = within_run(medians)
+    repeatability, bench.analysis.compare.pass_agreement), so a noisy machine is named at once."""
+    w = pass_agreement(records, min_time_s)
     if not w["n"]:
         return
     share = w["share_pairs_within_5pct"]
