@@ -23,7 +23,7 @@ import math
 from bench import blocks
 from bench.analysis import claims, crossover, decode, precisions, training
 from bench.analysis.bert_params import fmt_count
-from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD, band_verdict  # noqa: F401
+from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD, band_verdict
 from bench.analysis.crossover import DEFINITION
 
 CROSSOVER_FACTOR = 2.0

@@ -96,8 +96,10 @@ def summarize(series: dict[str, list[float]], band: float = QUIET_BAND) -> dict:
     return out
 
 
-def measure(named_cases, seconds: float, slot_s: float, progress=None) -> dict[str, list]:
-    """Slot medians (s) per probe: the probes take turns, `slot_s` each, for `seconds`."""
+def measure(named_cases, seconds: float, slot_s: float,
+            progress=None) -> tuple[dict[str, list], bool]:
+    """(slot medians (s) per probe, interrupted): the probes take turns, `slot_s` each, for
+    `seconds` or until Ctrl-C."""
     from bench.impls.base import Unsupported
     from bench.plan import plan
     from bench.registry import prepare
@@ -114,7 +116,10 @@ def measure(named_cases, seconds: float, slot_s: float, progress=None) -> dict[s
                 for _ in range(5):                 # first calls: allocation, dispatch, caches
                     prepared.fn()
             ready.append((name, case, backend, prepared))
+        if not ready:                         # nothing to time: do not spin for `seconds`
+            return {}, False
         series: dict[str, list[float]] = {name: [] for name, *_ in ready}
+        interrupted = False
         start = time.perf_counter()
         try:
             while time.perf_counter() - start < seconds:
@@ -130,8 +135,8 @@ def measure(named_cases, seconds: float, slot_s: float, progress=None) -> dict[s
                 if progress:
                     progress(time.perf_counter() - start)
         except KeyboardInterrupt:             # Ctrl-C: summarize the slots measured so far
-            series["interrupted"] = True
-        return series
+            interrupted = True
+        return series, interrupted
     finally:
         for *_, prepared in ready:
             prepared.teardown()
@@ -165,8 +170,8 @@ def format_result(result: dict) -> str:
 
 
 def main(args) -> int:
-    for key, value, low in (("--seconds", args.seconds, 0.0), ("--slot", args.slot, 0.0)):
-        if not (math.isfinite(value) and value > low):
+    for key, value in (("--seconds", args.seconds), ("--slot", args.slot)):
+        if not (math.isfinite(value) and value > 0):
             print(f"error: {key} must be a positive number of seconds, got {value!r}",
                   file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -187,8 +192,7 @@ def main(args) -> int:
             print(f"  {elapsed:.0f} s", file=sys.stderr)
 
     started = time.perf_counter()
-    series = measure(named, args.seconds, args.slot, progress)
-    interrupted = bool(series.pop("interrupted", False))
+    series, interrupted = measure(named, args.seconds, args.slot, progress)
     if not any(series.values()):
         print("error: no probe could be prepared here" if not interrupted
               else "interrupted before a slot was measured", file=sys.stderr)
