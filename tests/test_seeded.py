@@ -9,6 +9,7 @@ import pytest
 from bench.case import Case
 from bench.impls import common
 from bench.impls.common import SeededStore, make_inputs, make_params, model_config
+from support import run
 from tfimpl.params import init_params
 
 SMALL = Case(impl="numpy", block="encoder_layer", batch=2, seq_len=7, d_model=16, n_heads=2,
@@ -105,8 +106,6 @@ def test_a_train_step_leaves_the_next_preparation_untouched(impl):
 
 
 def test_a_bad_cap_stops_bench_run_before_any_case(tmp_path, monkeypatch, capsys):
-    from support import run
-
     monkeypatch.setenv("TFBENCH_SEED_CACHE_MB", "lots")
     monkeypatch.setattr(common, "SEEDED", SeededStore())       # read the variable afresh
     smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
