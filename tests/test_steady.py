@@ -9,7 +9,6 @@ import threading
 import numpy as np
 import pytest
 
-from bench import steady
 from tfimpl.numpy import _threads
 
 
