@@ -1,6 +1,6 @@
 """`python -m bench`: the command line (bench.cli).
 
-Before NumPy or torch load, bench.steady sets what makes timings repeat (huge pages for torch's
+Before NumPy or torch load, bench.machine.process sets what makes timings repeat (huge pages for torch's
 large buffers, OpenBLAS workers that sleep instead of spinning, an allocator that keeps freed
 memory); its docstring gives the measurements behind each and how to turn it off. meta.json
 records what was in effect.
@@ -8,7 +8,7 @@ records what was in effect.
 
 import sys
 
-from bench import steady
+from bench.machine import process as steady
 
 steady.apply()
 

@@ -4,10 +4,10 @@
 
     impl        the declaration exists (bench.impls.get: built-in or plugin) and its
                 requirements import (else: how to install them)
-    block       the block is declared (bench/blocks.py) and the impl lists it
+    block       the block is declared (bench/blocks/__init__.py) and the impl lists it
     precision   the impl lists it; the precision's own facts on this backend and device
                 (bench.precision.backend_reason: NumPy has no bf16, tf32 is CUDA only, ...)
-    mode        declared (bench/modes.py) and listed by the impl
+    mode        declared (bench/modes/__init__.py) and listed by the impl
     device      listed by the impl; CUDA present when asked for
     activation  one of tfimpl.config.ACTIVATIONS
     d_model     divisible by n_heads
@@ -16,7 +16,7 @@
     (impl)      the impl's own rules (BERT is post-norm, ...)
 
 bench.config calls it for every case of a sweep (exit 2 before anything runs) and the runner's
-build step re-checks the parts a config cannot know (bench.registry.prepare). Nothing here imports
+build step re-checks the parts a config cannot know (bench.impls.prepare.prepare). Nothing here imports
 torch at module level; CUDA is queried only for a case that wants `device: cuda`.
 """
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 # What each field may hold is declared elsewhere, once: implementations in bench/impls/, blocks
-# in bench/blocks.py, modes in bench/modes.py, precisions in bench/precision.py, activations in
+# in bench/blocks/__init__.py, modes in bench/modes/__init__.py, precisions in bench/precision.py, activations in
 # tfimpl/config.py; bench.capabilities checks a case against them.
 DEVICES = ("cpu", "cuda")
 
@@ -38,10 +38,10 @@ class Case:
     causal: bool = False
     vocab_size: int = 30522
     seed: int = 0
-    new_tokens: int = 0             # block generate: tokens to generate (bench/decode.py)
+    new_tokens: int = 0             # block generate: tokens to generate (bench/blocks/gpt.py)
     max_position: int = 0           # GPT blocks' position table; 0 = as long as the case needs
-    checkpoint: bool = False        # gradient checkpointing per layer (bench/tricks.py)
-    compile: bool = False           # torch.compile the forward (bench/tricks.py)
+    checkpoint: bool = False        # gradient checkpointing per layer (bench/impls/options.py)
+    compile: bool = False           # torch.compile the forward (bench/impls/options.py)
 
     @property
     def d_head(self) -> int:
@@ -93,7 +93,7 @@ class Measure:
     isolation: str = "inline"       # inline | process (a fresh process per case)
     max_memory: str | None = None   # e.g. "8GiB": guard limit below what is available
     profile: bool = False           # per-step breakdown on each record (bench.profile.record)
-    passes: int = 1                 # timing passes over the whole sweep (bench.passes)
+    passes: int = 1                 # timing passes over the whole sweep (bench.run.passes)
     pass_min_repeats: int = 0       # passes 2..P: at least this many samples (0: min_repeats)
     pass_min_time_s: float = 0.0    # passes 2..P: at least this much timed time (0: min_time_s)
     pass_below_s: float = 0.0       # passes 2..P: only cases whose median is below this (0: all)

@@ -67,7 +67,7 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    """The optional `executor:` section: where cases run (see bench/executors/)."""
+    """The optional `executor:` section: where cases run (see bench/run/executors/)."""
 
     kind: str = "inline"            # inline | process | ray
     address: str | None = None      # ray only: cluster address ("auto", "ray://host:10001")

@@ -11,7 +11,7 @@ A metric is what the analysis fits against a swept variable and the report judge
 - `exact`: an exact count, judged with the tight tolerance (FitRule.flops_tolerance).
 
 To add a metric: a `Metric(...)` here (or `register()` from a plugin), the record column it
-reads, and the claims (bench/blocks.py) that name it.
+reads, and the claims (bench/blocks/__init__.py) that name it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A case planned: its declarations and every analytic fact about it, computed once.
 
     plan(case) -> Plan
-        impl, block, mode     the declarations (bench/impls/, bench/blocks.py, bench/modes.py)
+        impl, block, mode     the declarations (bench/impls/, bench/blocks/__init__.py, bench/modes/__init__.py)
         cfg                   the tfimpl ModelConfig of the case's sizes
         backend               the impl's runtime ("numpy" | "torch" | ...)
         attn_path             how attention is computed (bench.impls.ATTENTION_PATHS names, or a

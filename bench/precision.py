@@ -8,7 +8,7 @@ Two ways to run in lower precision, and they are not the same experiment:
   inputs of matmul-like ops (linear, matmul, bmm, sdpa) to the low dtype on the fly, and ops on
   autocast's fp32 list (on CUDA: softmax, layer_norm, ...) back to fp32.
 
-`fp64` is the reference every case is compared against (bench.accuracy). `tf32` is fp32 storage
+`fp64` is the reference every case is compared against (bench.trackers.accuracy). `tf32` is fp32 storage
 with `torch.backends.cuda.matmul.allow_tf32 = True` (tensor-core matmul with a 10-bit mantissa),
 CUDA only; on CUDA `fp32` explicitly turns TF32 off so it means IEEE fp32 whatever the process
 default is. Both flags are restored on exit.

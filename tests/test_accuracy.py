@@ -1,4 +1,4 @@
-"""bench.accuracy: error metrics (hand-computed), and the rounding-error tolerance model checked
+"""bench.trackers.accuracy: error metrics (hand-computed), and the rounding-error tolerance model checked
 on real computations of our implementations: fp64 vs fp64 is exactly 0, fp32 ~1e-7..1e-6,
 bf16 ~1e-3..1e-2, and a perturbed output fails."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import accuracy as A
+from bench.trackers import accuracy as A
 from bench import precision as P
 from tfimpl.config import ModelConfig
 from tfimpl.params import init_params

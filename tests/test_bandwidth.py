@@ -1,9 +1,9 @@
-"""bench.bandwidth: the kernels move the bytes they claim; GB/s arithmetic under a fake clock."""
+"""bench.machine.bandwidth: the kernels move the bytes they claim; GB/s arithmetic under a fake clock."""
 
 import numpy as np
 import pytest
 
-from bench import bandwidth
+from bench.machine import bandwidth
 from support import StepClock
 
 

@@ -31,7 +31,7 @@ def test_wasted_flops_by_hand():
 
 def test_measured_comparison_runs_both_orders():
     pytest.importorskip("torch")
-    from bench.bucketing import compare
+    from bench.guide.bucketing import compare
     out = compare([30, 3, 28, 5, 25, 2, 27, 4], 2, CFG, repeats=2)
     for name in ("padded", "bucketed"):
         assert out[name]["seconds"] > 0 and len(out[name]["samples_s"]) == 2

@@ -1,10 +1,10 @@
-"""bench.budget: the case-time estimate (hand-computed) and the probe under a fake clock."""
+"""bench.run.budget: the case-time estimate (hand-computed) and the probe under a fake clock."""
 
 import re
 
 import pytest
 
-from bench import budget as B
+from bench.run import budget as B
 from bench.case import Measure
 
 STATUS = re.compile(r"^skipped: estimated (\S+) s > budget (\S+) s \((.+)\)$")

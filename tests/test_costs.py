@@ -192,7 +192,7 @@ def test_encoder_layer_counts_exactly_under_the_math_backend(no_fastpath):
 
 
 def test_cpu_sdpa_counts_zero(no_fastpath):
-    """The fact bench/flops.py corrects for: the fused CPU kernel is invisible to the counter."""
+    """The fact bench/trackers/flops.py corrects for: the fused CPU kernel is invisible to the counter."""
     layer = nn.TransformerEncoderLayer(SMALL.d_model, SMALL.n_heads, SMALL.d_ff, dropout=0.0,
                                        batch_first=True)
     x = torch.randn(B, T, SMALL.d_model)

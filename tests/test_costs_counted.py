@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import tfimpl.numpy as tnp
 import tfimpl.torch as ttorch
-from bench.memory import peak_numpy, peak_torch_cpu
+from bench.trackers.memory import peak_numpy, peak_torch_cpu
 from tfimpl import costs
 from tfimpl.config import ModelConfig, preset
 from tfimpl.numpy._threads import blas_threads
@@ -275,7 +275,7 @@ def test_causal_peak_is_predicted(block):
 
 
 def _fresh_grads_step(fn, leaves):
-    """One forward+backward that allocates every gradient afresh, as bench.registry's step
+    """One forward+backward that allocates every gradient afresh, as bench.impls.prepare's step
     does (it sets .grad to None after each backward)."""
     def step():
         _loss(fn()).backward()
@@ -313,8 +313,8 @@ def _library_case(impl, block, mode="forward", causal=False, b=MB, t=MT):
 
 
 def _harness_peak(case):
-    """(measured, predicted) for a case as bench builds it, attn_impl from bench.registry."""
-    from bench.registry import attn_impl_of, model_config, prepare
+    """(measured, predicted) for a case as bench builds it, attn_impl from bench.impls.prepare."""
+    from bench.impls.prepare import attn_impl_of, model_config, prepare
 
     prepared = prepare(case)
     prepared.fn()
@@ -341,7 +341,7 @@ def test_library_mha_peak_is_predicted():
     """HF's BertSelfAttention and W_O, with P held as BertAttention holds it."""
     from transformers.models.bert import modeling_bert as hf
 
-    from bench.registry import hf_bert_config, model_config
+    from bench.impls.prepare import hf_bert_config, model_config
 
     case = _library_case("hf-bert", "encoder_layer")
     attention = hf.BertAttention(hf_bert_config(case, model_config(case))).eval()

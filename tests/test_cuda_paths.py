@@ -13,7 +13,7 @@ from bench import capabilities
 import torch
 import torch.nn.functional as F
 
-from bench import accuracy as A
+from bench.trackers import accuracy as A
 from bench import precision as P
 
 pytestmark = pytest.mark.gpu
@@ -74,7 +74,7 @@ def test_cuda_autocast_runs_softmax_in_fp32():
 
 
 def test_probe_synchronises_the_device():
-    from bench import budget
+    from bench.run import budget
 
     a = torch.randn(2048, 2048, device="cuda")
     syncs = []
@@ -93,7 +93,7 @@ def test_run_case_on_cuda(name):
     if "bf16" in name and not _sm80():
         pytest.skip("bf16 needs compute capability 8.0+")
     from bench.case import Case, Measure
-    from bench.runner import run_case
+    from bench.run.runner import run_case
 
     case = Case(impl="torch", block="encoder_layer", seq_len=256, d_model=256, n_heads=4,
                 d_ff=1024, precision=name, device="cuda", threads=1)

@@ -1,4 +1,4 @@
-"""bench.environment: meta is complete, JSON-ready, and survives missing pieces."""
+"""bench.machine.environment: meta is complete, JSON-ready, and survives missing pieces."""
 
 import json
 import subprocess
@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-import bench.environment as env
+import bench.machine.environment as env
 
 
 def test_collect_meta_is_complete_and_json():

@@ -1,4 +1,4 @@
-"""bench.executors: inline and process (spawned, crash- and timeout-proof) executors."""
+"""bench.run.executors: inline and process (spawned, crash- and timeout-proof) executors."""
 
 import os
 import signal
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from bench.case import Case, Measure
-from bench.executors import make_executor
-from bench.executors.inline import InlineExecutor
-from bench.executors.process import ProcessExecutor, describe_exit
-from bench.registry import Prepared
-from bench.runner import RECORD_KEYS
+from bench.run.executors import make_executor
+from bench.run.executors.inline import InlineExecutor
+from bench.run.executors.process import ProcessExecutor, describe_exit
+from bench.impls.prepare import Prepared
+from bench.run.runner import RECORD_KEYS
 
 MEASURE = Measure(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=1.0, accuracy=False)
 

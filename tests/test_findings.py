@@ -1,10 +1,10 @@
-"""The README's findings section generated from a run folder (bench.analysis.findings)."""
+"""The README's findings section generated from a run folder (bench.analysis.report.findings)."""
 
 import json
 
 import pytest
 
-from bench.analysis import findings
+from bench.analysis.report import findings
 
 ROWS = [
     {"kind": "scaling", "claim": "Attention: O(n²) time", "impl": "numpy", "precision": "fp32",

@@ -1,4 +1,4 @@
-"""bench.flops: dispatched FLOPs equal hand-computed matmul counts, fused paths included."""
+"""bench.trackers.flops: dispatched FLOPs equal hand-computed matmul counts, fused paths included."""
 
 import warnings
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.flops import count_flops, count_flops_by_op, self_attention_block_flops
+from bench.trackers.flops import count_flops, count_flops_by_op, self_attention_block_flops
 
 B, H, T, DK = 2, 4, 16, 8
 D, DFF = H * DK, 64

@@ -1,5 +1,5 @@
-"""The GPT blocks in the harness (bench/decode.py, bench/impls/gpt_ours.py, hf_gpt2.py,
-bench/analysis/decode.py): tiny cases run end to end, counted FLOPs equal the analytic, the KV
+"""The GPT blocks in the harness (bench/blocks/gpt.py, bench/impls/gpt_ours.py, hf_gpt2.py,
+bench/analysis/generation.py): tiny cases run end to end, counted FLOPs equal the analytic, the KV
 cache's allocated bytes equal 2·L·B·n·D·s, the implementations agree, bad input is a one-line
 config error (exit 2), and the verdicts on synthetic records say what the numbers say."""
 
@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analysis import decode as verdicts
+from bench.analysis import generation as verdicts
 from bench.case import Case, Measure
 from bench.cli import main
-from bench.runner import RECORD_KEYS, run_case
+from bench.run.runner import RECORD_KEYS, run_case
 
 FAST = Measure(warmup=1, min_repeats=2, min_time_s=0.0, max_time_s=0.5, budget_s=30)
 TINY = dict(d_model=32, n_heads=4, d_ff=48, layers=2, vocab_size=97, threads=1, causal=True,
@@ -49,9 +49,9 @@ def test_blocks_run_count_and_agree(block):
 
 @pytest.mark.parametrize("block", ["decode", "decode-recompute", "generate"])
 def test_the_implementations_give_the_same_logits(block):
-    """decode: the same seeded context cache in all four (bench.decode.context_cache)."""
+    """decode: the same seeded context cache in all four (bench.blocks.gpt.context_cache)."""
     pytest.importorskip("transformers")
-    from bench.registry import prepare
+    from bench.impls.prepare import prepare
 
     logits = []
     for impl in IMPLS:

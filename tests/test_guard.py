@@ -1,12 +1,12 @@
-"""bench.guard: cases predicted not to fit are skipped before they run."""
+"""bench.run.guard: cases predicted not to fit are skipped before they run."""
 
 import dataclasses
 
 import pytest
 
-from bench import guard
+from bench.run import guard
 from bench.case import Case, Measure
-from bench.runner import run_case
+from bench.run.runner import run_case
 
 GIB = 1024 ** 3
 CASE = Case(impl="numpy", block="attention", batch=1, seq_len=256, d_model=32, n_heads=2,

@@ -20,7 +20,7 @@ HAS_TF = importlib.util.find_spec("tensorflow") is not None and importlib.util.f
 CASES = """
 import json
 from bench.case import Case, Measure
-from bench.runner import run_case
+from bench.run.runner import run_case
 m = Measure(warmup=1, min_repeats=2, min_time_s=0.0, budget_s=20)
 out = []
 for impl, block, mode, prec, seq in [

@@ -9,7 +9,7 @@ import sys
 
 CHECK = """
 import sys
-import bench.cli, bench.registry, bench.runner, bench.commands.run, bench.commands.report
+import bench.cli, bench.impls.prepare, bench.run.runner, bench.commands.run, bench.commands.report
 import bench.commands.explain, bench.commands.validate
 import tfimpl, tfimpl.numpy, tfimpl.torch, tfimpl.costs, tfimpl.loaders
 loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))

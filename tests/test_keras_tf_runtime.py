@@ -1,4 +1,4 @@
-"""bench.tf_runtime: TensorFlow's FLOP count reconciled with tfimpl.costs, its allocator peak."""
+"""bench.trackers.tf_runtime: TensorFlow's FLOP count reconciled with tfimpl.costs, its allocator peak."""
 
 import importlib.util
 
@@ -8,7 +8,7 @@ import pytest
 if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
     pytest.skip("needs the [tf] extra: pip install 'tfbench[tf]'", allow_module_level=True)
 
-from bench import tf_runtime  # noqa: E402
+from bench.trackers import tf_runtime  # noqa: E402
 from tfimpl import costs  # noqa: E402
 from tfimpl import params as P  # noqa: E402
 from tfimpl.config import ModelConfig  # noqa: E402

@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from bench import interference, measuring, settle
+from bench.trackers import interference, measuring, warmup as settle
 from bench.case import Measure
-from bench.timer import measure_time
+from bench.trackers.timer import measure_time
 
 SEQ_SWEEP = Measure(warmup=0, min_repeats=3, min_time_s=0.05, max_time_s=2.0)
 
@@ -36,7 +36,7 @@ class Machine:
         return fn
 
     def probe(self, fn):
-        """The budget probe: one timed call before measure_time (bench.budget)."""
+        """The budget probe: one timed call before measure_time (bench.run.budget)."""
         start = self.now
         fn()
         return self.now - start

@@ -1,4 +1,4 @@
-"""bench.memory: known allocations come back exactly (or within a header's worth of bytes)."""
+"""bench.trackers.memory: known allocations come back exactly (or within a header's worth of bytes)."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.memory import (peak_bytes_of, peak_numpy, peak_torch_cpu, rss_peak, running_peak)
+from bench.trackers.memory import (peak_bytes_of, peak_numpy, peak_torch_cpu, rss_peak, running_peak)
 
 SMALL = 4096   # Python/NumPy object headers around a buffer
 
@@ -79,7 +79,7 @@ def test_rss_peak_sees_a_large_touched_buffer():
     code = textwrap.dedent("""
         import time
         import numpy as np
-        from bench.memory import rss_peak
+        from bench.trackers.memory import rss_peak
 
         def fn():
             a = np.ones(64 * 2**20 // 8)    # 64 MiB, written, so resident
@@ -116,7 +116,7 @@ def test_measure_peak_bad_input(backend, device, key):
 
 @pytest.mark.gpu
 def test_cuda_exact():
-    from bench.memory import peak_cuda
+    from bench.trackers.memory import peak_cuda
     keep = torch.ones(10**6, device="cuda")   # already allocated: not counted
     assert peak_cuda(lambda: torch.ones(10**6, device="cuda")) == 4_000_000
     del keep

@@ -49,7 +49,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, words, capsys):
 
 
 def test_ctrl_c_summarizes_the_slots_measured_so_far(monkeypatch, capsys):
-    import bench.registry
+    import bench.impls.prepare
 
     class Fake:
         calls = 0
@@ -63,7 +63,7 @@ def test_ctrl_c_summarizes_the_slots_measured_so_far(monkeypatch, capsys):
         def teardown(self):
             pass
 
-    monkeypatch.setattr(bench.registry, "prepare", lambda case: Fake())
+    monkeypatch.setattr(bench.impls.prepare, "prepare", lambda case: Fake())
     assert cli(["noise", "--seconds", "60", "--slot", "0.001", "--threads", "1"]) == 130
     out, err = capsys.readouterr()
     assert "interrupted: the slots measured so far" in err and "machine noise over" in out

@@ -1,4 +1,4 @@
-"""Timing passes (bench.passes): later passes fold into their case's record, best pass wins."""
+"""Timing passes (bench.run.passes): later passes fold into their case's record, best pass wins."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import passes
-from bench.writer import RunWriter, read_records
+from bench.run import passes
+from bench.run.writer import RunWriter, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 

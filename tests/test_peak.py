@@ -1,10 +1,10 @@
-"""bench.peak: GFLOP/s arithmetic under a fake clock, the cache with tmp_path, a tiny real run."""
+"""bench.machine.peak: GFLOP/s arithmetic under a fake clock, the cache with tmp_path, a tiny real run."""
 
 import json
 
 import pytest
 
-from bench import peak
+from bench.machine import peak
 from bench.cli import main as cli_main
 from support import StepClock
 

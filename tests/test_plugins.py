@@ -12,7 +12,7 @@ import pytest
 from bench import capabilities, impls
 from bench.case import Case, Measure
 from bench.plan import plan
-from bench.runner import run_case
+from bench.run.runner import run_case
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = "examples.chunked_attention:IMPL"

@@ -33,7 +33,7 @@ def test_no_profile_no_section():
 def test_section_from_profiled_records():
     from bench.analysis.frame import records_frame
     from bench.case import Case, Measure
-    from bench.runner import run_case
+    from bench.run.runner import run_case
 
     quick = Measure(warmup=1, min_repeats=2, min_time_s=0.0, max_time_s=0.3, accuracy=False,
                     measure_memory=False, count_flops=False, profile=True)

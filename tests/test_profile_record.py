@@ -4,7 +4,7 @@ import pytest
 
 from bench.case import Case, Measure
 from bench.profile.record import PROFILE_KEYS, profile_fields, why_not
-from bench.runner import RECORD_KEYS, run_case
+from bench.run.runner import RECORD_KEYS, run_case
 from tfimpl.costs import components
 
 QUICK = Measure(warmup=1, min_repeats=2, min_time_s=0.0, max_time_s=0.5, accuracy=False,

@@ -1,4 +1,4 @@
-"""bench.executors.ray_exec: cases as Ray tasks, on a real local Ray instance and a 2-node cluster.
+"""bench.run.executors.ray_exec: cases as Ray tasks, on a real local Ray instance and a 2-node cluster.
 
 One local instance (fake GPUs, one `bench_node`) is shared by the `TestLocal` class; the
 2-node `ray.cluster_utils.Cluster` comes after it (one Ray connection per driver at a time).
@@ -20,13 +20,13 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from bench.case import Case, Measure  # noqa: E402
-from bench.executors import make_executor  # noqa: E402
-from bench.executors.inline import InlineExecutor  # noqa: E402
-from bench.executors.process import ProcessExecutor  # noqa: E402
-from bench.executors.ray_exec import (  # noqa: E402
+from bench.run.executors import make_executor  # noqa: E402
+from bench.run.executors.inline import InlineExecutor  # noqa: E402
+from bench.run.executors.process import ProcessExecutor  # noqa: E402
+from bench.run.executors.ray_exec import (  # noqa: E402
     DEVICE_SHARE, NODE_RESOURCE, RayExecutor, capacity, require_bench_node, task_options)
-from bench.registry import Prepared  # noqa: E402
-from bench.runner import RECORD_KEYS  # noqa: E402
+from bench.impls.prepare import Prepared  # noqa: E402
+from bench.run.runner import RECORD_KEYS  # noqa: E402
 
 MEASURE = Measure(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=1.0, accuracy=False,
                   count_flops=False, measure_memory=False)

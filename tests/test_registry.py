@@ -1,14 +1,15 @@
-"""bench.registry: every impl builds the same seeded computation, so their fp64 outputs agree."""
+"""bench.impls.prepare: every impl builds the same seeded computation, so their fp64 outputs agree."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from bench import capabilities, registry
+from bench import capabilities
+from bench.impls import prepare as registry
 from bench import blocks, impls
 from bench.case import Case
-from bench.registry import Unsupported, prepare
+from bench.impls.prepare import Unsupported, prepare
 
 BASE = Case(batch=2, seq_len=12, d_model=16, n_heads=2, d_ff=32, layers=2, vocab_size=50,
             precision="fp64", threads=1)
@@ -96,8 +97,8 @@ def test_unsupported_combinations_say_why(case, match):
 def test_forward_backward_counts_three_times_the_forward_matmuls(impl, block):
     """Weights AND inputs require grad, and the loss sums every output (the model's pooled
     output too), so backward computes both operand grads of every matmul: 2x forward."""
-    from bench.flops import count_flops
-    from bench.runner import predict
+    from bench.trackers.flops import count_flops
+    from bench.run.runner import predict
 
     case = dataclasses.replace(BASE, impl=impl, block=block, precision="fp32",
                                mode="forward+backward")
@@ -120,9 +121,9 @@ def _raw_flop_count(fn) -> int:
 def test_torch_nn_fast_path_timed_on_counted_off():
     """fn (timed) takes torch.nn's eval fast path, which plain FlopCounterMode sees as 0 FLOPs;
     flops_fn runs the same module with the fast path off, so the matmuls are dispatched one by
-    one (bench.flops adds the CPU sdpa kernel, which plain FlopCounterMode also misses)."""
-    from bench.flops import count_flops
-    from bench.runner import predict
+    one (bench.trackers.flops adds the CPU sdpa kernel, which plain FlopCounterMode also misses)."""
+    from bench.trackers.flops import count_flops
+    from bench.run.runner import predict
 
     case = dataclasses.replace(BASE, impl="torch-nn", block="encoder_layer", precision="fp32")
     prepared = prepare(case)

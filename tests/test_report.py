@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.analysis.report import write_report
+from bench.analysis.report.markdown import write_report
 from bench.cli import main as cli
 
 _spec = importlib.util.spec_from_file_location(
@@ -148,7 +148,7 @@ def test_machine_peak_lookup(backend, precision, threads, device, expected):
 
 def test_report_without_usable_peak(tmp_path, monkeypatch):
     """Peak measured at 1 thread, cases at 2: no % of peak, and the report and plot say why."""
-    from bench import peak
+    from bench.machine import peak
 
     monkeypatch.setattr(peak, "load_or_measure_peak", lambda **kw: None)   # nothing cached
     recs = [r for r in _small_records() if r["block"] == "ffn" and r["d_model"] == 768]
@@ -165,7 +165,7 @@ def test_report_without_usable_peak(tmp_path, monkeypatch):
 
 def test_report_uses_a_cached_peak_when_the_run_has_none(tmp_path, monkeypatch):
     """An older run without a peak gets the cached one (never measured by `report`)."""
-    from bench import peak
+    from bench.machine import peak
 
     calls = []
 
@@ -317,9 +317,9 @@ def test_sdpa_backward_recount_is_what_torch_counts():
 
     from bench.analysis.flopcheck import explain
     from bench.case import Case
-    from bench.flops import count_flops
+    from bench.trackers.flops import count_flops
     from bench.plan import plan
-    from bench.registry import prepare
+    from bench.impls.prepare import prepare
 
     case = Case(impl="torch-sdpa", block="attention", batch=1, seq_len=16, d_model=64,
                 n_heads=2, d_ff=256, mode="forward+backward")
@@ -333,7 +333,7 @@ def test_the_first_line_says_how_well_passes_of_a_case_agreed():
     import pandas as pd
 
     from bench.analysis.compare import pass_agreement
-    from bench.analysis.report import passes_sentence
+    from bench.analysis.report.markdown import passes_sentence
 
     df = pd.DataFrame({"status": ["ok", "ok", "ok", "failed: x"],
                        "median_s": [0.01, 0.02, 1e-5, None],

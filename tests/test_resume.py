@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import load_config
-from bench.writer import read_meta, read_records
+from bench.run.writer import read_meta, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = "configs/smoke.yaml"

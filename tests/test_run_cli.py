@@ -7,7 +7,7 @@ import pytest
 
 from bench.cli import main
 from bench.config import load_config
-from bench.writer import read_meta, read_records
+from bench.run.writer import read_meta, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "configs" / "smoke.yaml")
@@ -30,7 +30,7 @@ def test_smoke_run_writes_the_folder_with_one_record_per_case(smoke_run):
     assert meta["config_hash"] == config.config_hash and meta["status"] == "complete"
     assert meta["start_time"] <= meta["end_time"] and meta["n_records"] == len(records)
     assert meta["measure"]["warmup"] == config.measure.warmup
-    assert "versions" in meta                                   # bench.environment.collect_meta
+    assert "versions" in meta                                   # bench.machine.environment.collect_meta
     assert (smoke_run / "config.yaml").exists()
     import pandas as pd
 
@@ -111,7 +111,7 @@ def test_progress_lines_and_eta_from_finished_cases():
     import io
 
     from bench.case import Case
-    from bench.progress import Progress, format_duration, format_result
+    from bench.run.progress import Progress, format_duration, format_result
 
     assert format_duration(75.2) == "1:15" and format_duration(3725) == "1:02:05"
     assert format_duration(None) == "?"

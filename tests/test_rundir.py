@@ -12,8 +12,8 @@ import pytest
 
 from bench.cli import main
 from bench.config import load_config
-from bench.runlock import LOCK_FILE, RunLock, RunLocked, holder_running, read_holder
-from bench.writer import RunDirError, check_run_dir, read_meta, read_records
+from bench.run.lock import LOCK_FILE, RunLock, RunLocked, holder_running, read_holder
+from bench.run.writer import RunDirError, check_run_dir, read_meta, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "configs" / "smoke.yaml")
@@ -216,7 +216,7 @@ def test_kill_9_at_any_moment_then_resume_loses_nothing_and_duplicates_nothing(t
 def test_a_process_worker_dies_with_its_killed_driver():
     if not sys.platform.startswith("linux"):
         pytest.skip("PR_SET_PDEATHSIG is Linux only")
-    child = ("import os, sys, time; from bench.executors.process import _die_with_parent; "
+    child = ("import os, sys, time; from bench.run.executors.process import _die_with_parent; "
              "_die_with_parent(int(sys.argv[1])); print('armed', flush=True); time.sleep(60)")
     driver = ("import os, subprocess, sys, time; "
               f"p = subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())], "

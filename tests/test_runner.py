@@ -1,4 +1,4 @@
-"""bench.runner.run_case: the record's shape, error paths, and the measurements against theory."""
+"""bench.run.runner.run_case: the record's shape, error paths, and the measurements against theory."""
 
 import dataclasses
 import os
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bench.case import CASE_FIELDS, Case, Measure
-from bench.registry import Prepared, Unsupported
-from bench.runner import RECORD_KEYS, run_case
+from bench.impls.prepare import Prepared, Unsupported
+from bench.run.runner import RECORD_KEYS, run_case
 
 FAST = Measure(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=1.0)
 SMALL = Case(impl="numpy", block="ffn", batch=1, seq_len=16, d_model=32, n_heads=2, d_ff=64,

@@ -87,7 +87,7 @@ def test_a_train_step_leaves_the_next_preparation_untouched(impl):
     """train mode updates its weights in place: the store must hand out copies (torch's float64
     tensors share memory with the array they are made from)."""
     pytest.importorskip("torch")
-    from bench.registry import prepare
+    from bench.impls.prepare import prepare
 
     case = dataclasses.replace(SMALL, impl=impl, precision="fp64", mode="train")
     common.SEEDED.clear()

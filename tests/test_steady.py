@@ -1,4 +1,4 @@
-"""bench.steady: the process settings `python -m bench` applies before NumPy and torch load,
+"""bench.machine.process: the process settings `python -m bench` applies before NumPy and torch load,
 and tfimpl.numpy's kept thread pool."""
 
 import os
@@ -23,7 +23,7 @@ def _run_python(code: str, env: dict) -> str:
     return out.stdout.strip()
 
 
-APPLY = "import json; from bench import steady; print(json.dumps(steady.apply()))"
+APPLY = "import json; from bench.machine import process; print(json.dumps(process.apply()))"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
@@ -62,7 +62,7 @@ def test_kept_memory_is_reused_without_page_faults():
     (with glibc's default a block above the mmap threshold goes back to the kernel)."""
     code = """
 import resource, numpy as np
-from bench import steady
+from bench.machine import process as steady
 steady.apply()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

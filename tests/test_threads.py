@@ -1,10 +1,10 @@
-"""bench.threads: thread counts are set in torch and in every BLAS/OpenMP pool, then restored."""
+"""bench.machine.threads: thread counts are set in torch and in every BLAS/OpenMP pool, then restored."""
 
 import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from bench.threads import fixed_threads, thread_info
+from bench.machine.threads import fixed_threads, thread_info
 
 
 def _pool_threads():
@@ -53,7 +53,7 @@ def test_backend_gives_the_other_pool_one_thread():
     import torch
     from threadpoolctl import threadpool_info
 
-    from bench.threads import fixed_threads
+    from bench.machine.threads import fixed_threads
 
     def blas_threads():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]

@@ -1,4 +1,4 @@
-"""bench.timer: statistics by hand, the stopping rule and batching under a fake clock."""
+"""bench.trackers.timer: statistics by hand, the stopping rule and batching under a fake clock."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench.case import Measure
-from bench.timer import (ClockTimer, TimeStats, choose_number, measure_time, quantile,
+from bench.trackers.timer import (ClockTimer, TimeStats, choose_number, measure_time, quantile,
                          timer_factory_for)
 
 
@@ -220,7 +220,7 @@ def test_timer_factory_for_device():
 @pytest.mark.gpu
 def test_cuda_event_timer_times_a_matmul():
     import torch
-    from bench.timer import CudaEventTimer
+    from bench.trackers.timer import CudaEventTimer
     a = torch.randn(1024, 1024, device="cuda")
     stats = measure_time(lambda: a @ a, Measure(warmup=2, min_repeats=3, min_time_s=0.0),
                          timer_factory=CudaEventTimer)

@@ -1,4 +1,4 @@
-"""The `train` mode and numpy's forward+backward through the harness (bench.runner.run_case)."""
+"""The `train` mode and numpy's forward+backward through the harness (bench.run.runner.run_case)."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import pytest
 pytest.importorskip("torch")
 
 from bench.case import Case, Measure  # noqa: E402
-from bench.runner import RECORD_KEYS, run_case  # noqa: E402
-from bench.train_mode import TRAIN_KEYS  # noqa: E402
+from bench.run.runner import RECORD_KEYS, run_case  # noqa: E402
+from bench.modes.train import TRAIN_KEYS  # noqa: E402
 
 FAST = Measure(warmup=1, min_repeats=2, min_time_s=0.0, max_time_s=1.0)
 SIZES = dict(batch=2, seq_len=9, d_model=24, n_heads=3, d_ff=40, layers=2, threads=1)
@@ -42,7 +42,7 @@ def test_numpy_forward_backward_runs(block):
 
 
 def test_train_step_repeats_the_same_first_step():
-    from bench.registry import prepare
+    from bench.impls.prepare import prepare
     for impl in ("numpy", "torch"):
         prepared = prepare(case(impl=impl, block="encoder_layer", precision="fp64"))
         first = np.array(prepared.fn() if impl == "numpy" else prepared.fn().numpy())

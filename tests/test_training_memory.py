@@ -1,6 +1,6 @@
 """tfimpl.costs.training against measurement: saved activations, gradients, AdamW state.
 
-Measured with bench.training (torch: autograd's saved-tensor hooks; numpy: the backward
+Measured with bench.trackers.training (torch: autograd's saved-tensor hooks; numpy: the backward
 caches), each buffer once, weights and given inputs apart; fp32 and fp64 on CPU.
 """
 
@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench import training  # noqa: E402
+from bench.trackers import training  # noqa: E402
 from tfimpl import params as P  # noqa: E402
 from tfimpl.config import ModelConfig  # noqa: E402
 from tfimpl.costs.training import (korthikanti_bytes, saved_activation_bytes,  # noqa: E402

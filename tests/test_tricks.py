@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 
 from bench.case import Case, Measure  # noqa: E402
-from bench.runner import run_case  # noqa: E402
+from bench.run.runner import run_case  # noqa: E402
 
 FAST = Measure(warmup=1, min_repeats=2, min_time_s=0.0, max_time_s=2.0, accuracy=False,
                count_flops=False)
@@ -26,7 +26,7 @@ def test_checkpointing_lowers_the_measured_peak_of_a_4_layer_encoder_at_512():
 
 def test_checkpointed_step_equals_the_plain_one():
     import numpy as np
-    from bench.registry import prepare
+    from bench.impls.prepare import prepare
     base = Case(impl="torch", block="encoder", mode="train", batch=2, seq_len=7, d_model=24,
                 n_heads=3, d_ff=40, layers=3, threads=1, precision="fp64")
     a, b = prepare(base), prepare(dataclasses.replace(base, checkpoint=True))

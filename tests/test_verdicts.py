@@ -154,9 +154,9 @@ def _width_records():
 
 
 def test_a_d_sweep_draws_d_axis_figures_only(tmp_path, monkeypatch):
-    from bench import peak
+    from bench.machine import peak
     from bench.analysis import bert_params
-    from bench.analysis.report import write_report
+    from bench.analysis.report.markdown import write_report
 
     monkeypatch.setattr(bert_params, "bert_base_counts", lambda: FAKE_BERT)
     monkeypatch.setattr(peak, "load_or_measure_peak", lambda **kw: None)

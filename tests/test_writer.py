@@ -1,11 +1,11 @@
-"""bench.writer: atomic appends, torn-tail repair, resume compaction, run folder naming."""
+"""bench.run.writer: atomic appends, torn-tail repair, resume compaction, run folder naming."""
 
 import json
 import re
 
 import pytest
 
-from bench.writer import (RECORDS_FILE, RunDirError, RunWriter, is_done, new_run_dir,
+from bench.run.writer import (RECORDS_FILE, RunDirError, RunWriter, is_done, new_run_dir,
                           read_records)
 
 

@@ -33,7 +33,7 @@ ratio over the timed cases; the share of cases within +-5% of that factor (and t
 regression of every case (a slower BLAS, say) is a run-wide factor too, and the per-case table
 and its statuses stay on the raw ratios.
 
-Beside it, how well each run repeats inside itself (runs timed in passes, bench.passes): over the
+Beside it, how well each run repeats inside itself (runs timed in passes, bench.run.passes): over the
 same timed cases, the share of pairs of passes of one case whose medians agree within +-5%
 (every pair of a case's passes, each case weighted alike), and the median and 90th percentile of
 a case's pass spread max/min. Two passes of a run are two measurements of the same case minutes
@@ -51,7 +51,7 @@ import math
 import statistics
 
 from bench.case import CASE_FIELDS
-from bench.timer import quantile
+from bench.trackers.timer import quantile
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"

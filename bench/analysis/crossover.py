@@ -34,7 +34,7 @@ DEFINITION = ("n* = the sequence length at which the bare attention block (QKᵀ
               "width: predicted from tfimpl.costs' matmul FLOPs, measured where the two "
               "blocks' median times are equal")
 # The FFN a fused-attention implementation is paired with: torch-sdpa's feed-forward is
-# torch's very code (bench.registry builds both from tfimpl.torch), so the seq sweep omits it.
+# torch's very code (bench.impls.prepare builds both from tfimpl.torch), so the seq sweep omits it.
 FFN_TWIN = {"torch-sdpa": "torch"}
 N_BOOT = 400
 

@@ -4,7 +4,7 @@ A mismatch is a finding. One cause is known and checked exactly, not assumed:
 
     forward+backward through the fused SDPA kernel. The analytic model (tfimpl.costs) counts
     the backward as 2x every forward matmul, so attention's backward = 2 x (QKᵀ + P·V) = 4
-    matmuls. torch's sdpa_backward_flop_count (what FlopCounterMode uses, see bench.flops)
+    matmuls. torch's sdpa_backward_flop_count (what FlopCounterMode uses, see bench.trackers.flops)
     counts 5: it recomputes the scores QKᵀ, then dV, dP, dQ, dK, i.e. 2.5x the forward's 2.
     So counted - analytic = ½ x the forward attention-matmul FLOPs (attn_scores +
     attn_weighted_sum of tfimpl.costs.forward_flops), to the FLOP.

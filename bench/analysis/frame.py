@@ -21,7 +21,7 @@ unknown" regime rather than being placed by a guess).
     peak_backend       the record's backend (whose matmul peak bounds the case)
     peak_dtype         the matmul dtype: amp-bf16 -> bf16, amp-fp16 -> fp16, tf32 -> fp32 on CPU
     peak_gflops        the machine's matmul peak for (peak_backend, peak_dtype) from meta.json
-                       "machine_peak" (bench.peak; "peak" accepted too); NaN when not measured
+                       "machine_peak" (bench.machine.peak; "peak" accepted too); NaN when not measured
                        or measured at another thread count or device than the case's
     peak_fraction      gflops / peak_gflops
 """
@@ -34,7 +34,7 @@ from pathlib import Path
 from bench.blocks import FUSED, MATERIALISED
 from bench.case import CASE_FIELDS
 from bench.plan import FACT_KEYS
-from bench.writer import RECORDS_FILE, read_meta, read_records
+from bench.run.writer import RECORDS_FILE, read_meta, read_records
 
 FACT_COLUMNS = FACT_KEYS + ("attn_materialised",)
 
@@ -66,7 +66,7 @@ def last_level_cache(meta: dict) -> float:
 
 
 def peak_table(meta: dict) -> dict:
-    """meta["machine_peak"] (bench.peak's result, as the runner stores it) or meta["peak"]."""
+    """meta["machine_peak"] (bench.machine.peak's result, as the runner stores it) or meta["peak"]."""
     for key in ("machine_peak", "peak"):
         if isinstance(meta.get(key), dict):
             return meta[key]
@@ -74,7 +74,7 @@ def peak_table(meta: dict) -> dict:
 
 
 def peak_values(meta: dict) -> dict[tuple[str, str], float]:
-    """{(backend, dtype): GFLOP/s} of the measured entries (bench.peak's numpy / torch tables)."""
+    """{(backend, dtype): GFLOP/s} of the measured entries (bench.machine.peak's numpy / torch tables)."""
     out = {}
     for backend, table in peak_table(meta).items():
         if backend not in PEAK_BACKENDS or not isinstance(table, dict):
@@ -99,7 +99,7 @@ def peak_dtype(precision: str, device: str = "cpu") -> str:
 def peak_mismatch(meta: dict, threads=None, device=None) -> str | None:
     """Why the machine peak cannot bound a case with these threads / device (None if it can).
 
-    bench.peak measures at one thread count (the run's default) on one device; comparing a
+    bench.machine.peak measures at one thread count (the run's default) on one device; comparing a
     1-thread case with a 2-thread peak would be apples and oranges.
     """
     peak = peak_table(meta)
@@ -180,7 +180,7 @@ def records_frame(records: list[dict], meta: dict | None = None):
 
 
 def _estimate_samples(record: dict):
-    """The samples behind the record's statistics: with several timing passes (bench.passes)
+    """The samples behind the record's statistics: with several timing passes (bench.run.passes)
     those of its best pass, so a bootstrap over them matches median_s; all of them otherwise
     (records.jsonl keeps every pass)."""
     samples, passes, best = (record.get("samples_s"), record.get("sample_pass"),

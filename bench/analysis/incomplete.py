@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from bench.runlock import describe_holder, holder_running, read_holder
+from bench.run.lock import describe_holder, holder_running, read_holder
 
 REASONS = {
     "interrupted": "it was interrupted (Ctrl-C; it stopped after the case in progress)",

@@ -2,7 +2,7 @@
 
     speedup    = median_s(fp32 twin) / median_s          (> 1: faster than fp32)
     mem_ratio  = peak_bytes / peak_bytes(fp32 twin)
-    errors     = the record's own, each against the fp64 reference (bench.accuracy)
+    errors     = the record's own, each against the fp64 reference (bench.trackers.accuracy)
 
 The fp32 twin is the record with every case field equal except precision (and seed). Cases
 that were not measured (skipped or failed) stay in the table with their status: a case the
@@ -132,7 +132,7 @@ def geometric_mean(values) -> float:
 
 
 def _bf16_evidence(meta: dict, bf16, native: bool) -> str:
-    """The measurement beside the expectation: the matmul peaks (bench.peak) when measured,
+    """The measurement beside the expectation: the matmul peaks (bench.machine.peak) when measured,
     then the cases at their largest size (a block that is not matmul-bound may differ)."""
     out = []
     peaks = peak_values(meta)

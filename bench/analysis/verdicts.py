@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 from bench import blocks
-from bench.analysis import claims, crossover, decode, precisions, training
+from bench.analysis import claims, crossover, generation as decode, precisions, training
 from bench.analysis.bert_params import fmt_count
 from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD, band_verdict
 from bench.analysis.crossover import DEFINITION

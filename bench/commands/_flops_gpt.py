@@ -11,7 +11,7 @@ without it, the KV cache, and the bytes a decode step must read.
 
 from __future__ import annotations
 
-from bench.guide_tables import human_bytes, human_flops, table
+from bench.commands.model_args import human_bytes, human_flops, table
 from tfimpl import costs
 
 

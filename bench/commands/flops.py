@@ -15,7 +15,7 @@ import json
 import sys
 
 from bench.commands import _flops_gpt as flops_gpt
-from bench.guide_tables import (ModelChoiceError, add_model_arguments, config_dict,
+from bench.commands.model_args import (ModelChoiceError, add_model_arguments, config_dict,
                                 human_flops, model_kind, resolve_model, table)
 from tfimpl import costs
 

@@ -26,7 +26,7 @@ import sys
 import time
 
 from bench.case import Case
-from bench.threads import fixed_threads
+from bench.machine.threads import fixed_threads
 
 HELP = "how steady this machine is: fixed probes timed in turns, slot by slot"
 EPILOG = """examples:
@@ -102,7 +102,7 @@ def measure(named_cases, seconds: float, slot_s: float,
     `seconds` or until Ctrl-C."""
     from bench.impls.base import Unsupported
     from bench.plan import plan
-    from bench.registry import prepare
+    from bench.impls.prepare import prepare
 
     ready = []
     try:

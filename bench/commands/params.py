@@ -15,7 +15,7 @@ import json
 import math
 import sys
 
-from bench.guide_tables import (BYTES_PER_ELEMENT, ModelChoiceError, add_model_arguments,
+from bench.commands.model_args import (BYTES_PER_ELEMENT, ModelChoiceError, add_model_arguments,
                                 config_dict, human_bytes, model_kind, resolve_model, table)
 from tfimpl import costs, loaders
 from tfimpl.params import count, init_params, param_shapes, to_torch

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from bench import peak
+from bench.machine import peak
 
 HELP = "measure this machine's matmul peak (GFLOP/s) per dtype"
 EPILOG = """examples:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import peak
+from bench.machine import peak
 from bench.profile import report
 from bench.profile.run import run_profile
 from bench.profile.spec import SpecError, make_spec

@@ -12,7 +12,7 @@ import sys
 
 from bench.analysis.incomplete import run_state
 from bench.analysis.rule import FitRule
-from bench.writer import RunDirError, check_run_dir
+from bench.run.writer import RunDirError, check_run_dir
 
 HELP = "rebuild report.md, summary.json and plots of a run folder"
 EPILOG = """examples:
@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
         rule = FitRule(ws_factor=args.ws_factor, min_time_s=args.min_time_ms / 1e3,
                        top_octaves=args.top_octaves, min_points=args.min_points,
                        tolerance=args.tolerance, seed=args.seed)
-        from bench.analysis.report import write_report   # NumPy and pandas: not for --help
+        from bench.analysis.report.markdown import write_report   # NumPy and pandas: not for --help
 
         paths = write_report(args.run_dir, rule)
     except (FileNotFoundError, ValueError, RunDirError) as exc:

@@ -21,17 +21,18 @@ import sys
 import time
 from pathlib import Path
 
-from bench import guard, passes, peak
-from bench import writer as w
+from bench.run import guard, passes
+from bench.machine import peak
+from bench.run import writer as w
 from bench.analysis.compare import pass_agreement
 from bench.analysis.describe import effective_description
 from bench.config import ConfigError, load_config
-from bench.environment import collect_meta
-from bench.executors import make_executor
-from bench.progress import Progress
-from bench.runlock import LOCK_FILE, RunLock, RunLocked, describe_holder
-from bench.runner import predict
-from bench.writer import RunDirError
+from bench.machine.environment import collect_meta
+from bench.run.executors import make_executor
+from bench.run.progress import Progress
+from bench.run.lock import LOCK_FILE, RunLock, RunLocked, describe_holder
+from bench.run.runner import predict
+from bench.run.writer import RunDirError
 
 HELP = "measure every case of a YAML sweep into results/<run-id>/"
 EPILOG = """examples:
@@ -213,7 +214,7 @@ def _target_dir(config, args) -> Path:
 def _open_run_dir(target: Path, config, measure, executor_name, args):
     """(writer, done records, resumed?) or raises RunDirError with a one-line reason.
 
-    Called with the folder's lock held (bench.runlock), so the checks below cannot race with
+    Called with the folder's lock held (bench.run.lock), so the checks below cannot race with
     another run of the same folder."""
 
     if (target / w.META_FILE).exists():
@@ -293,7 +294,7 @@ RUN_BANDWIDTH_BUDGET_S = 2.0       # ... and timed STREAM seconds
 
 
 def _machine_peak(remeasure: bool, config=None):
-    """The matmul peak (bench.peak) at the cases' most common thread count: cached, else
+    """The matmul peak (bench.machine.peak) at the cases' most common thread count: cached, else
     measured once and cached; --peak re-measures."""
     from collections import Counter
 
@@ -377,7 +378,7 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
 
 
 def _later_passes(config, measure, executor, writer, stop) -> str:
-    """Timing passes 2..measure.passes over the ok cases (bench.passes.wants_pass): each timed again
+    """Timing passes 2..measure.passes over the ok cases (bench.run.passes.wants_pass): each timed again
     after all the others, its timing appended as a pass line. "complete" or "interrupted"."""
     for index in range(2, measure.passes + 1):
         merged = {r["case_id"]: r for r in writer.records()}
@@ -433,7 +434,7 @@ def _finish(writer, config, session, status, args) -> None:
 
 
 def _report(run_dir: Path) -> None:
-    from bench.analysis.report import write_report   # NumPy, pandas, torch: not for --help
+    from bench.analysis.report.markdown import write_report   # NumPy, pandas, torch: not for --help
 
     try:
         write_report(run_dir)

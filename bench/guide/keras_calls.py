@@ -12,7 +12,7 @@ import importlib.util
 
 import numpy as np
 
-from bench import tf_runtime
+from bench.trackers import tf_runtime
 
 WHAT = "ours - Keras"
 INSTALL = "Keras/TensorFlow not installed here: pip install -e \".[tf]\" to run this check"

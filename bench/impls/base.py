@@ -5,8 +5,8 @@ An implementation declares, once, everything the harness needs to know about it:
     name            the `impl:` value a config uses
     backend         whose runtime it runs on: "numpy" | "torch" | "tensorflow". This decides
                     which thread pool gets the case's threads, which memory tracker measures it
-                    (bench.memory), whether FlopCounterMode counts it (torch), and which
-                    machine peak bounds it (bench.peak)
+                    (bench.trackers.memory), whether FlopCounterMode counts it (torch), and which
+                    machine peak bounds it (bench.machine.peak)
     blocks, precisions, modes, devices
                     what it can run (bench.capabilities checks a case against them)
     attention       how attention is computed, in tfimpl.costs' memory-model terms:
@@ -52,14 +52,14 @@ class Prepared:
 
     output(): float64 NumPy copy of the last call's output (hidden states for the model).
     attention_weights(): the (B, H, T, T) attention probabilities as computed (NumPy array or CPU
-        tensor, at the case's precision; bench.accuracy widens them), or None when the
+        tensor, at the case's precision; bench.trackers.accuracy widens them), or None when the
         implementation does not expose them (fused kernels, torch.nn, HF, FFN).
     flops_fn: what FLOP counting should call (fn, or fn with torch.nn's fast path off).
     fastpath: True when torch.nn's eval fast path may run in `fn` (timing), None if n/a.
     evaluate: one call giving (output as float64 NumPy, attention weights) where the
         implementation can return both at once; None: run fn(), then output() and
         attention_weights().
-    count_flops: the backend's own FLOP count of one call (TensorFlow: bench.tf_runtime).
+    count_flops: the backend's own FLOP count of one call (TensorFlow: bench.trackers.tf_runtime).
     compile_s: seconds of the first (tracing/compiling) call, made in build, not a sample.
     """
 

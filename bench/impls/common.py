@@ -3,11 +3,11 @@ and the torch plumbing (device, dtypes, autocast, the mode's timed step, float64
 
 Weights are `tfimpl.params.init_params(kind, cfg, case.seed)` in float64, then cast: every
 backend and precision sees the same numbers. Inputs follow the block's declaration
-(bench/blocks.py `inputs`): q, k, v (B, H, T, d_k), x (B, T, D), or token ids (B, T), drawn from
+(bench/blocks/__init__.py `inputs`): q, k, v (B, H, T, d_k), x (B, T, D), or token ids (B, T), drawn from
 `np.random.default_rng(case.seed + 1)`.
 
 The draws are kept (`SEEDED`, a bounded least-recently-used store) and every caller gets its own
-copy: a case's float64 accuracy reference and its later timing passes (bench.passes) draw the
+copy: a case's float64 accuracy reference and its later timing passes (bench.run.passes) draw the
 same numbers again, and drawing was most of what preparing a case cost. Measured on
 configs/seq_sweep.yaml (2-core AMD EPYC): init_params 45 ms for one d=768 feed-forward and ~1 s
 for d=2560; the sweep's prepares took 17 s of its first pass and 9.5 s of every later pass;
@@ -111,7 +111,7 @@ def _default_cap() -> int:
         except ValueError:
             raise ValueError(f"TFBENCH_SEED_CACHE_MB={text!r}: expected a number of MiB "
                              "(0 keeps nothing)") from None
-    available = psutil.virtual_memory().available      # what bench.guard reads too
+    available = psutil.virtual_memory().available      # what bench.run.guard reads too
     return min(SeededStore.DEFAULT_CAP_BYTES, available // 8)
 
 

@@ -1,9 +1,9 @@
-"""The GPT blocks (bench/decode.py) on tfimpl.numpy.gpt and tfimpl.torch.gpt.
+"""The GPT blocks (bench/blocks/gpt.py) on tfimpl.numpy.gpt and tfimpl.torch.gpt.
 
 One build per backend; the timed call per block is `_calls(...)`, the same for both (the two
 modules mirror each other). The KV cache is made in build, outside the timed region, with room
 for every token the case feeds: prefill and generate reset its length to 0 on each call and
-fill it again; decode starts from bench.decode.context_cache's seeded n-token cache and rolls
+fill it again; decode starts from bench.blocks.gpt.context_cache's seeded n-token cache and rolls
 the length back to n after each step. `fn.record_extra` (read by the runner after the measurements) adds the generation
 columns: the cache's allocated bytes against 2·L·B·n·D·s, and for generate TTFT, inter-token
 latency percentiles and tokens/s from GEN_REPEATS further generations timed step by step.
@@ -15,7 +15,8 @@ import importlib
 import time
 
 import tfimpl.numpy.gpt as numpy_gpt
-from bench import decode, precision
+from bench.blocks import gpt as decode
+from bench import precision
 from bench.case import Case
 from bench.impls.base import Prepared
 from bench.impls.common import (float64_output, seeded_params, torch_device, torch_precision,

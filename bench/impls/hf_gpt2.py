@@ -5,7 +5,7 @@ The loop is a manual one with its `cache` (past key values, a DynamicCache), the
 runs per step, without `generate`'s logits processors and stopping checks:
     prefill           model(ids, use_cache=True, logits_to_keep=1): a fresh cache each call
     decode            model(token, cache=cache, use_cache=True, logits_to_keep=1) on an n-token
-                      DynamicCache holding bench.decode.context_cache's keys and values, then
+                      DynamicCache holding bench.blocks.gpt.context_cache's keys and values, then
                       cache.crop(-1) back to n (its next update concatenates n + 1)
     decode-recompute  model(ids, use_cache=False, logits_to_keep=1) over all n + 1 tokens
     generate          prefill, then new_tokens - 1 decode steps, greedy argmax
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from bench import decode
+from bench.blocks import gpt as decode
 from bench.case import Case
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import load_state, torch_device, torch_precision, torch_runner

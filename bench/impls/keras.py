@@ -17,10 +17,10 @@ probabilities ("library"); the weights are read back through return_attention_sc
 (the layer's own explicit path, the same numbers when no row is fully masked).
 Precisions: fp64, fp32, bf16 (every variable and op bfloat16) and amp-bf16 (Keras' mixed
 precision policy "mixed_bfloat16": float32 variables, bfloat16 compute).
-Peak memory: TensorFlow's allocator statistics (bench.tf_runtime.peak_tf); the prediction is
+Peak memory: TensorFlow's allocator statistics (bench.trackers.tf_runtime.peak_tf); the prediction is
 tfimpl.costs' model of a library attention that holds scores and probabilities at once (the
 torch MATH-sdpa / HF eager model: TensorFlow's kernels allocate alike, within its scaled copy).
-FLOPs: TensorFlow's own per-op statistics (bench.tf_runtime.count_flops) vs tfimpl.costs.
+FLOPs: TensorFlow's own per-op statistics (bench.trackers.tf_runtime.count_flops) vs tfimpl.costs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import time
 
 import numpy as np
 
-from bench import blocks, modes, precision, tf_runtime
+from bench import blocks, modes, precision
+from bench.trackers import tf_runtime
 from bench.case import Case
 from bench.impls.base import Impl, Prepared, Unsupported
 from bench.impls.common import make_inputs, make_params, model_config

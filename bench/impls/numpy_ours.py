@@ -6,7 +6,8 @@ tile (tfimpl.tiling). The attention weights are exposed for the accuracy check.
 
 from __future__ import annotations
 
-from bench import decode, precision
+from bench.blocks import gpt as decode
+from bench import precision
 from bench.case import Case
 from bench.impls import gpt_ours
 from bench.impls import numpy_train
@@ -43,7 +44,7 @@ def build(case: Case) -> Prepared:
     def weights():
         if case.block not in ("attention", "mha"):
             return None
-        return with_weights()[1]       # bench.accuracy widens it chunk by chunk
+        return with_weights()[1]       # bench.trackers.accuracy widens it chunk by chunk
 
     def evaluate():                    # output and weights from one call
         out, w = with_weights()

@@ -4,7 +4,7 @@ forward+backward: the forward that keeps what the backward needs, then the backw
 L = Σ outputs (∂L/∂out = 1 everywhere; the model's hidden states and pooled output both), every
 parameter's gradient and the float input's made afresh each call.
 train: the same, then tfimpl.numpy.optim.AdamW's step; the weights are copied back from a
-snapshot and the moments and step count reset afterwards (bench/train_mode.py says why).
+snapshot and the moments and step count reset afterwards (bench/modes/train.py says why).
 
 `fn.record_extra()` (train) measures the step's bytes: the backward caches (each buffer once,
 weights and inputs apart), the gradients and the optimizer state, beside tfimpl.costs.training.
@@ -18,8 +18,8 @@ from bench import precision
 from bench.case import Case
 from bench.impls.base import Prepared, Unsupported
 from bench.impls.common import float64_output, make_inputs, make_params, model_config
-from bench.train_mode import LEARNING_RATE, predicted_bytes
-from bench.training import numpy_train_step
+from bench.modes.train import LEARNING_RATE, predicted_bytes
+from bench.trackers.training import numpy_train_step
 from tfimpl.numpy import grad as ng
 
 

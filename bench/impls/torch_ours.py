@@ -6,7 +6,8 @@ torch's fused F.scaled_dot_product_attention: `build_tfimpl_torch(case, attn_imp
 
 from __future__ import annotations
 
-from bench import decode, tricks
+from bench.blocks import gpt as decode
+from bench.impls import options as tricks
 from bench.case import Case
 from bench.impls import gpt_ours
 from bench.impls.base import Impl, Prepared
@@ -72,7 +73,7 @@ def build_tfimpl_torch(case: Case, attn_impl: str) -> Prepared:
     def weights():
         if not explicit_attention:
             return None
-        return with_weights()[1].detach().cpu()   # bench.accuracy widens it chunk by chunk
+        return with_weights()[1].detach().cpu()   # bench.trackers.accuracy widens it chunk by chunk
 
     def evaluate():                               # output and weights from one call
         out, w = with_weights()

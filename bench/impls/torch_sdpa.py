@@ -3,7 +3,7 @@ matrix never exists; the weights are not exposed)."""
 
 from __future__ import annotations
 
-from bench import decode
+from bench.blocks import gpt as decode
 from bench.case import Case
 from bench.impls.base import Impl, Prepared
 from bench.impls.torch_ours import BLOCKS, PRECISIONS, build_tfimpl_torch

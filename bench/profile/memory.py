@@ -24,7 +24,7 @@ from typing import Callable
 
 from bench.profile import steps_numpy
 from bench.profile.timing import PREFIX
-from bench.threads import fixed_threads
+from bench.machine.threads import fixed_threads
 
 
 def _allocated(event, on_gpu: bool) -> int:

@@ -67,7 +67,7 @@ def claims(result: dict) -> list[str]:
              f"unprofiled whole-block median of {1e3 * paired:.1f} ms (paired calls, one before "
              f"each profiled forward): {100 * result['overhead']:+.1f}% "
              f"({'within' if result['within_tolerance'] else 'OUTSIDE'} the ±"
-             f"{100 * result['tolerance']:.0f}% the profile must hold); against bench.timer's "
+             f"{100 * result['tolerance']:.0f}% the profile must hold); against bench.trackers.timer's "
              f"median of {1e3 * whole:.1f} ms, taken before the profile: "
              f"{100 * result['overhead_vs_timer']:+.1f}%."]
     ridge = roof["ridge"]
@@ -134,11 +134,11 @@ def markdown(result: dict) -> str:
     lines = [f"# Profile: {result['label']}", "",
              f"Ceilings: matmul peak {roof['peak_gflops']:.1f} GFLOP/s ({roof['peak_dtype']}), "
              f"bandwidth {roof['bandwidth_gbps']:.1f} GB/s (STREAM triad), ridge "
-             f"{roof['ridge']:.2f} FLOP/B ({roof.get('source') or 'none'}: bench.peak). "
+             f"{roof['ridge']:.2f} FLOP/B ({roof.get('source') or 'none'}: bench.machine.peak). "
              + (roof.get("note") or ""),
              f"Whole block, unprofiled: median {1e3 * result['whole']['median_s']:.2f} ms over "
              f"{result['whole']['n_samples']} calls (IQR {1e3 * result['whole']['iqr_s']:.2f} ms, "
-             f"bench.timer), {1e3 * result['whole']['paired_median_s']:.2f} ms paired with the "
+             f"bench.trackers.timer), {1e3 * result['whole']['paired_median_s']:.2f} ms paired with the "
              f"profiled forwards; "
              f"steps' sum {1e3 * result['steps_sum_s']:.2f} ms ({100 * result['overhead']:+.1f}%); "
              f"profiled forward {1e3 * result['profiled_forward_s']:.2f} ms. Step times: "

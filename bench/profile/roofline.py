@@ -13,7 +13,7 @@ The verdict rule (`verdict`):
     memory-bound    otherwise, when I < ridge: the sloped roof I·W is the lower one.
     compute-bound   otherwise (I >= ridge): the flat roof P is the lower one.
 
-P is bench.peak's best square-matmul rate for the backend and the precision's matmul dtype, so
+P is bench.machine.peak's best square-matmul rate for the backend and the precision's matmul dtype, so
 element-wise steps are held to the matmul peak (a vector FMA rate would be about the same on
 AVX-512 cores, but is not measured). W is STREAM triad on arrays past the last-level cache: a
 step whose data fit in the cache can exceed it (traffic > 100 % of W), which the table shows as

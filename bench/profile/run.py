@@ -2,8 +2,8 @@
 memory per step, the roofline rows; `bench.profile.report` writes them out.
 
 Order (each pass apart, so none disturbs another's numbers): the machine ceilings (cached by
-bench.peak), the whole block's unprofiled median (tfimpl's own forward), the profiled
-step-wise forwards, then the memory pass. All under bench.threads.fixed_threads(threads) with
+bench.machine.peak), the whole block's unprofiled median (tfimpl's own forward), the profiled
+step-wise forwards, then the memory pass. All under bench.machine.threads.fixed_threads(threads) with
 the case's backend holding the threads (the other pool gets one, as `bench run` does).
 """
 
@@ -16,7 +16,7 @@ from bench import precision
 from bench.profile import memory as step_memory
 from bench.profile import roofline, steps_numpy, timing
 from bench.profile.spec import ProfileSpec, cast, float64_inputs, float64_params, widths
-from bench.threads import fixed_threads
+from bench.machine.threads import fixed_threads
 from tfimpl.costs import COMPONENT_LABELS, component_bytes, component_flops
 
 TOLERANCE = 0.15          # the steps' sum must be within +-15 % of the whole block's median

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench import precision
-from bench.peak import default_threads
+from bench.machine.peak import default_threads
 from tfimpl.config import PRESETS, ModelConfig
 from tfimpl.params import init_params
 
@@ -23,7 +23,7 @@ PARAM_KIND = {"attention": "attention", "mha": "mha", "ffn": "ffn",
               "encoder_layer": "encoder_layer", "encoder": "encoder", "model": "bert"}
 PRECISIONS = {"numpy": ("fp64", "fp32"),
               "torch": ("fp64", "fp32", "bf16", "amp-bf16", "fp16", "amp-fp16", "tf32")}
-CUDA_ONLY = ("fp16", "amp-fp16", "tf32")       # fp16 on a CPU is emulated (see bench.peak)
+CUDA_ONLY = ("fp16", "amp-fp16", "tf32")       # fp16 on a CPU is emulated (see bench.machine.peak)
 DEFAULT_PRESET = "bert-base"
 
 

@@ -8,10 +8,10 @@ duration of the kernels launched inside it (`device_time_total`) on a GPU, where
 only queues work. The profile is written as a Chrome / Perfetto trace (`export_chrome_trace`).
 
 NumPy: the step-wise forward timed with `time.perf_counter` around each step (`StepTimer`),
-the clock bench.timer uses, `repeats` times. No trace: NumPy has no profiler to write one.
+the clock bench.trackers.timer uses, `repeats` times. No trace: NumPy has no profiler to write one.
 
 Either way the per-step time is the median over the forwards. The whole block (tfimpl's own
-forward, unmarked, no profiler running) is timed twice over: by bench.timer.measure_time before
+forward, unmarked, no profiler running) is timed twice over: by bench.trackers.timer.measure_time before
 the profile, and once before each profiled forward ("paired"). The profile's overhead is
 (sum of the steps - paired whole median) / paired whole median: on a machine others share,
 load drifts between passes, and only the paired calls saw the same machine as the profile.
@@ -26,7 +26,7 @@ from collections import defaultdict
 from typing import Callable
 
 from bench.case import Measure
-from bench.timer import measure_time, timer_factory_for
+from bench.trackers.timer import measure_time, timer_factory_for
 
 PREFIX = "tfbench/"
 FORWARD = "tfbench.forward"
@@ -60,7 +60,7 @@ def medians(per_forward: list[dict[str, float]]) -> dict[str, float]:
 
 def whole_median(fn: Callable[[], object], device: str = "cpu",
                  settings: Measure = WHOLE_SETTINGS) -> dict:
-    """The unprofiled block: bench.timer.measure_time(fn) -> {"median_s", "iqr_s", ...}."""
+    """The unprofiled block: bench.trackers.timer.measure_time(fn) -> {"median_s", "iqr_s", ...}."""
     stats = measure_time(fn, settings, timer_factory=timer_factory_for(device))
     return {"median_s": stats.median_s, "iqr_s": stats.iqr_s, "min_s": stats.min_s,
             "n_samples": stats.n_samples, "spread": stats.spread, "unstable": stats.unstable}

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from bench import train_mode
+from bench.modes import train as train_mode
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ register(Mode("forward+backward", "forward, then backward of the outputs' sum (g
 
 
 register(Mode("train", "forward, backward, AdamW step; weights and optimizer state restored "
-              "after each call (bench/train_mode.py)", grad=True,
+              "after each call (bench/modes/train.py)", grad=True,
               flops_parts=("forward", "backward"), peak_mode="forward+backward",
               torch_step=train_mode.torch_train_step, costs=train_mode.train_costs))
 

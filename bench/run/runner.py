@@ -1,17 +1,17 @@
 """`run_case(case, measure) -> record`: the unit of work, wherever an executor runs it.
 
 Steps (only step 4 is timed):
-  1. memory guard (bench.guard): a case predicted not to fit is `skipped: needs X GiB, ...`
-  2. threads fixed for the whole case (bench.threads.fixed_threads(case.threads))
-  3. plan (bench.plan: declarations + analytic costs, recorded) and prepare (bench.registry:
+  1. memory guard (bench.run.guard): a case predicted not to fit is `skipped: needs X GiB, ...`
+  2. threads fixed for the whole case (bench.machine.threads.fixed_threads(case.threads))
+  3. plan (bench.plan: declarations + analytic costs, recorded) and prepare (bench.impls.prepare:
      the impl's build): seeded weights and inputs, the callable `fn`
-  4. budget probe (bench.budget): over Measure.budget_s -> `skipped: estimated N s > budget M s`;
-     time it (bench.timer.measure_time; CUDA: synchronize around each sample)
-  5. FLOPs counted once (torch; bench.flops.count_flops) vs analytic (tfimpl.costs)
+  4. budget probe (bench.run.budget): over Measure.budget_s -> `skipped: estimated N s > budget M s`;
+     time it (bench.trackers.timer.measure_time; CUDA: synchronize around each sample)
+  5. FLOPs counted once (torch; bench.trackers.flops.count_flops) vs analytic (tfimpl.costs)
   6. peak memory once (tracemalloc for NumPy, the profiler's memory events for torch on CPU,
      max_memory_allocated on CUDA) vs predicted (tfimpl.costs.predicted_peak_bytes); RSS peak
   7. accuracy: the same impl at fp64 on the same weights and inputs, outputs compared
-     (bench.accuracy.errors); at fp64 the case is its own reference and the errors are 0.
+     (bench.trackers.accuracy.errors); at fp64 the case is its own reference and the errors are 0.
 
 It never raises: an exception becomes `failed: ExcType: message` with every measurement null.
 (KeyboardInterrupt is not an Exception and goes through: the driver decides about Ctrl-C.)
@@ -25,20 +25,22 @@ import socket
 import time
 from typing import Callable
 
-from bench import budget, guard, memory, modes
-from bench.accuracy import attention_errors, errors
+from bench.run import budget, guard
+from bench.trackers import memory
+from bench import modes
+from bench.trackers.accuracy import attention_errors, errors
 from bench.case import CASE_FIELDS, Case, Measure
-from bench.decode import GEN_KEYS
-from bench.flops import count_flops
-from bench.measuring import RECORD_KEYS as MEASURING_KEYS
-from bench.measuring import time_case
+from bench.blocks.gpt import GEN_KEYS
+from bench.trackers.flops import count_flops
+from bench.trackers.measuring import RECORD_KEYS as MEASURING_KEYS
+from bench.trackers.measuring import time_case
 from bench.plan import FACT_KEYS, plan
 from bench.profile.record import PROFILE_KEYS, profile_fields
-from bench.registry import Unsupported
-from bench.registry import prepare as default_prepare
-from bench.threads import fixed_threads
-from bench.train_mode import TRAIN_KEYS
-from bench.timer import measure_time
+from bench.impls.prepare import Unsupported
+from bench.impls.prepare import prepare as default_prepare
+from bench.machine.threads import fixed_threads
+from bench.modes.train import TRAIN_KEYS
+from bench.trackers.timer import measure_time
 
 RESULT_KEYS = (
     "case_id", "status",
@@ -184,7 +186,7 @@ def _check_budget(record: dict, case: Case, prepared, measure: Measure, sync) ->
 
 
 def _time_into(record: dict, fn: Callable, measure: Measure, sync) -> None:
-    # bench.measuring: warm-up until settled, rounds, re-timed when others interfered
+    # bench.trackers.measuring: warm-up until settled, rounds, re-timed when others interfered
     record.update(time_case(fn, measure, sync=sync, first_call_s=record.get("probe_s")))
 
 

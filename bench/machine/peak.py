@@ -1,8 +1,8 @@
 """This machine's matmul throughput per library and dtype: the ceiling for "% of peak".
 
 Square matmuls C = A·B of n x n operands (2·n³ FLOPs each, written into a preallocated C so the
-allocator stays out of the timing), timed with `bench.timer.measure_time` under
-`bench.threads.fixed_threads(threads)`. For each (library, dtype) and size n the best sample
+allocator stays out of the timing), timed with `bench.trackers.timer.measure_time` under
+`bench.machine.threads.fixed_threads(threads)`. For each (library, dtype) and size n the best sample
 gives GFLOP/s = 2·n³ / min_s / 1e9; the peak is the best over the sizes. The median-based rate is
 kept beside it in `details`.
 
@@ -10,7 +10,7 @@ Not run, recorded as null with the reason: bf16 in NumPy (no such dtype) and fp1
 (no BLAS kernel: emulated at 0.4-3 GFLOP/s, one 2048³ matmul took 41 s). On CUDA, torch gets
 fp16, bf16 and tf32 (fp32 storage, TF32 tensor cores) too.
 
-Beside the matmul peak, the sustained memory bandwidth (bench.bandwidth: STREAM copy and triad
+Beside the matmul peak, the sustained memory bandwidth (bench.machine.bandwidth: STREAM copy and triad
 on arrays well past the last-level cache, same threads, NumPy and torch) in result["bandwidth"],
 and the ridge point of the roofline, peak FLOP/s / triad bandwidth (FLOP per byte), per library
 and dtype in result["ridge"]: a step whose arithmetic intensity is below it cannot reach the
@@ -32,11 +32,11 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterator
 
-from bench import bandwidth
+from bench.machine import bandwidth
 from bench.case import Measure
-from bench.environment import cpu_model, package_versions
-from bench.threads import fixed_threads
-from bench.timer import CudaEventTimer, measure_time
+from bench.machine.environment import cpu_model, package_versions
+from bench.machine.threads import fixed_threads
+from bench.trackers.timer import CudaEventTimer, measure_time
 
 DEFAULT_SIZES = (1024, 2048)
 DEFAULT_TIME_BUDGET_S = 12.0
@@ -145,7 +145,7 @@ def measure_peak(threads: int | None = None, sizes=DEFAULT_SIZES,
                  bandwidth_budget_s: float = DEFAULT_BANDWIDTH_BUDGET_S) -> dict:
     """Peak matmul GFLOP/s per library and dtype: {"numpy": {"fp64": g, ...}, "torch": {...},
     "notes": {"numpy.bf16": reason, ...}, "details": {"torch.fp32": [per-size dicts]},
-    "bandwidth": bench.bandwidth.measure_bandwidth(...), "ridge": {lib: {dtype: FLOP/B}}, ...}.
+    "bandwidth": bench.machine.bandwidth.measure_bandwidth(...), "ridge": {lib: {dtype: FLOP/B}}, ...}.
 
     `time_budget_s` of timed time is shared equally among the (library, dtype, size) points;
     the bandwidth gets `bandwidth_budget_s` more, on arrays of `bandwidth_bytes` (default:
@@ -219,7 +219,7 @@ def cache_key(threads: int, device: str = "cpu") -> dict:
 
 def load_cached(threads: int, device: str = "cpu", directory: Path | None = None) -> dict | None:
     """The cached peak if its file is readable, its key matches this machine now and it has
-    the bandwidth (a cache written before bench.peak measured it is stale)."""
+    the bandwidth (a cache written before bench.machine.peak measured it is stale)."""
     path = cache_path(threads, device, directory)
     try:
         cached = json.loads(path.read_text())

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bench import decode
+from bench.blocks import gpt as decode
 
 MATERIALISED = "materialised"     # the (B, H, T, T) matrix exists in memory
 FUSED = "fused"                   # a fused kernel never holds it
@@ -128,10 +128,10 @@ register(Block(
     inputs="ids", attention=True, causal=False, mixed=True))
 
 
-# GPT-2-style autoregressive inference (bench/decode.py says what each call does; seq_len is the
+# GPT-2-style autoregressive inference (bench/blocks/gpt.py says what each call does; seq_len is the
 # prompt for prefill/generate and the cached context n for decode/decode-recompute). Their times
 # are not single powers of n (a decode step is a + b·n: the weights, then the cache), so their
-# claims are judged by bench.analysis.decode's two-term fits, not by a power-law Claim here.
+# claims are judged by bench.analysis.generation's two-term fits, not by a power-law Claim here.
 for _name, _title, _words in (
         ("prefill", "Prefill", "prefill (the prompt into the KV cache)"),
         ("decode", "Decode step", "decode step against a KV cache"),

@@ -20,9 +20,9 @@ import signal
 import time
 from typing import Callable, Iterable, Iterator
 
-from bench import steady
+from bench.machine import process as steady
 from bench.case import Case, Measure
-from bench.executors import Executor
+from bench.run.executors import Executor
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -45,7 +45,7 @@ def _worker(case: Case, measure: Measure, prepare: Callable | None, conn,
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     steady.apply()                 # the allocator policy is per process (the env is inherited)
-    from bench.runner import run_case
+    from bench.run.runner import run_case
 
     record = run_case(case, measure, prepare=prepare)
     conn.send(record)
@@ -87,7 +87,7 @@ class ProcessExecutor(Executor):
             yield record
 
     def run_one(self, case: Case, measure: Measure, timeout_s: float) -> dict:
-        from bench.runner import failed_record
+        from bench.run.runner import failed_record
 
         ctx = mp.get_context("spawn")
         receiver, sender = ctx.Pipe(duplex=False)

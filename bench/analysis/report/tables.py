@@ -1,4 +1,4 @@
-"""report.md's tables and short sections, one function each (bench.analysis.report composes
+"""report.md's tables and short sections, one function each (bench.analysis.report.markdown composes
 them). Numbers are formatted here, never computed: every value comes from the fits, the
 precision table or the records.
 """

@@ -3,10 +3,10 @@
 The procedure (after `torch.utils.benchmark.Timer.blocked_autorange`, pytest-benchmark's
 calibration and asv's rounds):
 
-1. Warm-up until the timing settles (bench.settle): at least `warmup` calls, then timed warm-up
+1. Warm-up until the timing settles (bench.trackers.warmup): at least `warmup` calls, then timed warm-up
    blocks until the latest block is no faster than the best before it by more than 5%, within
    `WARMUP_MAX_S` of warm-up time (up to `WARMUP_HARD_MAX_S` while blocks are cheap). A probe
-   call made before (`first_call_s`, bench.budget) counts
+   call made before (`first_call_s`, bench.run.budget) counts
    as the first warm-up block. Whether it settled, how many calls and how long it took are
    recorded (`warmup_calls`, `warmup_s`, `warmup_settled`).
 2. Calls per sample: a function faster than `min_sample_s` (1 ms) is called `number` times per
@@ -15,7 +15,7 @@ calibration and asv's rounds):
    sample is then block time / number (per-call seconds). Recorded as `number_per_sample`.
 3. A round of timed samples until BOTH `min_repeats` samples and `min_time_s` of timed time are
    reached, or until EITHER cap, `max_repeats` samples or `max_time_s` of timed time, is hit.
-   Leading samples still slower than the rest by > 10% are moved to the warm-up (bench.settle).
+   Leading samples still slower than the rest by > 10% are moved to the warm-up (bench.trackers.warmup).
 4. Re-measure: while the spread (IQR / median) over all samples stays above `spread_warn`, up
    to `REMEASURE_ROUNDS` more rounds are taken, within the same `max_time_s` cap, each after a
    round no longer than `REMEASURE_MAX_ROUND_S` (a case of 0.2 s calls and more is not re-measured:
@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from bench.case import Measure
-from bench.settle import (MAX_NUMBER_PER_SAMPLE, MIN_SAMPLE_S, WARMUP_MAX_S, Blocks,  # noqa: F401
+from bench.trackers.warmup import (MAX_NUMBER_PER_SAMPLE, MIN_SAMPLE_S, WARMUP_MAX_S, Blocks,  # noqa: F401
                           WarmUp, choose_number, trim_leading, warm_up)
 
 REMEASURE_ROUNDS = 2         # extra rounds of samples while the spread stays above spread_warn,

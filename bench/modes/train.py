@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Callable
 
 from bench import impls, precision
-from bench.training import distinct_storage_bytes, torch_saved_bytes
+from bench.trackers.training import distinct_storage_bytes, torch_saved_bytes
 from tfimpl import costs
 from tfimpl.costs.training import saved_activation_bytes, training_memory
 

@@ -1,4 +1,4 @@
-"""Verdicts and a report section for the GPT blocks (bench/decode.py): what generation costs.
+"""Verdicts and a report section for the GPT blocks (bench/blocks/gpt.py): what generation costs.
 
 Each claim is one verdict row in bench.analysis.verdicts' schema, per (impl, precision):
 

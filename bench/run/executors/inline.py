@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Iterator
 
 from bench.case import Case, Measure
-from bench.executors import Executor
+from bench.run.executors import Executor
 
 
 class InlineExecutor(Executor):
@@ -15,7 +15,7 @@ class InlineExecutor(Executor):
 
     def run(self, cases: Iterable[Case], measure: Measure,
             on_start: Callable[[Case], None] | None = None) -> Iterator[dict]:
-        from bench.runner import run_case
+        from bench.run.runner import run_case
 
         for case in cases:
             if on_start is not None:

@@ -19,8 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from bench import steady
-from bench.threads import thread_info
+from bench.machine import process as steady
+from bench.machine.threads import thread_info
 
 PACKAGES = ("numpy", "torch", "transformers", "pandas", "scipy", "threadpoolctl",
             "memory-profiler", "psutil", "ray", "tfbench")

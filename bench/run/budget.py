@@ -1,7 +1,7 @@
 """A per-case time budget: slow paths become findings ("skipped: estimated ..."), not hangs.
 
 A single call cannot be interrupted in-process on a CPU (no watchdog here, by design: killing a
-case is process isolation's job, bench.executors.process). So the decision is made before the
+case is process isolation's job, bench.run.executors.process). So the decision is made before the
 call when it can be, and from one timed call when it must be:
 
 1. Analytic gate, before calling anything: one call is estimated as
@@ -60,7 +60,7 @@ def pessimistic_gflops(device: str, precision: str) -> float:
 
 
 def timed_repeats(call_s: float, measure: Measure) -> int:
-    """Timed calls bench.timer makes for a function taking `call_s` per call.
+    """Timed calls bench.trackers.timer makes for a function taking `call_s` per call.
 
     Until BOTH min_repeats calls and min_time_s are reached, or EITHER max_repeats calls or
     max_time_s is hit; at least one.
@@ -73,7 +73,7 @@ def timed_repeats(call_s: float, measure: Measure) -> int:
 
 
 def extra_calls(measure: Measure, counts_flops: bool = True) -> int:
-    """Calls beyond the probe, warm-up and timing, as bench.runner makes them.
+    """Calls beyond the probe, warm-up and timing, as bench.run.runner makes them.
 
     One flop-counting call (torch only), one memory call (the exact tracker runs inside the
     RSS sampler) and one fp64 reference call for accuracy (the output compared is the last

@@ -18,7 +18,7 @@ import time
 import warnings
 from pathlib import Path
 
-from bench import passes
+from bench.run import passes
 
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
@@ -82,7 +82,7 @@ def _valid_lines(data: bytes, path: str | os.PathLike = RECORDS_FILE
 
 def read_records(run_dir: str | os.PathLike) -> list[dict]:
     """All complete records of a run, in file order, later timing passes folded into their
-    case's record (bench.passes.merge); a torn last line is dropped with a warning."""
+    case's record (bench.run.passes.merge); a torn last line is dropped with a warning."""
     path = Path(run_dir) / RECORDS_FILE
     if not path.exists():
         return []

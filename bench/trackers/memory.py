@@ -23,7 +23,7 @@ import tempfile
 import tracemalloc
 from typing import Callable
 
-from bench import tf_runtime
+from bench.trackers import tf_runtime
 
 METHODS = {"numpy": "tracemalloc", "torch-cpu": "torch-profiler", "cuda": "cuda-max-allocated"}
 

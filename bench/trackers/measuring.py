@@ -1,5 +1,5 @@
-"""One case's timing as the runner records it: bench.timer's samples, bracketed by
-bench.interference's snapshots, re-timed when another process got in the way.
+"""One case's timing as the runner records it: bench.trackers.timer's samples, bracketed by
+bench.trackers.interference's snapshots, re-timed when another process got in the way.
 
     attempt 1: snapshot, measure_time (warm-up until settled, rounds), snapshot
     interference?  ->  attempt 2 (up to `retries` more), the function already warm
@@ -15,13 +15,13 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from bench import interference
+from bench.trackers import interference
 from bench.case import Measure
-from bench.timer import measure_time
+from bench.trackers.timer import measure_time
 
 INTERFERENCE_RETRIES = 1
 
-# Record columns this module adds beside bench.timer's original ones (docs/INTERFACES.md).
+# Record columns this module adds beside bench.trackers.timer's original ones (docs/INTERFACES.md).
 TIMING_KEYS = ("warmup_calls", "warmup_s", "warmup_settled", "warmup_samples_s", "rounds",
                "round_medians_s")
 INTERFERENCE_KEYS = ("load_avg_1m", "cpu_steal_frac", "other_cpu_cores", "other_cpu_top",

@@ -3,7 +3,7 @@
 `prepare(case)` asks the case's implementation declaration (bench/impls/) to build it: the
 model's weights (seeded: `tfimpl.params.init_params(kind, cfg, case.seed)`, cast to the case's
 precision), its inputs (`np.random.default_rng(seed+1)` standard normal, or token ids for the
-whole model) and a closure `fn()` that runs ONE call of the case's mode (bench/modes.py). Timing
+whole model) and a closure `fn()` that runs ONE call of the case's mode (bench/modes/__init__.py). Timing
 then calls `fn` many times and nothing else.
 
 The rest of this module names what the declarations already say, for callers that have a case

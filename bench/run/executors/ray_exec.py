@@ -45,9 +45,9 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator
 
-from bench import steady
+from bench.machine import process as steady
 from bench.case import Case, Measure
-from bench.executors import Executor
+from bench.run.executors import Executor
 
 NODE_RESOURCE = "bench_node"
 DEVICE_SHARE = 0.001           # bench_node taken by a device-exclusive GPU case (<= 1000 GPUs)
@@ -101,7 +101,7 @@ def _run_on_worker(case: Case, measure: Measure, prepare: Callable | None,
     """The Ray task: run_case under an alarm, stamped with the Ray node it ran on."""
     import ray
 
-    from bench.runner import run_case
+    from bench.run.runner import run_case
 
     steady.apply()                 # the allocator policy (a Ray worker's own env stays as it is)
 
@@ -272,7 +272,7 @@ class RayExecutor(Executor):
 
     def _failed(self, case: Case, reason: str, submitted: float) -> dict:
         """A failed record for a case no worker reported: where it ran is unknown (null)."""
-        from bench.runner import failed_record
+        from bench.run.runner import failed_record
 
         record = failed_record(case, reason, submitted, executor=self.name)
         record["hostname"] = None

@@ -1,6 +1,6 @@
 """Memory guard: skip a case that would not fit, before it runs.
 
-Prediction (all from the analytic model, `tfimpl.costs`, plus sizes of what `bench.registry`
+Prediction (all from the analytic model, `tfimpl.costs`, plus sizes of what `bench.impls.prepare`
 allocates):
 
     case_bytes = activation peak (costs.predicted_peak_bytes, the case's precision and mode)

@@ -4,7 +4,7 @@ Two thread pools matter on a CPU: torch's intra-op pool (`torch.set_num_threads`
 its OpenMP and its statically linked MKL) and the pools of the shared BLAS / OpenMP libraries
 NumPy and SciPy load (OpenBLAS, MKL, libgomp), which only `threadpoolctl` can reach at run time.
 `fixed_threads(n)` sets both and restores both on exit. Environment variables such as
-OPENBLAS_CORETYPE are recorded elsewhere (bench.environment), never changed here.
+OPENBLAS_CORETYPE are recorded elsewhere (bench.machine.environment), never changed here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from bench import tf_runtime
+from bench.trackers import tf_runtime
 
 
 def _check_threads(n) -> int:
@@ -27,7 +27,7 @@ def fixed_threads(n: int, backend: str | None = None) -> Iterator[dict]:
     """Run the body with `n` threads in torch and in every BLAS/OpenMP pool; yields thread_info().
 
     backend: "torch" gives torch `n` threads and NumPy's BLAS one, "numpy" the other way round;
-    "tensorflow" gives TensorFlow's intra-op pool `n` (inter-op 1; bench.tf_runtime.set_threads,
+    "tensorflow" gives TensorFlow's intra-op pool `n` (inter-op 1; bench.trackers.tf_runtime.set_threads,
     fixed at TensorFlow's first op) and torch and BLAS one each; None gives both `n`.
     One pool at a time matters: a process that runs NumPy and torch cases in turn has two pools, and the idle one's threads spin-wait for a while after each call
     (OpenBLAS for ~0.1 s), stealing the cores the measured pool needs on a small machine.

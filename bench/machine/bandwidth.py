@@ -13,7 +13,7 @@ triad's q·c goes into a per-thread chunk buffer that stays in cache, so DRAM se
 3·n·s bytes as STREAM's fused loop. torch: `copy_` and `torch.add(b, c, alpha=q, out=a)`, one
 fused kernel each, on torch's intra-op pool of `threads`.
 
-GB/s = bytes / best sample (the peak convention of bench.peak); the median's rate is kept too.
+GB/s = bytes / best sample (the peak convention of bench.machine.peak); the median's rate is kept too.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from bench.case import Measure
-from bench.environment import cache_bytes
-from bench.timer import CudaEventTimer, measure_time
+from bench.machine.environment import cache_bytes
+from bench.trackers.timer import CudaEventTimer, measure_time
 
 KERNELS = ("copy", "triad")
 BYTES_PER_ELEMENT = 8                    # float64 arrays, as STREAM
@@ -56,7 +56,7 @@ def default_array_bytes(llc_bytes: int | None) -> int:
 
 
 def last_level_cache_bytes() -> int | None:
-    """The largest data cache bench.environment finds (L3, else L2), None when unknown."""
+    """The largest data cache bench.machine.environment finds (L3, else L2), None when unknown."""
     try:
         sizes = cache_bytes()
     except OSError:
@@ -118,7 +118,7 @@ def measure_bandwidth(threads: int, array_bytes: int | None = None, device: str 
     """{"numpy": {"copy": GB/s, "triad": GB/s}, "torch": {...}, "details": {...}, ...}.
 
     NumPy always runs on the CPU; torch on `device` (CUDA events time it there).
-    Call under bench.threads.fixed_threads(threads), as bench.peak does.
+    Call under bench.machine.threads.fixed_threads(threads), as bench.machine.peak does.
     """
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")

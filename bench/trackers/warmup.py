@@ -1,4 +1,4 @@
-"""Calls per sample, and when a timing has settled: the warm-up of bench.timer.
+"""Calls per sample, and when a timing has settled: the warm-up of bench.trackers.timer.
 
 `choose_number` batches fast calls; `warm_up` times blocks until `settled`; `trim_leading`
 moves still-unsettled leading samples to the warm-up. The rules are pure functions on lists of
@@ -17,7 +17,7 @@ A slower block (noise) does not prolong the warm-up; only a still-falling trend 
 double in size, so a trend shows between blocks; at least two blocks are timed after any probe.
 (What the rule cannot see: a one-off cost that fades by less than `tol` per block, spread thinly
 over many calls; the trimming below catches what is left of it when there are samples enough.) The
-warm-up is bounded in time (`bench.timer.WARMUP_MAX_S`) so a 1 s call is not warmed up for
+warm-up is bounded in time (`bench.trackers.timer.WARMUP_MAX_S`) so a 1 s call is not warmed up for
 several seconds: for such a call the one-off costs are a small share of the call anyway.
 
 Trimming (after sampling). If the leading timed samples are still slower than the rest by more
@@ -83,7 +83,7 @@ class Blocks:
     """Times blocks of `number` calls of fn; counts calls and time (warm-up and timed)."""
 
     fn: Callable[[], object]
-    make_timer: Callable[[], object]       # -> a bench.timer.Stopwatch
+    make_timer: Callable[[], object]       # -> a bench.trackers.timer.Stopwatch
 
     def per_call(self, number: int) -> tuple[float, float]:
         """(per-call seconds, block seconds) of one block of `number` calls."""

@@ -9,7 +9,7 @@ VM agreed within ±5% for only ~60% of their cases this way, while each case's o
 
     pass 1      the full case (probe, warm-up, timing, FLOPs, memory, accuracy) -> the record
     pass 2..P   after pass 1 of every case, each ok case again: prepare, warm up, time only
-                (bench.passes.timing_only) -> a line {"case_id", "pass": k, timing columns}
+                (bench.run.passes.timing_only) -> a line {"case_id", "pass": k, timing columns}
 
 records.jsonl keeps every line (raw samples of every pass); `merge` folds the pass lines into
 their case's record when a run folder is read:
@@ -57,7 +57,7 @@ from __future__ import annotations
 import dataclasses
 
 from bench.case import Measure
-from bench.timer import TimeStats
+from bench.trackers.timer import TimeStats
 
 PASS_KEY = "pass"
 PASS_COLUMNS = ("samples_s", "n_samples", "number_per_sample", "stop_reason", "warmup_calls",
@@ -106,7 +106,7 @@ def passes_done(record: dict) -> int:
 
 
 def _stats(samples: list[float], spread_warn: float) -> dict:
-    """bench.timer's statistics of one pass's samples (TimeStats derives them)."""
+    """bench.trackers.timer's statistics of one pass's samples (TimeStats derives them)."""
     stats = TimeStats(samples_s=tuple(samples), warmup=0, spread_warn=spread_warn)
     return {"median_s": stats.median_s, "iqr_s": stats.iqr_s, "min_s": stats.min_s,
             "mean_s": stats.mean_s, "std_s": stats.std_s, "spread": stats.spread,

@@ -2,7 +2,7 @@
 
 write_report(run_dir) is what `python -m bench run` calls at the end and what
 `python -m bench report RUN_DIR` calls to rebuild: it reads records.jsonl and meta.json, fits
-(bench.analysis.claims), draws (bench.analysis.plots) and writes. Nothing is measured here.
+(bench.analysis.claims), draws (bench.analysis.report.plots) and writes. Nothing is measured here.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import json
 import math
 from pathlib import Path
 
-from bench import peak
-from bench.analysis import (claims, crossover, decode, flopcheck, plot_sweeps, plots, precisions,
-                            step_crossover, verdicts)
+from bench.machine import peak
+from bench.analysis import claims, crossover, flopcheck, precisions, step_crossover, verdicts
+from bench.analysis import generation as decode
+from bench.analysis.report import plots
+from bench.analysis.report import sweep_plots as plot_sweeps
 from bench.analysis.bert_params import bert_base_counts
 from bench.analysis.compare import pass_agreement
 from bench.analysis.describe import effective_description
@@ -21,10 +23,10 @@ from bench.analysis.frame import (last_level_cache, load_run, peak_mismatch, pea
                                   peak_values, records_frame)
 from bench.analysis.incomplete import incomplete_header
 from bench.analysis.libraries import library_lines, library_ratios
-from bench.analysis.report_tables import (
+from bench.analysis.report.tables import (
     _cases_table, _claims_table, _departure_lines, _flop_alarm, _flops_section, _local_table,
     _other_fits_table, _precision_tables, _two_term_table, machine_lines, precision_summary)
-from bench.writer import read_records
+from bench.run.writer import read_records
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -120,8 +122,8 @@ def peak_source(meta: dict) -> str:
     src = str(table.get("source") or "recorded with the run")
     where = table.get("cache_path")
     threads = table.get("threads")
-    how = {"measured": "measured at the start of this run (bench.peak)",
-           "cache": "bench.peak's cache, measured earlier on this machine"}.get(src, src)
+    how = {"measured": "measured at the start of this run (bench.machine.peak)",
+           "cache": "bench.machine.peak's cache, measured earlier on this machine"}.get(src, src)
     return (f"{how}" + (f", {threads} thread(s)" if threads is not None else "")
             + (f"; cache file {where}" if where else ""))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from bench.analysis import plots
+from bench.analysis.report import plots
 
 MIB = 2 ** 20
 X_LABEL = {"seq_len": "sequence length n (tokens)", "d_model": "model width d (d_model)"}
