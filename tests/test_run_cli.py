@@ -98,7 +98,7 @@ def test_process_isolation_from_the_command_line(tmp_path):
 def test_first_ctrl_c_asks_to_stop_the_second_aborts():
     import io
 
-    from bench.commands.run import StopRequest
+    from bench.run.driver import StopRequest
 
     stop = StopRequest(stream=io.StringIO())
     stop(2, None)

@@ -135,7 +135,7 @@ def test_report_and_compare_exit_2_without_traceback(tmp_path, damage, capsys):
 
 
 def test_resume_of_a_damaged_folder_exits_2(tmp_path, capsys):
-    from bench.commands.run import fingerprint
+    from bench.run.driver import fingerprint
 
     config = load_config(SMOKE)
     meta = json.dumps({"config_hash": config.config_hash, "fingerprint": fingerprint(),

@@ -1,8 +1,8 @@
-"""bench.sweep: axis forms and the grid x zip product with excludes (hand-computed values)."""
+"""bench.config.sweep: axis forms and the grid x zip product with excludes (hand-computed values)."""
 
 import pytest
 
-from bench.sweep import SweepError, expand, expand_axis, geometric, int_range, matches, zip_groups
+from bench.config.sweep import SweepError, expand, expand_axis, geometric, int_range, matches, zip_groups
 
 
 def test_range_is_inclusive_of_stop():
