@@ -1,18 +1,9 @@
-"""`python -m bench`: the command line (bench.cli).
-
-Before NumPy or torch load, bench.machine.process sets what makes timings repeat (huge pages for torch's
-large buffers, OpenBLAS workers that sleep instead of spinning, an allocator that keeps freed
-memory); its docstring gives the measurements behind each and how to turn it off. meta.json
-records what was in effect.
-"""
+"""`python -m bench`: the command line (bench.cli.main, the same entry as the `tfbench` script:
+the process settings of bench.machine.process first, then the command)."""
 
 import sys
 
-from bench.machine import process as steady
-
-steady.apply()
-
-from bench.cli import main  # noqa: E402  (after the process settings)
+from bench.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

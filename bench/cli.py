@@ -1,8 +1,13 @@
-"""`python -m bench <command>`: one sub-command per module under `bench/commands/`.
+"""`python -m bench <command>` and the installed `tfbench <command>`: one entry for both.
 
-Each command module defines `HELP` (one line), `add_arguments(parser)` and `main(args) -> int`.
-Modules are imported only when their command runs, so `--help` stays fast and an optional
-dependency (ray, transformers) is needed only by the command that uses it.
+`main()` is what both call (bench/__main__.py and pyproject's console script): it applies the
+process settings (bench.machine.process: huge pages, OpenBLAS workers that sleep, an allocator
+that keeps freed memory) before NumPy or torch load, then `dispatch`es to one sub-command per
+module under `bench/commands/`. Each command module defines `HELP` (one line),
+`add_arguments(parser)` and `main(args) -> int`; only the module of the command being run is
+imported, so `--help` stays fast and an optional dependency (ray, transformers) is needed only
+by the command that uses it. Nothing here imports NumPy or torch.
+Tests: tests/test_cli.py.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ EPILOG = """examples:
 `python -m bench COMMAND --help` documents each command."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported (for its arguments), none when None."""
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="tfbench: measure what happens inside a Transformer and check it against theory.",
@@ -52,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_line, description=help_line,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(_module=module_name)
-        module = _import_command(module_name)
+        module = _import_command(module_name) if name == command else None
         if module is not None:
             module.add_arguments(p)
             if getattr(module, "EPILOG", None):
@@ -70,7 +76,18 @@ def _import_command(module_name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """The entry of `python -m bench` and `tfbench`: process settings, then the command."""
+    from bench.machine import process
+
+    process.apply()
+    return dispatch(argv)
+
+
+def dispatch(argv: list[str] | None = None) -> int:
+    """Parse `argv` (default sys.argv[1:]) and run its command; the process as it is."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

@@ -2,7 +2,7 @@
 
 import json
 
-from bench.cli import main
+from bench.cli import dispatch as main  # the command without the process settings (pytest's process)
 
 
 def run(capsys, *argv):

@@ -3,7 +3,7 @@ the text a reader sees, and the error paths."""
 
 import pytest
 
-from bench.cli import main
+from bench.cli import dispatch as main
 from support import run, run_json
 
 BERT_BASE = {"total": 109_482_240, "embeddings": 23_837_184, "embeddings.word": 23_440_896,

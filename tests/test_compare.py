@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench.analysis import compare as cmp
-from bench.cli import main as cli
+from bench.cli import dispatch as cli
 
 
 def _rec(case_id, samples, **fields):

@@ -11,7 +11,7 @@ import pytest
 
 from bench.analysis import generation as verdicts
 from bench.case import Case, Measure
-from bench.cli import main
+from bench.cli import dispatch as main
 from bench.run.runner import RECORD_KEYS, run_case
 
 FAST = Measure(warmup=1, min_repeats=2, min_time_s=0.0, max_time_s=0.5, budget_s=30)

@@ -80,7 +80,7 @@ class Blocker(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r}")
         return None
 sys.meta_path.insert(0, Blocker())
-from bench.cli import main
+from bench.cli import dispatch as main
 sys.exit(main(["validate", sys.argv[1]]))
 """
 

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from bench.cli import main as cli
+from bench.cli import dispatch as cli
 from bench.commands import noise
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bench.machine import peak
-from bench.cli import main as cli_main
+from bench.cli import dispatch as cli_main
 from support import StepClock
 
 

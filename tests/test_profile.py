@@ -69,7 +69,7 @@ def test_bad_options_name_the_option(kwargs, option):
 
 
 def test_cli_bad_input_exits_2_with_one_line(capsys):
-    from bench.cli import main
+    from bench.cli import dispatch as main
 
     assert main(["profile", "bert-base", "--impl", "numpy", "--precision", "bf16"]) == 2
     err = capsys.readouterr().err.strip()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.analysis.report.markdown import write_report
-from bench.cli import main as cli
+from bench.cli import dispatch as cli
 
 _spec = importlib.util.spec_from_file_location(
     "synthetic_run", Path(__file__).parent / "data" / "synthetic_run.py")

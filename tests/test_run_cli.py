@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli import dispatch as main
 from bench.config import load_config
 from bench.run.writer import read_meta, read_records
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli import dispatch as main
 from bench.config import load_config
 from bench.run.lock import LOCK_FILE, RunLock, RunLocked, holder_running, read_holder
 from bench.run.writer import RunDirError, check_run_dir, read_meta, read_records
