@@ -1,15 +1,20 @@
 """tfimpl.costs.training against measurement: saved activations, gradients, AdamW state.
 
-Measured with bench.trackers.training (torch: autograd's saved-tensor hooks; numpy: the backward
-caches), each buffer once, weights and given inputs apart; fp32 and fp64 on CPU.
+Measured through the train mode's own steps (bench.modes.train: torch_train_step, whose
+measure_bytes counts with bench.trackers.training's saved-tensor hooks, and numpy_train_step,
+which counts the backward caches), each buffer once, weights and given inputs apart; fp32 and
+fp64 on CPU.
 """
+
+import contextlib
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench.trackers import training  # noqa: E402
+from bench.modes import train  # noqa: E402
 from tfimpl import params as P  # noqa: E402
 from tfimpl.config import ModelConfig  # noqa: E402
 from tfimpl.costs.training import (korthikanti_bytes, saved_activation_bytes,  # noqa: E402
@@ -32,7 +37,7 @@ def torch_step(block, cfg, b, t, e, attn_impl="explicit", causal=False):
     rng = np.random.default_rng(1)
     if block == "model":
         ids = torch.from_numpy(rng.integers(0, cfg.vocab_size, (b, t)))
-        return training.torch_train_step(lambda: tt.bert(p, ids, cfg, attn_impl=attn_impl), p, [ids])
+        return _torch_step(lambda: tt.bert(p, ids, cfg, attn_impl=attn_impl), p)
     x = torch.from_numpy(rng.standard_normal((b, t, cfg.d_model))).to(tdtype)
     if block == "encoder_layer":
         fwd = lambda: tt.encoder_layer(p, x, cfg, attn_impl=attn_impl)           # noqa: E731
@@ -41,7 +46,19 @@ def torch_step(block, cfg, b, t, e, attn_impl="explicit", causal=False):
                                               cfg.n_heads, causal=True, attn_impl=attn_impl)
     else:
         fwd = lambda: tt.encoder(p, x, cfg, attn_impl=attn_impl)                 # noqa: E731
-    return training.torch_train_step(fwd, p, [x])
+    return _torch_step(fwd, p)
+
+
+def _torch_step(forward, p):
+    """The mode's torch step on `forward`: fn, the first output, measure_bytes."""
+    fn = train.torch_train_step(forward, list(p.values()), contextlib.nullcontext)
+    first = []
+
+    def call():
+        out = fn()
+        first.append(out.double().numpy())
+        return out
+    return SimpleNamespace(fn=call, output=lambda: first[0], measure_bytes=fn.measure_bytes)
 
 
 def numpy_step(block, cfg, b, t, e):
@@ -52,15 +69,15 @@ def numpy_step(block, cfg, b, t, e):
     rng = np.random.default_rng(1)
     if block == "model":
         ids = rng.integers(0, cfg.vocab_size, (b, t))
-        return training.numpy_train_step(
+        return train.numpy_train_step(
             lambda: ng.bert_forward(p, ids, cfg),
             lambda c, out: ng.bert_backward(c, np.ones_like(out[0]), np.ones_like(out[1]), cfg)[1],
             p, [ids])
     x = rng.standard_normal((b, t, cfg.d_model)).astype(ndtype)
     fwd, bwd = ((ng.encoder_layer_forward, ng.encoder_layer_backward) if block == "encoder_layer"
                 else (ng.encoder_forward, ng.encoder_backward))
-    return training.numpy_train_step(lambda: fwd(p, x, cfg),
-                                     lambda c, out: bwd(c, np.ones_like(out), cfg)[1], p, [x])
+    return train.numpy_train_step(lambda: fwd(p, x, cfg),
+                                  lambda c, out: bwd(c, np.ones_like(out), cfg)[1], p, [x])
 
 
 CASES = [("encoder_layer", {}), ("encoder_layer", {"norm_first": True}),

@@ -18,8 +18,7 @@ from bench import precision
 from bench.case import Case
 from bench.impls.base import Prepared, Unsupported
 from bench.impls.common import float64_output, make_inputs, make_params, model_config
-from bench.modes.train import LEARNING_RATE, predicted_bytes
-from bench.trackers.training import numpy_train_step
+from bench.modes.train import LEARNING_RATE, numpy_train_step, predicted_bytes
 from tfimpl.numpy import grad as ng
 
 

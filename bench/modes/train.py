@@ -20,12 +20,16 @@ and the AdamW state, measured on one step, beside tfimpl.costs.training's predic
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
 
 from bench import impls, precision
-from bench.trackers.training import distinct_storage_bytes, torch_saved_bytes
+from bench.trackers.training import distinct_storage_bytes, numpy_cache_bytes, torch_saved_bytes
 from tfimpl import costs
 from tfimpl.costs.training import saved_activation_bytes, training_memory
+from tfimpl.numpy.optim import AdamW
 
 LEARNING_RATE = 1e-3
 
@@ -59,8 +63,8 @@ def torch_train_step(call: Callable, leaves: list, autocast: Callable) -> Callab
     def fn():
         return step(call)[0]
 
-    def record_extra(case, cfg, storage_bytes: int) -> dict:
-        """One step measured (saved tensors, gradients, AdamW state) beside the prediction."""
+    def measure_bytes() -> dict:
+        """One step measured: the tensors autograd saves, the gradients, AdamW's state."""
         saved: dict = {}
 
         def counted():
@@ -69,12 +73,65 @@ def torch_train_step(call: Callable, leaves: list, autocast: Callable) -> Callab
         _, grads = step(counted, count_grads=True)
         state = distinct_storage_bytes([v for s in opt.state.values() for v in s.values()
                                         if torch.is_tensor(v)])
-        measured = {"saved_activation_bytes": saved["bytes"], "gradient_bytes": grads,
-                    "optimizer_state_bytes": state}
-        return {**measured, **predicted_bytes(case, cfg, "torch", storage_bytes)}
+        return {"saved_activation_bytes": saved["bytes"], "gradient_bytes": grads,
+                "optimizer_state_bytes": state}
 
+    def record_extra(case, cfg, storage_bytes: int) -> dict:
+        """One step measured beside tfimpl.costs.training's prediction."""
+        return {**measure_bytes(), **predicted_bytes(case, cfg, "torch", storage_bytes)}
+
+    fn.measure_bytes = measure_bytes
     fn.record_extra = record_extra
     return fn
+
+
+@dataclass
+class TrainStep:
+    """fn() = one step, weights restored after; the byte counts come from `measure_bytes`."""
+
+    fn: Callable[[], Any]
+    output: Callable[[], np.ndarray]
+    measure_bytes: Callable[[], dict]
+
+
+def numpy_train_step(forward: Callable[[], tuple], backward: Callable[[Any, Any], dict],
+                     params: dict, inputs: list, lr: float = LEARNING_RATE) -> TrainStep:
+    """forward() -> (outputs, cache); backward(cache, outputs) -> grads (∂L/∂out = 1 for each
+    output, L = Σ outputs); tfimpl.numpy.optim.AdamW updates `params` in place."""
+    opt = AdamW(lr=lr)
+    saved_weights = {n: a.copy() for n, a in params.items()}
+    first: list = [None]
+
+    def step():
+        out, cache = forward()
+        grads = backward(cache, out)
+        opt.step(params, grads)
+        return out, cache, grads
+
+    def restore():
+        for n, a in params.items():
+            a[...] = saved_weights[n]
+        opt.t, opt.state = 0, {}
+
+    def fn():
+        out, _, _ = step()
+        head = out[0] if isinstance(out, tuple) else out
+        if first[0] is None:
+            first[0] = np.asarray(head, dtype=np.float64)
+        restore()
+        return head
+
+    def measure_bytes():
+        out, cache, grads = step()
+        saved = numpy_cache_bytes(cache, list(params.values()) + list(inputs))
+        result = {"saved_activation_bytes": saved,
+                  "gradient_bytes": int(sum(g.nbytes for g in grads.values())),
+                  "optimizer_state_bytes": opt.state_bytes()}
+        restore()
+        return result
+
+    return TrainStep(fn=fn, output=lambda: first[0], measure_bytes=measure_bytes)
+
 
 
 TRAIN_KEYS = ("saved_activation_bytes", "gradient_bytes", "optimizer_state_bytes",
