@@ -17,7 +17,7 @@ A block is the unit a case measures (`Case.block`). Its declaration says, once:
     ffn        2·2·B·T·D·d_ff FLOPs -> T¹; with d_ff = r·D zipped -> D²; memory B·T·d_ff -> T¹
     any block  parameters per layer ∝ D² (every weight matrix is D×D or D×d_ff = D×rD)
 
-The theory numbers are the powers of tfimpl.costs' leading terms (test_blocks checks them against
+The theory numbers are the powers of tfimpl.costs' leading terms (tests/test_blocks.py checks them against
 the cost model by finite differences of log FLOPs), stated here once for the report's verdicts.
 To add a block: a new `Block(...)` in `BLOCKS` below (or `register()` from a plugin module), the
 tfimpl functions it names, and the implementations that list it (bench/impls/).
