@@ -16,6 +16,8 @@ import argparse
 import importlib
 import sys
 
+from bench.machine import process
+
 # name -> (module, one-line help). Order is the order `--help` shows.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.commands.run", "measure every case of a YAML sweep into results/<run-id>/"),
@@ -77,8 +79,6 @@ def _import_command(module_name: str):
 
 def main(argv: list[str] | None = None) -> int:
     """The entry of `python -m bench` and `tfbench`: process settings, then the command."""
-    from bench.machine import process
-
     process.apply()
     return dispatch(argv)
 
