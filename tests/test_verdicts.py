@@ -72,8 +72,18 @@ def _row(rows, **match):
 def test_every_row_has_the_required_fields(rows):
     need = {"claim", "block", "metric", "variable", "theory", "value", "ci_low", "ci_high",
             "verdict", "sentence"}
-    assert rows and all(need <= set(r) for r in rows)
+    assert rows and all(need <= set(r.to_dict()) for r in rows)
     assert {r["verdict"] for r in rows} == {"held", "did not hold", "not enough data"}
+
+
+def test_verdict_row_dict_keeps_the_summary_key_order(rows):
+    scaling = _row(rows, id="attention.time.seq_len", impl="numpy").to_dict()
+    assert list(scaling) == ["id", "kind", "claim", "block", "metric", "variable", "impl",
+                             "precision", "theory", "theory_text", "value", "ci_low", "ci_high",
+                             "unit", "fit_range", "verdict", "sentence"]
+    cross = list(_row(rows, kind="crossover", impl="numpy").to_dict())
+    assert cross[6:10] == ["impl", "ffn_impl", "precision", "d_model"]
+    assert cross[-2:] == ["definition", "band"]
 
 
 def test_known_exponents_get_the_right_verdicts(rows):
@@ -179,3 +189,10 @@ def test_a_d_sweep_draws_d_axis_figures_only(tmp_path, monkeypatch):
     assert "projections" in got[("attention.time.d_model", "torch")]["sentence"]
     text = paths["report"].read_text()
     assert text.startswith("## Verdicts") and "seq_len" not in " ".join(names)
+
+
+def test_verdict_row_round_trips_through_its_dict(rows):
+    from bench.analysis.verdict_row import VerdictRow
+
+    for r in rows:
+        assert VerdictRow.from_dict(r.to_dict()).to_dict() == r.to_dict()

@@ -39,15 +39,13 @@ import math
 
 from bench import blocks
 from bench.analysis import fits
+from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, band_verdict  # noqa: F401
 from bench.analysis.rule import (REGIME_ALL, REGIME_CACHE_UNKNOWN, REGIME_IN_CACHE,  # noqa: F401
                                  REGIME_PAST_CACHE, REGIME_TOP, FitRule, fmt_bytes)
 from tfimpl import costs, params
 from tfimpl.config import ModelConfig
 from tfimpl.costs import flops
 
-HELD = "held"
-NOT_HELD = "did not hold"
-NOT_ENOUGH = fits.NOT_ENOUGH
 
 METRICS = {"time": "median_s", "flops": "flops", "memory": "peak_bytes"}
 METRIC_UNITS = {"time": "s", "flops": "FLOP", "memory": "bytes", "params": "parameters"}
@@ -78,18 +76,6 @@ def verdict(fit: fits.PowerFit, theory: float | None, tolerance: float) -> str |
     if fit.ci_low >= lo and fit.ci_high <= hi:
         return HELD
     if fit.ci_high < lo or fit.ci_low > hi:
-        return NOT_HELD
-    return NOT_ENOUGH
-
-
-def band_verdict(lo, hi, target: float, factor: float) -> str:
-    """held: [lo, hi] within [target/factor, target·factor]; did not hold: wholly outside."""
-    if lo is None or hi is None:
-        return NOT_ENOUGH
-    a, b = target / factor, target * factor
-    if lo >= a and hi <= b:
-        return HELD
-    if hi < a or lo > b:
         return NOT_HELD
     return NOT_ENOUGH
 

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD
+from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, VerdictRow
 from bench.analysis.fits import median_draws
 
 QUAD_SHARE_MAX = 0.10
@@ -76,11 +76,10 @@ THEORY_TEXT = {("decode", "time", "share"): f"n² share < {QUAD_SHARE_MAX:.0%}",
 
 def _row(claim, block, metric, impl, prec, theory, value, lo, hi, unit, verdict, sentence):
     theory_text = THEORY_TEXT.get((block, metric, unit), "= 2·L·B·n·D·s")
-    return {"id": f"{block}.{metric}.{unit}", "kind": "generation", "theory_text": theory_text,
-            "claim": claim, "block": block, "metric": metric, "variable": "seq_len",
-            "impl": impl, "precision": prec, "theory": theory, "value": value, "ci_low": lo,
-            "ci_high": hi, "unit": unit, "fit_range": "all sizes", "verdict": verdict,
-            "sentence": sentence}
+    return VerdictRow(id=f"{block}.{metric}.{unit}", kind="generation", theory_text=theory_text,
+                      claim=claim, block=block, metric=metric, variable="seq_len", impl=impl,
+                      precision=prec, theory=theory, value=value, ci_low=lo, ci_high=hi,
+                      unit=unit, fit_range="all sizes", verdict=verdict, sentence=sentence)
 
 
 def _quad_share(n, t):
@@ -89,7 +88,7 @@ def _quad_share(n, t):
     return c * top ** 2 / (a + b * top + c * top ** 2)
 
 
-def decode_rows(df) -> list[dict]:
+def decode_rows(df) -> list[VerdictRow]:
     rows = []
     for impl, prec, g in _groups(_ok(df, "decode")):
         if g["seq_len"].nunique() < MIN_POINTS:
@@ -122,7 +121,7 @@ def decode_rows(df) -> list[dict]:
     return rows
 
 
-def kv_rows(df) -> list[dict]:
+def kv_rows(df) -> list[VerdictRow]:
     rows = []
     frame = df[df["ok"] & df["kv_bytes_measured"].notna() & df["kv_bytes_analytic"].notna()]
     for (impl, prec, block), g in frame.groupby(["impl", "precision", "block"], sort=True):
@@ -144,7 +143,7 @@ def _bandwidth(meta, backend):
     return float(value) * 1e9 if value else None
 
 
-def floor_rows(df, meta) -> list[dict]:
+def floor_rows(df, meta) -> list[VerdictRow]:
     rows = []
     for impl, prec, g in _groups(_ok(df, "decode")):
         g = g[(g["batch"] == 1) & g["decode_bytes_min"].notna()]
@@ -172,7 +171,7 @@ def floor_rows(df, meta) -> list[dict]:
     return rows
 
 
-def compute_rows(df) -> list[dict]:
+def compute_rows(df) -> list[VerdictRow]:
     rows = []
     pre, dec = _ok(df, "prefill"), _ok(df, "decode")
     for (impl, prec), p in pre.groupby(["impl", "precision"], sort=True):
@@ -196,7 +195,7 @@ def compute_rows(df) -> list[dict]:
     return rows
 
 
-def all_rows(df, meta) -> list[dict]:
+def all_rows(df, meta) -> list[VerdictRow]:
     if "block" not in df or not df["block"].isin(["prefill", "decode", "decode-recompute",
                                                   "generate"]).any():
         return []
@@ -213,7 +212,7 @@ def section(df, meta) -> list[str]:
     if not rows:
         return []
     out = ["## Generation (GPT blocks)", ""]
-    out += [f"- **{r['verdict']}**: {r['claim']}. {r['sentence']}" for r in rows]
+    out += [f"- **{r.verdict}**: {r.claim}. {r.sentence}" for r in rows]
     dec = df[df["ok"] & df["block"].isin(["decode", "decode-recompute", "prefill"])]
     if not dec.empty:
         out += ["", "| impl | precision | block | n | ms per call | tokens/s | KV bytes |",

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD, band_verdict
+from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, VerdictRow, band_verdict
 from bench.analysis.fits import median_ratio_ci
 
 N_BOOT = 500
@@ -39,10 +39,10 @@ BAND = math.sqrt(2.0)
 
 def _row(rid, claim, block, metric, impl, prec, theory, theory_text, value, lo, hi, unit,
          verdict, sentence):
-    return {"id": rid, "kind": "training", "theory_text": theory_text, "claim": claim,
-            "block": block, "metric": metric, "variable": "mode", "impl": impl,
-            "precision": prec, "theory": theory, "value": value, "ci_low": lo, "ci_high": hi,
-            "unit": unit, "fit_range": "pairs of cases", "verdict": verdict, "sentence": sentence}
+    return VerdictRow(id=rid, kind="training", theory_text=theory_text, claim=claim,
+                      block=block, metric=metric, variable="mode", impl=impl, precision=prec,
+                      theory=theory, value=value, ci_low=lo, ci_high=hi, unit=unit,
+                      fit_range="pairs of cases", verdict=verdict, sentence=sentence)
 
 
 def _num(value):
@@ -88,7 +88,7 @@ def _where(r) -> str:
     return f"{r['impl']} {r['block']} T={int(r['seq_len'])} d={int(r['d_model'])}"
 
 
-def backward_rows(df) -> list[dict]:
+def backward_rows(df) -> list[VerdictRow]:
     rows = []
     for fwd, fb in _pairs(df, {"mode": "forward"}, {"mode": "forward+backward"}):
         if fwd.get("checkpoint", False) or fwd.get("compile", False):
@@ -117,7 +117,7 @@ def backward_rows(df) -> list[dict]:
     return rows
 
 
-def six_n_rows(df) -> list[dict]:
+def six_n_rows(df) -> list[VerdictRow]:
     rows = []
     ok = _ok(df)
     frame = ok[(ok["mode"] == "forward+backward") & ok["block"].isin(["encoder", "encoder_layer"])]
@@ -142,7 +142,7 @@ def six_n_rows(df) -> list[dict]:
     return rows
 
 
-def memory_rows(df) -> list[dict]:
+def memory_rows(df) -> list[VerdictRow]:
     rows = []
     ok = _ok(df)
     if "optimizer_state_bytes" not in ok.columns:
@@ -174,7 +174,7 @@ def memory_rows(df) -> list[dict]:
     return rows
 
 
-def trick_rows(df, meta) -> list[dict]:
+def trick_rows(df, meta) -> list[VerdictRow]:
     rows = []
     for plain, ckpt in _pairs(df, {"mode": "train", "checkpoint": False},
                               {"mode": "train", "checkpoint": True}):
@@ -215,7 +215,7 @@ def trick_rows(df, meta) -> list[dict]:
     return rows
 
 
-def all_rows(df, meta) -> list[dict]:
+def all_rows(df, meta) -> list[VerdictRow]:
     if df is None or df.empty or "mode" not in df.columns:
         return []
     return backward_rows(df) + six_n_rows(df) + memory_rows(df) + trick_rows(df, meta)

@@ -23,7 +23,7 @@ import math
 from bench import blocks
 from bench.analysis import claims, crossover, generation as decode, precisions, training
 from bench.analysis.bert_params import fmt_count
-from bench.analysis.claims import HELD, NOT_ENOUGH, NOT_HELD, band_verdict
+from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, VerdictRow, band_verdict
 from bench.analysis.crossover import DEFINITION
 
 CROSSOVER_FACTOR = 2.0
@@ -81,7 +81,7 @@ def _how_d_varies(df, block: str) -> str:
     return "heads and d_k both vary"
 
 
-def scaling_rows(entries, df) -> list[dict]:
+def scaling_rows(entries, df) -> list[VerdictRow]:
     """A row per fit with a theory exponent, for the blocks the guide makes claims about."""
     rows = []
     order = list(GLOSS)
@@ -122,21 +122,20 @@ def scaling_rows(entries, df) -> list[dict]:
             sentence += (" The bare attention block has no Q/K/V/O projections, so their "
                          "d² is not in it" + (f" ({how})." if how else "."))
         rng = (f"{e['variable']} {e['range'][0]:g}–{e['range'][1]:g}" if e["range"] else "—")
-        rows.append({
-            "id": f"{e['block']}.{e['metric']}.{e['variable']}", "kind": "scaling",
-            "claim": words, "block": e["block"], "metric": e["metric"],
-            "variable": e["variable"], "impl": e["impl"], "precision": e["precision"],
-            "theory": e["theory"], "theory_text": f"{var}^{e['theory']:g}",
-            "value": _num(k), "ci_low": _num(e["ci_low"]), "ci_high": _num(e["ci_high"]),
-            "unit": "exponent",
-            "fit_range": f"{rng} ({e['regime']}; {e['points_asymptotic']}/{e['points_total']} "
-                         f"sizes)",
-            "verdict": e["verdict"], "sentence": sentence,
-        })
+        rows.append(VerdictRow(
+            id=f"{e['block']}.{e['metric']}.{e['variable']}", kind="scaling",
+            claim=words, block=e["block"], metric=e["metric"],
+            variable=e["variable"], impl=e["impl"], precision=e["precision"],
+            theory=e["theory"], theory_text=f"{var}^{e['theory']:g}",
+            value=_num(k), ci_low=_num(e["ci_low"]), ci_high=_num(e["ci_high"]),
+            unit="exponent",
+            fit_range=f"{rng} ({e['regime']}; {e['points_asymptotic']}/{e['points_total']} "
+                      f"sizes)",
+            verdict=e["verdict"], sentence=sentence))
     return rows
 
 
-def crossover_rows(df, rule: claims.FitRule) -> list[dict]:
+def crossover_rows(df, rule: claims.FitRule) -> list[VerdictRow]:
     """A row per implementation (and width) that has both an attention and an ffn sweep."""
     ok = df[df["ok"] & (df["mode"].astype(str) == "forward")]
     rows = []
@@ -168,19 +167,18 @@ def crossover_rows(df, rule: claims.FitRule) -> list[dict]:
                        f"so n* ≈ d_ff × {rate:.2f}" if rate else "")
                 sentence = (f"{pair} ({prec}, d = {int(d)}): measured n* = {m['value']:.0f}"
                             f"{ci} against {pred:.0f} from the FLOPs{why}.")
-            rows.append({
-                "id": "crossover", "kind": "crossover",
-                "claim": "attention overtakes the feed-forward where its n² work equals the "
-                         "FFN's (n* = d_ff by FLOPs)",
-                "block": "attention/ffn", "metric": "time", "variable": "seq_len",
-                "impl": impl, "ffn_impl": twin, "precision": prec, "d_model": int(d),
-                "theory": _num(pred), "theory_text": f"n* = {pred:.0f}",
-                "value": _num(m["value"]), "ci_low": m["ci_low"], "ci_high": m["ci_high"],
-                "unit": "tokens", "fit_range": f"seq_len {lo_n:g}–{hi_n:g} (common sizes)",
-                "verdict": verdict, "sentence": sentence,
-                "definition": crossover.DEFINITION,
-                "band": f"within a factor {CROSSOVER_FACTOR:g} of the prediction",
-            })
+            rows.append(VerdictRow(
+                id="crossover", kind="crossover",
+                claim="attention overtakes the feed-forward where its n² work equals the "
+                      "FFN's (n* = d_ff by FLOPs)",
+                block="attention/ffn", metric="time", variable="seq_len",
+                impl=impl, ffn_impl=twin, precision=prec, d_model=int(d),
+                theory=_num(pred), theory_text=f"n* = {pred:.0f}",
+                value=_num(m["value"]), ci_low=m["ci_low"], ci_high=m["ci_high"],
+                unit="tokens", fit_range=f"seq_len {lo_n:g}–{hi_n:g} (common sizes)",
+                verdict=verdict, sentence=sentence,
+                extra={"definition": crossover.DEFINITION,
+                       "band": f"within a factor {CROSSOVER_FACTOR:g} of the prediction"}))
     return rows
 
 
@@ -193,7 +191,7 @@ def _flops_by_n(ok, impl, twin, g) -> tuple[dict, dict]:
     return out[0], out[1]
 
 
-def params_row(counts: dict | None) -> list[dict]:
+def params_row(counts: dict | None) -> list[VerdictRow]:
     """The BERT-base row: analytic == NumPy == PyTorch == HuggingFace == 109,482,240."""
     if counts is None:
         return []
@@ -213,20 +211,19 @@ def params_row(counts: dict | None) -> list[dict]:
                   f"layer + pooler {b['pooler']:,}; weights {mib['fp32']:.1f} MiB in fp32 "
                   f"({counts['bytes']['fp32'] / 1e6:.1f} MB decimal: the guide's ~440 MB), "
                   f"{mib['bf16']:.1f} MiB in bf16.")
-    return [{
-        "id": "bert_base.params", "kind": "params",
-        "claim": "BERT-base has 109,482,240 parameters (~440 MB in fp32)",
-        "block": "model", "metric": "params", "variable": None, "impl": "all four",
-        "precision": None, "theory": exp, "theory_text": f"{exp:,}",
-        "value": c["analytic"] if counts["agree"] else None, "ci_low": None, "ci_high": None,
-        "unit": "parameters", "fit_range": "exact count (bert-base preset)",
-        "verdict": verdict, "sentence": sentence, "counts": c, "breakdown": b,
-        "bytes": counts["bytes"],
-    }]
+    return [VerdictRow(
+        id="bert_base.params", kind="params",
+        claim="BERT-base has 109,482,240 parameters (~440 MB in fp32)",
+        block="model", metric="params", variable=None, impl="all four",
+        precision=None, theory=exp, theory_text=f"{exp:,}",
+        value=c["analytic"] if counts["agree"] else None, ci_low=None, ci_high=None,
+        unit="parameters", fit_range="exact count (bert-base preset)",
+        verdict=verdict, sentence=sentence,
+        extra={"counts": c, "breakdown": b, "bytes": counts["bytes"]})]
 
 
 def precision_rows(table, df, meta: dict, rule: claims.FitRule,
-                   block: str = "encoder_layer") -> list[dict]:
+                   block: str = "encoder_layer") -> list[VerdictRow]:
     """Each lower precision vs fp32 at `block`'s largest compared size, per implementation."""
     if table is None or table.empty:
         return []
@@ -247,51 +244,50 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
                     f"{top['mem_ratio']:.2f}× fp32's, rel. L2 error {top['rel_l2_err']:.1e} vs "
                     f"fp64" + (f" (fp32: {fp32_err:.1e})" if fp32_err is not None else "")
                     + f". {isa}")
-        rows.append({
-            "id": f"precision.{prec}", "kind": "precision",
-            "claim": "mixed precision is ~2× faster than fp32", "block": block,
-            "metric": "speedup", "variable": None, "impl": impl, "precision": prec,
-            "theory": SPEEDUP_CLAIM, "theory_text": "~2× (1.41–2.83×)", "value": sp,
-            "ci_low": lo, "ci_high": hi, "unit": "× fp32 speed",
-            "fit_range": f"n = {int(top['seq_len'])}, d = {int(top['d_model'])}",
-            "verdict": verdict, "sentence": sentence,
-            "memory_ratio": _num(float(top["mem_ratio"])),
-            "rel_l2_err": _num(float(top["rel_l2_err"])), "rel_l2_err_fp32": fp32_err,
-        })
+        rows.append(VerdictRow(
+            id=f"precision.{prec}", kind="precision",
+            claim="mixed precision is ~2× faster than fp32", block=block,
+            metric="speedup", variable=None, impl=impl, precision=prec,
+            theory=SPEEDUP_CLAIM, theory_text="~2× (1.41–2.83×)", value=sp,
+            ci_low=lo, ci_high=hi, unit="× fp32 speed",
+            fit_range=f"n = {int(top['seq_len'])}, d = {int(top['d_model'])}",
+            verdict=verdict, sentence=sentence,
+            extra={"memory_ratio": _num(float(top["mem_ratio"])),
+                   "rel_l2_err": _num(float(top["rel_l2_err"])), "rel_l2_err_fp32": fp32_err}))
     return rows
 
 
-def all_rows(entries, df, table, meta, rule, bert_counts) -> list[dict]:
+def all_rows(entries, df, table, meta, rule, bert_counts) -> list[VerdictRow]:
     return (scaling_rows(entries, df) + crossover_rows(df, rule) + params_row(bert_counts)
             + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta)
             + training.all_rows(df, meta))
 
 
-def _value_text(r: dict) -> str:
-    v = r["value"]
+def _value_text(r: VerdictRow) -> str:
+    v = r.value
     if v is None:
         return "—"
-    if r["unit"] == "exponent":
+    if r.unit == "exponent":
         text = f"{v:.2f}"
-    elif r["unit"] == "parameters":
+    elif r.unit == "parameters":
         return f"{int(v):,}"
-    elif r["unit"] == "tokens":
+    elif r.unit == "tokens":
         text = f"{v:.0f}"
     else:
         text = f"{v:.2f}×"
-    if r["ci_low"] is not None and r["ci_high"] is not None:
-        fmt = "{:.0f}" if r["unit"] == "tokens" else "{:.2f}"
-        text += f" [{fmt.format(r['ci_low'])}, {fmt.format(r['ci_high'])}]"
+    if r.ci_low is not None and r.ci_high is not None:
+        fmt = "{:.0f}" if r.unit == "tokens" else "{:.2f}"
+        text += f" [{fmt.format(r.ci_low)}, {fmt.format(r.ci_high)}]"
     return text
 
 
-def render(rows: list[dict]) -> list[str]:
+def render(rows: list[VerdictRow]) -> list[str]:
     """The `## Verdicts` section: counts, then one table row per claim row."""
     if not rows:
         return ["## Verdicts", "", "No claim could be tested by this run (a claim needs a "
                 "sweep over seq_len or d_model, both an attention and an ffn sweep, or a "
                 "precision compared with fp32).", ""]
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in (HELD, NOT_HELD, NOT_ENOUGH)}
+    counts = {v: sum(r.verdict == v for r in rows) for v in (HELD, NOT_HELD, NOT_ENOUGH)}
     out = ["## Verdicts", "",
            f"{len(rows)} claims tested on this machine: {counts[HELD]} held, "
            f"{counts[NOT_HELD]} did not hold, {counts[NOT_ENOUGH]} not enough data. Value: "
@@ -300,14 +296,13 @@ def render(rows: list[dict]) -> list[str]:
            "|---|---|---|---|---|---|---|"]
     last = None
     for r in rows:
-        claim = "" if r["claim"] == last else r["claim"]
-        last = r["claim"]
-        who = r["impl"] + (f" {r['precision']}" if r.get("precision") and r["kind"] !=
-                           "crossover" else "")
-        out.append(f"| {claim} | {who} | {r['theory_text']} | {_value_text(r)} "
-                   f"| {r['fit_range']} | **{r['verdict']}** | {r['sentence']} |")
+        claim = "" if r.claim == last else r.claim
+        last = r.claim
+        who = r.impl + (f" {r.precision}" if r.precision and r.kind != "crossover" else "")
+        out.append(f"| {claim} | {who} | {r.theory_text} | {_value_text(r)} "
+                   f"| {r.fit_range} | **{r.verdict}** | {r.sentence} |")
     out.append("")
-    defs = {r["kind"] for r in rows}
+    defs = {r.kind for r in rows}
     if "crossover" in defs:
         out += [f"Crossover: {DEFINITION}; held when the measured CI lies within a factor "
                 f"{CROSSOVER_FACTOR:g} of the prediction. The CI covers the timing noise (raw "

@@ -60,7 +60,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     summary = {
         "run": run_dir.name, "n_records": int(len(df)), "n_ok": int(df["ok"].sum()),
         "description": run_description(meta, df),
-        "claims": rows,
+        "claims": [r.to_dict() for r in rows],
         "rule": {**rule.to_dict(), "llc_bytes": None if math.isnan(llc) else llc,
                  "fit_range": rule.describe_by_metric(llc), "fit_range_text": rule.describe(llc),
                  "verdict": rule.describe_verdict()},
