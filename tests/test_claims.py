@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analysis import claims
+from bench.analysis import claims, crossover
 from bench.analysis.fits import PowerFit, fit_power_law
 from bench.analysis.frame import records_frame
 
@@ -225,18 +225,18 @@ def test_two_term_crossover_on_fused_path(frame):
 
 
 def test_analytic_crossovers():
-    assert claims.analytic_crossover("encoder_layer", 768, 12, 3072) == 4608
-    assert claims.analytic_crossover("mha", 512, 8, 2048) == 1024
-    assert claims.share_crossover_analytic("mha / encoder_layer", 768, 12, 3072) == 1536
-    assert claims.share_crossover_analytic("attention / (attention + ffn)", 768, 12, 3072) == 3072
+    assert crossover.analytic_crossover("encoder_layer", 768, 12, 3072) == 4608
+    assert crossover.analytic_crossover("mha", 512, 8, 2048) == 1024
+    assert crossover.share_crossover_analytic("mha / encoder_layer", 768, 12, 3072) == 1536
+    assert crossover.share_crossover_analytic("attention / (attention + ffn)", 768, 12, 3072) == 3072
 
 
 def test_attention_share_source(frame):
-    share = claims.attention_share(frame[frame["ok"]])
+    share = crossover.attention_share(frame[frame["ok"]])
     assert set(share["source"]) == {"encoder_layer"}
     assert share["share"].between(0, 1).all()
     no_layer = frame[frame["ok"] & (frame["block"] != "encoder_layer")]
-    share2 = claims.attention_share(no_layer)
+    share2 = crossover.attention_share(no_layer)
     assert set(share2["blocks"]) == {"mha / (mha + ffn)"}
 
 

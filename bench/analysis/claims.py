@@ -39,21 +39,16 @@ import math
 
 from bench import blocks
 from bench.analysis import fits
-from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, band_verdict  # noqa: F401
+from bench.analysis.crossover import analytic_crossover, composed_layer_times
+from bench.analysis.grouping import CO_VARYING, as_strings, group_keys
+from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD
 from bench.analysis.rule import (REGIME_ALL, REGIME_CACHE_UNKNOWN, REGIME_IN_CACHE,  # noqa: F401
                                  REGIME_PAST_CACHE, REGIME_TOP, FitRule, fmt_bytes)
 from tfimpl import costs, params
 from tfimpl.config import ModelConfig
-from tfimpl.costs import flops
 
 
 METRICS = {"time": "median_s", "flops": "flops", "memory": "peak_bytes"}
-METRIC_UNITS = {"time": "s", "flops": "FLOP", "memory": "bytes", "params": "parameters"}
-# Case fields that are not held fixed when sweeping a variable (co-varying by design).
-CO_VARYING = {"seq_len": ("seq_len",), "d_model": ("d_model", "n_heads", "d_ff")}
-GROUP_FIELDS = ("impl", "block", "batch", "seq_len", "d_model", "n_heads", "d_ff", "layers",
-                "precision", "device", "threads", "mode", "activation", "norm_first", "causal",
-                "vocab_size")
 
 
 def theory_exponent(block: str, metric: str, variable: str, attention_path: str | None = None,
@@ -118,10 +113,10 @@ def sweep_groups(df, variable: str, min_distinct: int = 2):
     sweep when it holds at least `min_distinct` distinct values of the variable.
     """
     ok = df[df["ok"]]
-    keys = [f for f in GROUP_FIELDS if f not in CO_VARYING[variable] and f in ok.columns]
+    keys = group_keys(ok.columns, exclude=CO_VARYING[variable])
     if ok.empty:
         return
-    filled = ok.assign(**{k: ok[k].astype(str) for k in keys})
+    filled = as_strings(ok, keys)
     for values, idx in filled.groupby(keys, dropna=False, sort=True).groups.items():
         group = ok.loc[idx].sort_values(variable)
         if group[variable].nunique() >= min_distinct:
@@ -341,31 +336,9 @@ def params_fits(df, rule: FitRule) -> list[dict]:
     }]
 
 
-# ---- the two-term model and the crossover ------------------------------------------------
+# ---- the two-term model (its crossover: bench.analysis.crossover) ------------------------------------------------
 
 TWO_TERM_BLOCKS = ("mha", "encoder_layer", "encoder", "model")
-
-
-def analytic_crossover(block: str, d_model: int, n_heads: int, d_ff: int, layers: int = 1,
-                       batch: int = 1) -> float:
-    """T where the T²-terms of tfimpl.costs.forward_flops equal the rest of the matmul work.
-
-    With matmul(T) = α·T² + β·T + γ (γ: T-independent work such as BERT's pooler), α comes
-    from the attention keys, β from the rest at two lengths; T* = β / α.
-    """
-    cfg = ModelConfig(d_model=int(d_model), n_heads=int(n_heads), d_ff=int(d_ff),
-                      n_layers=int(layers))
-    block = "encoder_layer" if block == "mha+ffn" else block
-
-    def split(t):
-        parts = flops.forward_flops(block, cfg, int(batch), t)
-        quad = sum(parts.get(k, 0) for k in flops.ATTENTION_KEYS)
-        return quad, parts["matmul"] - quad
-
-    q1, l1 = split(256)
-    _, l2 = split(512)
-    alpha, beta = q1 / 256 ** 2, (l2 - l1) / 256
-    return beta / alpha if alpha > 0 else math.inf
 
 
 def two_term_fits(df, rule: FitRule = FitRule()) -> list[dict]:
@@ -382,12 +355,12 @@ def two_term_fits(df, rule: FitRule = FitRule()) -> list[dict]:
     if composed is not None:
         series.append(composed)
     frame = pd.concat(series, ignore_index=True) if series else ok.iloc[:0]
-    keys = [f for f in GROUP_FIELDS if f not in ("seq_len", "d_model", "n_heads", "d_ff")]
+    keys = group_keys(frame.columns, exclude=("seq_len", "d_model", "n_heads", "d_ff"))
     out = []
     if frame.empty:
         return out
-    filled = frame.assign(**{k: frame[k].astype(str) for k in keys})
-    for values, idx in filled.groupby(keys, sort=True).groups.items():
+    filled = as_strings(frame, keys)
+    for values, idx in filled.groupby(keys, dropna=False, sort=True).groups.items():
         group = frame.loc[idx]
         fixed = dict(zip(keys, values))
         fit = fits.fit_two_term(group["seq_len"], group["d_model"], group["median_s"],
@@ -415,73 +388,3 @@ def two_term_fits(df, rule: FitRule = FitRule()) -> list[dict]:
 def _span_text(values) -> str:
     vals = sorted({int(v) for v in values})
     return str(vals[0]) if len(vals) == 1 else f"{vals[0]}–{vals[-1]} ({len(vals)} widths)"
-
-
-def composed_layer_times(ok):
-    """Rows of block "mha+ffn": median_s = t_mha + t_ffn for matching case fields (or None)."""
-    keys = [f for f in GROUP_FIELDS if f != "block"]
-    mha = ok[ok["block"] == "mha"]
-    ffn = ok[ok["block"] == "ffn"]
-    if mha.empty or ffn.empty:
-        return None
-    merged = mha.merge(ffn[keys + ["median_s"]], on=keys, suffixes=("", "_ffn"))
-    if merged.empty:
-        return None
-    merged = merged.assign(block="mha+ffn", median_s=merged["median_s"] + merged["median_s_ffn"])
-    return merged.drop(columns=["median_s_ffn"])
-
-
-def attention_share(ok):
-    """Measured share of the layer's time spent in attention, per matching (impl, precision, ...).
-
-    Preferred source: encoder_layer cases with mha cases at the same fields,
-    share = t_mha / t_encoder_layer. Otherwise share = t_attn / (t_attn + t_ffn) with t_attn
-    from mha cases (else core attention cases). Returns (frame with columns seq_len, share,
-    impl, precision, mode, d_model, n_heads, d_ff, source, blocks) or None.
-    """
-    import pandas as pd
-
-    keys = [f for f in GROUP_FIELDS if f != "block"]
-    ok = ok[ok["median_s"].notna()]
-    by_block = {b: ok[ok["block"] == b][keys + ["median_s"]] for b in
-                ("attention", "mha", "ffn", "encoder_layer")}
-    frames = []
-    if not by_block["mha"].empty and not by_block["encoder_layer"].empty:
-        m = by_block["mha"].merge(by_block["encoder_layer"], on=keys, suffixes=("_a", "_l"))
-        if not m.empty:
-            frames.append(m.assign(share=m["median_s_a"] / m["median_s_l"],
-                                   source="encoder_layer", blocks="mha / encoder_layer"))
-    attn = "mha" if not by_block["mha"].empty else "attention"
-    if not frames and not by_block[attn].empty and not by_block["ffn"].empty:
-        m = by_block[attn].merge(by_block["ffn"], on=keys, suffixes=("_a", "_f"))
-        if not m.empty:
-            frames.append(m.assign(share=m["median_s_a"] / (m["median_s_a"] + m["median_s_f"]),
-                                   source="attention+ffn", blocks=f"{attn} / ({attn} + ffn)"))
-    if not frames:
-        return None
-    return pd.concat(frames, ignore_index=True).sort_values("seq_len")
-
-
-def share_crossover_analytic(blocks: str, d_model: int, n_heads: int, d_ff: int,
-                             batch: int = 1) -> float:
-    """T where the attention block's matmul FLOPs equal the feed-forward's (share = ½).
-
-    In all three share definitions the other part is the FFN (an encoder layer's matmuls are
-    its mha's plus its ffn's): mha vs ffn gives 4T²D + 8TD² = 4TD·d_ff, T* = d_ff - 2D;
-    core attention vs ffn gives 4T²D = 4TD·d_ff, T* = d_ff.
-    """
-    cfg = ModelConfig(d_model=int(d_model), n_heads=int(n_heads), d_ff=int(d_ff), n_layers=1)
-    attn_block = "attention" if blocks.startswith("attention") else "mha"
-
-    def diff(t):       # attention-block work minus the feed-forward's
-        return (flops.forward_flops(attn_block, cfg, batch, t)["matmul"]
-                - flops.forward_flops("ffn", cfg, batch, t)["matmul"])
-
-    # diff(t) = α t² + β t  ->  t* = -β / α (NaN when it never crosses)
-    d1, d2 = diff(256), diff(512)
-    alpha = (d2 - 2 * d1) / (512 ** 2 - 2 * 256 ** 2)
-    beta = (d1 - alpha * 256 ** 2) / 256
-    if alpha <= 0:
-        return math.nan
-    t = -beta / alpha
-    return t if t > 0 else 0.0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from bench.case import CASE_FIELDS
+from bench.analysis.grouping import group_keys
 from bench.analysis.fits import median_ratio_ci
 from bench.analysis.frame import peak_values
 
@@ -53,7 +53,7 @@ def precision_table(df):
     """
     if df.empty:
         return None
-    keys = [f for f in CASE_FIELDS if f not in ("precision", "seed") and f in df.columns]
+    keys = group_keys(df.columns, exclude=("precision",))
     cols = [c for c in VALUE_COLUMNS if c in df.columns]
     frame = df.assign(_key=[tuple(str(v) for v in row) for row in df[keys].itertuples(
         index=False)])

@@ -29,7 +29,6 @@ REGIME_TOP = "top octaves"
 REGIME_PAST_CACHE = "past the cache"
 REGIME_IN_CACHE = "cache-resident"
 REGIME_CACHE_UNKNOWN = "cache size unknown"
-REGIMES = (REGIME_ALL, REGIME_TOP, REGIME_PAST_CACHE, REGIME_IN_CACHE, REGIME_CACHE_UNKNOWN)
 _OCTAVE_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 
 

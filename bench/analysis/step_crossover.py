@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from bench.analysis import crossover
-from bench.analysis.claims import GROUP_FIELDS
+from bench.analysis.grouping import group_keys
 
 ATTN_STEPS = ("scores", "softmax", "weighted_sum", "attention_fused")
 
@@ -31,8 +31,8 @@ def _profiled(ok):
 
 def _row(frame, impl, block, n, keys):
     sel = frame[(frame["impl"] == impl) & (frame["block"] == block) & (frame["seq_len"] == n)]
-    for field, value in keys.items():
-        sel = sel[sel[field] == value]
+    for field, value in keys.items():         # a missing key (None/NaN) matches a missing one
+        sel = sel[(sel[field] == value) | (sel[field].isna() & (value is None or value != value))]
     return None if sel.empty else sel.iloc[0]
 
 
@@ -58,7 +58,7 @@ def section(df) -> list[str]:
     prof = _profiled(ok)
     if prof.empty:
         return []
-    keys_of = [f for f in GROUP_FIELDS if f not in ("impl", "block", "seq_len") and f in ok.columns]
+    keys_of = group_keys(ok.columns, exclude=("impl", "block", "seq_len"))
     out = []
     for impl, twin, merged in crossover.pairs(ok):
         for _, group in merged.groupby(keys_of, dropna=False):

@@ -24,9 +24,8 @@ from bench import blocks
 from bench.analysis import claims, crossover, generation as decode, precisions, training
 from bench.analysis.bert_params import fmt_count
 from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, VerdictRow, band_verdict
-from bench.analysis.crossover import DEFINITION
+from bench.analysis.crossover import CROSSOVER_FACTOR, DEFINITION
 
-CROSSOVER_FACTOR = 2.0
 SPEEDUP_CLAIM = 2.0
 SPEEDUP_FACTOR = math.sqrt(2.0)
 VAR = {"seq_len": "n", "d_model": "d"}
@@ -135,62 +134,6 @@ def scaling_rows(entries, df) -> list[VerdictRow]:
     return rows
 
 
-def crossover_rows(df, rule: claims.FitRule) -> list[VerdictRow]:
-    """A row per implementation (and width) that has both an attention and an ffn sweep."""
-    ok = df[df["ok"] & (df["mode"].astype(str) == "forward")]
-    rows = []
-    for impl, twin, merged in crossover.pairs(ok):
-        for d, g in merged.groupby("d_model"):
-            if g["seq_len"].nunique() < 2:
-                continue
-            first = g.iloc[0]
-            pred = crossover.predicted(int(d), int(first["n_heads"]), int(first["d_ff"]),
-                                       int(first["batch"]))
-            m = crossover.measured(g, seed=rule.seed)
-            prec = str(first["precision"])
-            pair = impl if twin == impl else f"{impl} attention, {twin} ffn"
-            lo_n, hi_n = m["n_range"]
-            if m["value"] is None:
-                verdict = NOT_ENOUGH
-                side = "below" if m["ratio_at_max"] < 1 else "above"
-                sentence = (f"{pair} ({prec}, d = {int(d)}): attention stayed {side} the "
-                            f"feed-forward's time over n {lo_n:g}–{hi_n:g} (ratio "
-                            f"{m['ratio_at_max']:.2f} at n = {hi_n:g}); the FLOPs predict "
-                            f"n* = {pred:.0f}.")
-            else:
-                verdict = band_verdict(m["ci_low"], m["ci_high"], pred, CROSSOVER_FACTOR)
-                fl = _flops_by_n(ok, impl, twin, g)
-                rate = crossover.rates_near(g, m["value"], *fl)
-                ci = (f" [{m['ci_low']:.0f}, {m['ci_high']:.0f}]" if m["ci_low"] is not None
-                      else " (CI: the bootstrap crossed in too few draws)")
-                why = (f": near n* attention ran at {rate:.2f}× the feed-forward's FLOP rate, "
-                       f"so n* ≈ d_ff × {rate:.2f}" if rate else "")
-                sentence = (f"{pair} ({prec}, d = {int(d)}): measured n* = {m['value']:.0f}"
-                            f"{ci} against {pred:.0f} from the FLOPs{why}.")
-            rows.append(VerdictRow(
-                id="crossover", kind="crossover",
-                claim="attention overtakes the feed-forward where its n² work equals the "
-                      "FFN's (n* = d_ff by FLOPs)",
-                block="attention/ffn", metric="time", variable="seq_len",
-                impl=impl, ffn_impl=twin, precision=prec, d_model=int(d),
-                theory=_num(pred), theory_text=f"n* = {pred:.0f}",
-                value=_num(m["value"]), ci_low=m["ci_low"], ci_high=m["ci_high"],
-                unit="tokens", fit_range=f"seq_len {lo_n:g}–{hi_n:g} (common sizes)",
-                verdict=verdict, sentence=sentence,
-                extra={"definition": crossover.DEFINITION,
-                       "band": f"within a factor {CROSSOVER_FACTOR:g} of the prediction"}))
-    return rows
-
-
-def _flops_by_n(ok, impl, twin, g) -> tuple[dict, dict]:
-    d = g["d_model"].iloc[0]
-    out = []
-    for block, who in (("attention", impl), ("ffn", twin)):
-        s = ok[(ok["block"] == block) & (ok["impl"] == who) & (ok["d_model"] == d)]
-        out.append({int(n): f for n, f in zip(s["seq_len"], s["flops"]) if f == f})
-    return out[0], out[1]
-
-
 def params_row(counts: dict | None) -> list[VerdictRow]:
     """The BERT-base row: analytic == NumPy == PyTorch == HuggingFace == 109,482,240."""
     if counts is None:
@@ -258,7 +201,7 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
 
 
 def all_rows(entries, df, table, meta, rule, bert_counts) -> list[VerdictRow]:
-    return (scaling_rows(entries, df) + crossover_rows(df, rule) + params_row(bert_counts)
+    return (scaling_rows(entries, df) + crossover.rows(df, rule) + params_row(bert_counts)
             + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta)
             + training.all_rows(df, meta))
 

@@ -31,8 +31,6 @@ from bench.run.writer import read_records
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
 PLOTS_DIR = "plots"
-BLOCK_NAMES = {"attention": "Attention", "mha": "MHA", "ffn": "FFN",
-               "encoder_layer": "Encoder layer", "encoder": "Encoder", "model": "Model"}
 
 
 def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
@@ -48,7 +46,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
     if not ok.empty:                  # the crossover's definition first (attention vs ffn)
 
         share = crossover.share_frame(ok[ok["mode"].astype(str) == "forward"])
-        share = share if share is not None else claims.attention_share(ok)
+        share = share if share is not None else crossover.attention_share(ok)
     speedups = precisions.precision_table(df)
     flop_result = flopcheck.flop_check(df)
     rows = verdicts.all_rows(entries, df, speedups, meta, rule,
@@ -167,7 +165,7 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
         keep(f"roofline{tail}", plot_sweeps.plot_roofline(
             sweeps, out / f"gflops_vs_peak{tail}.png", variable, notes=notes))
     keep("attention_share", plots.plot_attention_share(
-        share, _share_crossovers(share, rows), out / "attention_share.png"))
+        share, crossover.plot_lines(share, rows), out / "attention_share.png"))
     keep("precision", plots.plot_precision(speedups, out / "precision.png"))
     return figures
 
@@ -187,43 +185,7 @@ def peak_note(df, meta: dict) -> str | None:
     return f"{len(missing)} case(s) without % of peak: " + "; ".join(reasons)
 
 
-def _share_crossovers(share, rows) -> list[dict]:
-    """The crossover lines of the share plot: the ONE definition's (bench.analysis.crossover)
-    FLOP prediction, and the measured n* of each implementation from the verdict rows."""
-    if share is None or share.empty:
-        return []
-    out, seen = [], set()
-    for r in rows or []:
-        if r["kind"] != "crossover":
-            continue
-        if r["theory"] is not None and r["d_model"] not in seen:
-            seen.add(r["d_model"])
-            out.append({"seq_len": r["theory"], "label": f"n* from FLOPs (d={r['d_model']})",
-                        "color": "0.2"})
-        if r["value"] is not None:
-            out.append({"seq_len": r["value"], "label": f"measured n*: {r['impl']}",
-                        "color": "tab:red"})
-    return out
-
-
-def measured_share_crossover(share) -> float | None:
-    """First n where the fp32 (else first) series' share crosses ½, log-interpolated."""
-    import numpy as np
-
-    series = share[share["precision"] == "fp32"]
-    series = series if not series.empty else share
-    first = series.iloc[0]
-    g = series[(series["impl"] == first["impl"]) & (series["mode"] == first["mode"])
-               & (series["d_model"] == first["d_model"])].sort_values("seq_len")
-    x, s = g["seq_len"].to_numpy(float), g["share"].to_numpy(float)
-    for i in range(len(x) - 1):
-        if (s[i] - 0.5) * (s[i + 1] - 0.5) <= 0 and s[i] != s[i + 1]:
-            f = (0.5 - s[i]) / (s[i + 1] - s[i])
-            return float(np.exp(np.log(x[i]) + f * (np.log(x[i + 1]) - np.log(x[i]))))
-    return None
-
-
-# ---- text -----------------------------------------------------------------------------------
+# ---- text# ---- text -----------------------------------------------------------------------------------
 
 def passes_sentence(w: dict) -> str:
     """" Timed in P passes ...", from compare.pass_agreement's `w`; "" for a run of one pass."""

@@ -34,14 +34,6 @@ def _figure(ncols: int = 1, nrows: int = 1, size=(7.5, 5.0)):
     return fig, [ax for row in axes for ax in row]
 
 
-def _panel_figure(n_panels: int, size=(6.0, 4.2)):
-    """A grid of `n_panels` panels, two per row; the spare panel of an odd count is hidden."""
-    fig, axes = _figure(ncols=min(2, n_panels), nrows=math.ceil(n_panels / 2), size=size)
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    return fig, axes[:n_panels]
-
-
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")   # tight: no clipped labels or legends
