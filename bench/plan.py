@@ -34,14 +34,13 @@ from bench.case import Case
 from bench.impls.base import Impl
 from bench.impls.common import model_config
 from bench.modes import Mode
+from bench.record import keys_of
 from tfimpl import costs
 from tfimpl.config import ModelConfig
 from tfimpl.costs import footprint
 
 _STORAGE_BYTES = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
-FACT_KEYS = ("backend", "attn_path", "attn_materialised", "bytes_per_element", "storage_bytes",
-             "flops_analytic", "flops_by_component", "peak_bytes_predicted",
-             "working_set_bytes", "params")
+FACT_KEYS = keys_of("plan")                 # the record's fields a Plan fills (bench.record)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from bench.record import SCHEMA_VERSION
 from bench.run.writer import (RECORDS_FILE, RunDirError, RunWriter, is_done, new_run_dir,
                           read_records)
 
@@ -20,7 +21,7 @@ def writer(tmp_path):
 
 def test_create_writes_config_meta_and_empty_records(writer):
     assert (writer.run_dir / "config.yaml").read_text() == "name: t\n"
-    assert writer.read_meta() == {"config_hash": "abc"}
+    assert writer.read_meta() == {"config_hash": "abc", "schema_version": SCHEMA_VERSION}
     assert (writer.run_dir / RECORDS_FILE).read_bytes() == b""
     assert read_records(writer.run_dir) == []
 
@@ -83,7 +84,8 @@ def test_reopen_refuses_a_folder_without_meta(tmp_path):
 
 def test_update_meta_merges(writer):
     writer.update_meta(status="complete", end_time=12.5)
-    assert writer.read_meta() == {"config_hash": "abc", "status": "complete", "end_time": 12.5}
+    assert writer.read_meta() == {"config_hash": "abc", "status": "complete", "end_time": 12.5,
+                                  "schema_version": SCHEMA_VERSION}
 
 
 def test_csv_has_one_row_per_record_and_lists_as_json(writer):

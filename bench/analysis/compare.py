@@ -51,7 +51,7 @@ import math
 import statistics
 
 from bench.case import CASE_FIELDS
-from bench.trackers.timer import quantile
+from bench.record import quantile            # the timer's, bit for bit
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"

@@ -33,10 +33,10 @@ from pathlib import Path
 
 from bench.blocks import FUSED, MATERIALISED
 from bench.case import CASE_FIELDS
-from bench.plan import FACT_KEYS
-from bench.run.writer import RECORDS_FILE, read_meta, read_records
+from bench.record import keys_of
+from bench.reader import RECORDS_FILE, read_meta, read_records
 
-FACT_COLUMNS = FACT_KEYS + ("attn_materialised",)
+FACT_COLUMNS = keys_of("plan") + ("attn_materialised",)    # what bench.plan put in the record
 
 PEAK_BACKENDS = ("numpy", "torch")
 PEAK_DTYPE = {"amp-bf16": "bf16", "amp-fp16": "fp16"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from bench.run.lock import describe_holder, holder_running, read_holder
+from bench.reader import describe_holder, holder_running, is_done, read_holder
 
 REASONS = {
     "interrupted": "it was interrupted (Ctrl-C; it stopped after the case in progress)",
@@ -22,14 +22,9 @@ REASONS = {
 }
 
 
-def _is_done(record: dict) -> bool:
-    status = str(record.get("status", ""))
-    return status == "ok" or status.startswith("skipped")
-
-
 def run_state(run_dir: str | Path, meta: dict, records: list[dict]) -> dict:
     """{"complete", "n_cases", "n_done", "n_failed", "reason", "resume"} for a run folder."""
-    done = {r.get("case_id") for r in records if _is_done(r)}
+    done = {r.get("case_id") for r in records if is_done(r)}
     failed = {r.get("case_id") for r in records if str(r.get("status", "")).startswith("failed")}
     n_cases = meta.get("n_cases")
     status = meta.get("status")

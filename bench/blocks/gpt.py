@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from bench import precision
 from bench.case import Case
+from bench.record import keys_of
 from tfimpl import costs as tc
 from tfimpl.config import ModelConfig
 from tfimpl.costs import decode as td
 
 GPT_BLOCKS = ("prefill", "decode", "decode-recompute", "generate")
-GEN_KEYS = ("kv_bytes_measured", "kv_bytes_analytic", "ttft_s", "itl_p50_s", "itl_p90_s",
-            "itl_p99_s", "prefill_tokens_per_s", "decode_tokens_per_s", "decode_bytes_min")
+GEN_KEYS = keys_of("blocks.gpt")            # the record's generation fields (bench.record)
 
 
 def context_tokens(case: Case) -> int:

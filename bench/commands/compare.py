@@ -14,7 +14,7 @@ import json
 import sys
 
 from bench.analysis.compare import compare_records, format_table
-from bench.run.writer import RunDirError, check_run_dir
+from bench.reader import RunDirError, check_run_dir
 
 HELP = "compare two runs case by case; exit 1 on a regression"
 EPILOG = """examples:

@@ -12,7 +12,8 @@ import sys
 
 from bench.analysis.incomplete import run_state
 from bench.analysis.rule import FitRule
-from bench.run.writer import RunDirError, check_run_dir
+from bench.machine import peak
+from bench.reader import RunDirError, check_run_dir
 
 HELP = "rebuild report.md, summary.json and plots of a run folder"
 EPILOG = """examples:
@@ -51,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
                        tolerance=args.tolerance, seed=args.seed)
         from bench.analysis.report.markdown import write_report   # NumPy and pandas: not for --help
 
-        paths = write_report(args.run_dir, rule)
+        paths = write_report(args.run_dir, rule, cached_peak=cached_peak)
     except (FileNotFoundError, ValueError, RunDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -60,6 +61,13 @@ def main(args: argparse.Namespace) -> int:
     print(f"wrote {paths['summary']}")
     print(f"wrote {len(paths['plots'])} plot(s) under {paths['report'].parent / 'plots'}")
     return 0
+
+
+def cached_peak(threads: int, device: str) -> dict | None:
+    """The matmul peak bench.machine.peak cached on this machine for `threads` and `device`, or
+    None; never measured (a report measures nothing). What the commands hand write_report: the
+    analysis does not import bench.machine."""
+    return peak.load_or_measure_peak(threads=threads, device=device, measure=False)
 
 
 def _note_incomplete(run_dir, meta: dict, records: list[dict]) -> None:

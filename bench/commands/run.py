@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.analysis.compare import pass_agreement
 from bench.analysis.describe import effective_description
+from bench.commands.report import cached_peak
 from bench.config import ConfigError, load_config
 from bench.run import driver, guard
 from bench.run.driver import EXIT_BAD_INPUT
@@ -157,7 +158,7 @@ def _report(run_dir: Path) -> None:
     from bench.analysis.report.markdown import write_report   # NumPy, pandas, torch: not for --help
 
     try:
-        write_report(run_dir)
+        write_report(run_dir, cached_peak=cached_peak)   # a run without a peak: the cached one
     except Exception as exc:                 # the records are safe; say what went wrong
         import traceback
 

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bench import impls, precision
+from bench.record import keys_of
 from bench.trackers.training import distinct_storage_bytes, numpy_cache_bytes, torch_saved_bytes
 from tfimpl import costs
 from tfimpl.costs.training import saved_activation_bytes, training_memory
@@ -134,9 +135,8 @@ def numpy_train_step(forward: Callable[[], tuple], backward: Callable[[Any, Any]
 
 
 
-TRAIN_KEYS = ("saved_activation_bytes", "gradient_bytes", "optimizer_state_bytes",
-              "saved_activation_bytes_predicted", "gradient_bytes_predicted",
-              "optimizer_state_bytes_predicted", "korthikanti_bytes")
+# The record's train fields (bench.record): 3 measured, then tfimpl.costs.training's predictions.
+TRAIN_KEYS = keys_of("modes.train")
 
 
 def _modelled_attention(case) -> str | None:

@@ -22,9 +22,9 @@ from bench.impls.common import model_config
 from bench.profile import spec as profile_spec
 from bench.profile import steps_numpy, timing
 from bench.profile.spec import ProfileSpec, widths
+from bench.record import keys_of
 from tfimpl.costs import component_bytes, component_flops
-PROFILE_KEYS = ("profile_steps_s", "profile_steps_flops", "profile_steps_bytes",
-                "profile_sum_s", "profile_overhead", "profile_status")
+PROFILE_KEYS = keys_of("profile")           # the record's profile_* fields (bench.record)
 PROFILE_REPEATS = 3
 IMPLS = ("numpy", "torch", "torch-sdpa")
 BLOCKS = ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")

@@ -19,27 +19,13 @@ import socket
 import time
 from pathlib import Path
 
-LOCK_FILE = "run.lock"
+# Reading the lock file (who holds it, whether a run holds it now) is the read side's
+# (bench.reader: the analysis asks without importing bench.run); re-exported here.
+from bench.reader import LOCK_FILE, describe_holder, holder_running, read_holder  # noqa: F401
 
 
 class RunLocked(RuntimeError):
     """The run folder is held by another live run; the message names its pid and host."""
-
-
-def describe_holder(info: dict) -> str:
-    since = info.get("since")
-    when = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
-            if isinstance(since, (int, float)) else "an unknown time")
-    return f"pid {info.get('pid', '?')} on host {info.get('host', '?')} since {when}"
-
-
-def read_holder(run_dir: str | os.PathLike) -> dict:
-    """What the lock file says about its holder ({} when absent or unreadable)."""
-    try:
-        info = json.loads((Path(run_dir) / LOCK_FILE).read_text() or "{}")
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
 
 
 def pid_alive(pid) -> bool:
@@ -53,26 +39,6 @@ def pid_alive(pid) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def holder_running(run_dir: str | os.PathLike) -> bool:
-    """True when another process holds the folder's lock right now (a run is in progress)."""
-    import fcntl
-
-    path = Path(run_dir) / LOCK_FILE
-    if not path.exists():
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 class RunLock:

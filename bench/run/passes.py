@@ -11,8 +11,8 @@ VM agreed within ±5% for only ~60% of their cases this way, while each case's o
     pass 2..P   after pass 1 of every case, each ok case again: prepare, warm up, time only
                 (bench.run.passes.timing_only) -> a line {"case_id", "pass": k, timing columns}
 
-records.jsonl keeps every line (raw samples of every pass); `merge` folds the pass lines into
-their case's record when a run folder is read:
+records.jsonl keeps every line (raw samples of every pass); `merge` (bench.reader, the read
+side) folds the pass lines into their case's record when a run folder is read:
 
     samples_s        every pass's samples, in order; sample_pass: the pass of each sample
     pass_medians_s   each pass's median
@@ -57,9 +57,10 @@ from __future__ import annotations
 import dataclasses
 
 from bench.case import Measure
-from bench.trackers.timer import TimeStats
+# The fold of later passes into their records is the read side's (bench.reader: the analysis
+# reads folders without bench.run); re-exported here.
+from bench.reader import PASS_KEY, is_pass_line, merge  # noqa: F401
 
-PASS_KEY = "pass"
 PASS_COLUMNS = ("samples_s", "n_samples", "number_per_sample", "stop_reason", "warmup_calls",
                 "warmup_s", "warmup_settled", "rounds", "round_medians_s", "median_s",
                 "iqr_s", "min_s", "mean_s", "std_s", "spread", "unstable", "interference",
@@ -97,61 +98,5 @@ def pass_line(record: dict, index: int) -> dict:
     return line
 
 
-def is_pass_line(line: dict) -> bool:
-    return int(line.get(PASS_KEY) or 1) > 1
-
-
 def passes_done(record: dict) -> int:
     return int(record.get("passes") or 1)
-
-
-def _stats(samples: list[float], spread_warn: float) -> dict:
-    """bench.trackers.timer's statistics of one pass's samples (TimeStats derives them)."""
-    stats = TimeStats(samples_s=tuple(samples), warmup=0, spread_warn=spread_warn)
-    return {"median_s": stats.median_s, "iqr_s": stats.iqr_s, "min_s": stats.min_s,
-            "mean_s": stats.mean_s, "std_s": stats.std_s, "spread": stats.spread,
-            "unstable": stats.unstable}
-
-
-def merge(lines: list[dict], spread_warn: float = Measure.spread_warn) -> list[dict]:
-    """Records with their later passes folded in (see the module docstring), in file order."""
-    records: list[dict] = []
-    by_id: dict[str, dict] = {}
-    extra: dict[str, list[dict]] = {}
-    for line in lines:
-        if is_pass_line(line):
-            extra.setdefault(line.get("case_id"), []).append(line)
-        else:
-            records.append(line)
-            by_id.setdefault(line.get("case_id"), line)
-    out = []
-    for record in records:
-        later = [p for p in extra.get(record.get("case_id"), []) if p.get("status") == "ok"]
-        if record.get("status") != "ok" or not later or by_id.get(record["case_id"]) is not record:
-            out.append(record)
-            continue
-        out.append(_folded(record, sorted(later, key=lambda p: p[PASS_KEY]), spread_warn))
-    return out
-
-
-def _spread(medians: list[float]) -> float | None:
-    finite = [m for m in medians if m and m != float("inf")]
-    return max(finite) / min(finite) if len(finite) >= 2 else None
-
-
-def _folded(record: dict, later: list[dict], spread_warn: float) -> dict:
-    passes = [record] + later
-    samples = [list(p.get("samples_s") or []) for p in passes]
-    medians = [_stats(s, spread_warn)["median_s"] if s else float("inf") for s in samples]
-    best = min(range(len(passes)), key=lambda i: medians[i])
-    merged = dict(record)
-    merged.update(_stats(samples[best], spread_warn))
-    merged.update(samples_s=[x for s in samples for x in s],
-                  sample_pass=[i + 1 for i, s in enumerate(samples) for _ in s],
-                  n_samples=sum(len(s) for s in samples), passes=len(passes),
-                  pass_medians_s=medians, best_pass=best + 1,
-                  pass_spread=_spread(medians),
-                  interference=bool(passes[best].get("interference")))
-    if merged.get("flops_analytic") and merged["median_s"]:
-        merged["gflops_per_s"] = merged["flops_analytic"] / merged["median_s"] / 1e9
-    return merged

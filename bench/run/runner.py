@@ -28,33 +28,21 @@ from typing import Callable
 from bench.run import budget, guard
 from bench.trackers import memory
 from bench import modes
+from bench import record as schema
 from bench.trackers.accuracy import attention_errors, errors
-from bench.case import CASE_FIELDS, Case, Measure
-from bench.blocks.gpt import GEN_KEYS
+from bench.case import Case, Measure
 from bench.trackers.flops import count_flops
-from bench.trackers.measuring import RECORD_KEYS as MEASURING_KEYS
 from bench.trackers.measuring import time_case
-from bench.plan import FACT_KEYS, plan
-from bench.profile.record import PROFILE_KEYS, profile_fields
+from bench.plan import plan
+from bench.profile.record import profile_fields
 from bench.impls.prepare import Unsupported
 from bench.impls.prepare import prepare as default_prepare
 from bench.machine.threads import fixed_threads
-from bench.modes.train import TRAIN_KEYS
 from bench.trackers.timer import measure_time
 
-RESULT_KEYS = (
-    "case_id", "status",
-    "samples_s", "n_samples", "warmup", "number_per_sample", "stop_reason",
-    "median_s", "iqr_s", "min_s", "mean_s", "std_s", "spread", "unstable", "probe_s",
-    "flops_analytic", "flops_counted", "flops_match", "gflops_per_s", "fastpath",
-    "peak_bytes", "peak_method", "peak_bytes_predicted", "rss_peak_bytes",
-    "max_abs_err", "max_rel_err", "rel_l2_err",
-    "attn_max_abs_err", "attn_max_rel_err", "attn_rel_l2_err",
-    "hostname", "pid", "node_id", "gpu_name", "gpu_uuid", "start_time", "end_time", "elapsed_s",
-    "executor", *GEN_KEYS, "compile_s",
-) + TRAIN_KEYS + MEASURING_KEYS + PROFILE_KEYS + tuple(k for k in FACT_KEYS
-                          if k not in ("flops_analytic", "peak_bytes_predicted"))
-RECORD_KEYS = CASE_FIELDS + RESULT_KEYS
+# The record's keys, in order: bench.record declares every field (name, type, unit, stage).
+RESULT_KEYS = schema.RESULT_KEYS
+RECORD_KEYS = schema.RECORD_KEYS
 # Filled from where the case ran, kept even when it failed.
 _PLACE_KEYS = ("case_id", "status", "hostname", "pid", "node_id", "gpu_name", "gpu_uuid",
                "start_time",
@@ -66,8 +54,9 @@ class Skip(Exception):
 
 
 def empty_record(case: Case) -> dict:
-    """Every record key present: the case's fields, everything else None."""
-    record = dict.fromkeys(RECORD_KEYS)
+    """Every record key present (bench.record.columns(): the declared fields, then plugin
+    metrics' columns): the case's fields, everything else None."""
+    record = dict.fromkeys(schema.columns())
     record.update(case.to_dict())
     record["case_id"] = case.case_id
     return record

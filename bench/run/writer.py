@@ -1,13 +1,18 @@
-"""The run folder and its one writer: `results/<run-id>/{config.yaml, meta.json, records.jsonl}`.
+"""The run folder's one writer: `results/<run-id>/{config.yaml, meta.json, records.jsonl}`.
 
 Only the driver process writes here; executors hand records back to it. Each record is one JSON
 line written with a single `write()` and made durable with `fsync`, so a kill at any moment leaves
 either the whole line or a torn tail. A torn tail (no final newline, or an unparsable last line)
 is dropped when reading and truncated away before appending, never parsed as data.
+`RunWriter.create` stamps meta.json with `schema_version` (bench.record.SCHEMA_VERSION).
 
 Resume keeps the records whose status is `ok` or `skipped: ...` and rewrites the file without
 the `failed: ...` ones (atomically: temporary file + `os.replace`), so after a resumed run every
 case appears exactly once.
+
+Reading a folder (read_records, read_meta, read_config, check_run_dir, RunDirError, the file
+names, is_done, the passes' merge) is bench.reader, where the analysis may import it without
+bench.run; those names are re-exported here for the run stage and older imports.
 """
 
 from __future__ import annotations
@@ -15,19 +20,13 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 
-from bench.run import passes
-
-CONFIG_FILE = "config.yaml"
-META_FILE = "meta.json"
-RECORDS_FILE = "records.jsonl"
-CSV_FILE = "results.csv"
-
-
-class RunDirError(RuntimeError):
-    """A run folder that cannot be used as asked (other config, other machine, corrupt file)."""
+from bench.record import SCHEMA_VERSION, VERSION_KEY
+from bench.reader import (CONFIG_FILE, CSV_FILE, META_FILE, PASS_KEY,  # noqa: F401 (re-exported)
+                          RECORDS_FILE, RunDirError, _read_bytes, _valid_lines, check_run_dir,
+                          check_version, is_done, is_pass_line, merge, read_config, read_meta,
+                          read_records)
 
 
 def run_dir_name(config_name: str, when: float | None = None) -> str:
@@ -47,117 +46,6 @@ def new_run_dir(results_root: str | os.PathLike, config_name: str) -> Path:
     return candidate
 
 
-def _valid_lines(data: bytes, path: str | os.PathLike = RECORDS_FILE
-                 ) -> tuple[list[dict], int, str | None]:
-    """Parse JSON lines; return (records, byte length of the valid prefix, torn-tail reason).
-
-    Only the last line may be torn; a bad line in the middle (not JSON, or JSON that is not an
-    object) is corruption and raises RunDirError naming `path` and the line number.
-    """
-    records: list[dict] = []
-    good_end = 0
-    lines = data.split(b"\n")
-    complete, tail = lines[:-1], lines[-1]      # `tail` is b"" when the file ends with "\n"
-    for index, raw in enumerate(complete):
-        end = good_end + len(raw) + 1
-        if not raw.strip():
-            good_end = end
-            continue
-        try:
-            record = json.loads(raw)
-            problem = None if isinstance(record, dict) else f"a JSON {type(record).__name__}"
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            problem = f"not valid JSON ({getattr(exc, 'msg', None) or exc.reason})"
-        if problem is not None:
-            if index == len(complete) - 1 and not tail:
-                return records, good_end, f"unparsable last line ({problem})"
-            raise RunDirError(f"{path}: line {index + 1}: {problem}, not a record; only a torn "
-                              "last line can be repaired (move the file aside to start over)")
-        records.append(record)
-        good_end = end
-    if tail:
-        return records, good_end, f"last line has no newline ({len(tail)} bytes torn)"
-    return records, good_end, None
-
-
-def read_records(run_dir: str | os.PathLike) -> list[dict]:
-    """All complete records of a run, in file order, later timing passes folded into their
-    case's record (bench.run.passes.merge); a torn last line is dropped with a warning."""
-    path = Path(run_dir) / RECORDS_FILE
-    if not path.exists():
-        return []
-    records, _, torn = _valid_lines(_read_bytes(path), path)
-    if torn:
-        warnings.warn(f"{path}: dropped a torn last line: {torn}", stacklevel=2)
-    return passes.merge(records)
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise RunDirError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-
-
-def read_meta(run_dir: str | os.PathLike) -> dict:
-    """meta.json as a dict ({} when absent); damage -> RunDirError naming the file and line."""
-    path = Path(run_dir) / META_FILE
-    if not path.exists():
-        return {}
-    data = _read_bytes(path)
-    try:
-        meta = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON "
-                          f"({exc.msg})") from None
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise RunDirError(f"{path}: line {line}: not UTF-8 text") from None
-    if not isinstance(meta, dict):
-        raise RunDirError(f"{path}: line 1: a JSON {type(meta).__name__}, expected an object")
-    return meta
-
-
-def read_config(run_dir: str | os.PathLike) -> dict | None:
-    """config.yaml (the config as run) parsed; None when absent; damage -> RunDirError."""
-    import yaml
-
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        return None
-    data = _read_bytes(path)
-    try:
-        config = yaml.safe_load(data.decode())
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise RunDirError(f"{path}: line {line}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "line ?"
-        what = getattr(exc, "problem", None) or type(exc).__name__
-        raise RunDirError(f"{path}: {where}: not valid YAML ({what})") from None
-    if not isinstance(config, dict):
-        raise RunDirError(f"{path}: line 1: a YAML {type(config).__name__}, expected a mapping")
-    return config
-
-
-def check_run_dir(run_dir: str | os.PathLike) -> tuple[list[dict], dict]:
-    """(records, meta) of a run folder, every file checked: the one call for commands that
-    read a run folder. A missing folder or meta.json, or a damaged records.jsonl, meta.json or
-    config.yaml, raises RunDirError with one line naming the file (and line)."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise RunDirError(f"{path}: no such folder")
-    if not (path / META_FILE).is_file() and not (path / RECORDS_FILE).is_file():
-        raise RunDirError(f"{path}: no {META_FILE} or {RECORDS_FILE}; not a tfbench run folder")
-    meta = read_meta(path)
-    read_config(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")           # a torn last line is expected after a kill
-        records = read_records(path)
-    return records, meta
-
-
 # What a folder may hold when a kill interrupted `RunWriter.create` before meta.json existed.
 CREATION_LEFTOVERS = (CONFIG_FILE, CONFIG_FILE + ".tmp", META_FILE + ".tmp", RECORDS_FILE)
 
@@ -173,12 +61,6 @@ def unfinished_creation(run_dir: str | os.PathLike, also_allowed=()) -> bool:
         return False
     allowed = set(CREATION_LEFTOVERS) | set(also_allowed)
     return all(p.name in allowed for p in path.iterdir())
-
-
-def is_done(record: dict) -> bool:
-    """A case that resume keeps: measured (`ok`) or deliberately skipped; failures are rerun."""
-    status = str(record.get("status", ""))
-    return status == "ok" or status.startswith("skipped")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -205,12 +87,13 @@ class RunWriter:
 
     @classmethod
     def create(cls, run_dir: str | os.PathLike, config_text: str, meta: dict) -> "RunWriter":
-        """Make the folder and write `config.yaml` and `meta.json`; an empty `records.jsonl`."""
+        """Make the folder and write `config.yaml` and `meta.json` (`meta` stamped with
+        bench.record.SCHEMA_VERSION as `schema_version`); an empty `records.jsonl`."""
         writer = cls(run_dir)
         writer.run_dir.mkdir(parents=True, exist_ok=True)
         _write_atomic(writer.run_dir / CONFIG_FILE, config_text)
         writer.records_path.write_bytes(b"")
-        writer.write_meta(meta)               # last: a folder with meta.json is complete
+        writer.write_meta({**meta, VERSION_KEY: SCHEMA_VERSION})   # last: meta.json = complete
         return writer
 
     @classmethod
@@ -239,8 +122,8 @@ class RunWriter:
         kept = []
         for record in records:
             case_id = record.get("case_id")
-            if passes.is_pass_line(record):
-                key = (case_id, record[passes.PASS_KEY])
+            if is_pass_line(record):
+                key = (case_id, record[PASS_KEY])
                 if case_id in seen and record.get("status") == "ok" and key not in seen:
                     seen.add(key)
                     kept.append(record)
@@ -249,7 +132,7 @@ class RunWriter:
                 kept.append(record)
         if torn or len(kept) != len(records):
             _write_atomic(self.records_path, "".join(_line(r) for r in kept))
-        return passes.merge(kept)
+        return merge(kept)
 
     # -- records -----------------------------------------------------------------------------
 

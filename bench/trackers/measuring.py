@@ -17,16 +17,15 @@ from typing import Callable
 
 from bench.trackers import interference
 from bench.case import Measure
+from bench.record import keys_of
 from bench.trackers.timer import measure_time
 
 INTERFERENCE_RETRIES = 1
 
-# Record columns this module adds beside bench.trackers.timer's original ones (docs/INTERFACES.md).
-TIMING_KEYS = ("warmup_calls", "warmup_s", "warmup_settled", "warmup_samples_s", "rounds",
-               "round_medians_s")
-INTERFERENCE_KEYS = ("load_avg_1m", "cpu_steal_frac", "other_cpu_cores", "other_cpu_top",
-                     "interference", "interference_reason", "timing_attempts")
-RECORD_KEYS = TIMING_KEYS + INTERFERENCE_KEYS
+# The record columns time_case fills: bench.record's fields of the timer, the warm-up, the
+# interference snapshots and this module (timing_attempts).
+RECORD_KEYS = keys_of("trackers.timer", "trackers.warmup", "trackers.interference",
+                      "trackers.measuring")
 
 
 def time_case(fn: Callable[[], object], measure: Measure, sync: Callable[[], None] | None = None,

@@ -11,7 +11,6 @@ import json
 import math
 from pathlib import Path
 
-from bench.machine import peak
 from bench.analysis import claims, crossover, flopcheck, precisions, step_crossover, verdicts
 from bench.analysis import generation as decode
 from bench.analysis.report import plots
@@ -26,18 +25,22 @@ from bench.analysis.libraries import library_lines, library_ratios
 from bench.analysis.report.tables import (
     _cases_table, _claims_table, _departure_lines, _flop_alarm, _flops_section, _local_table,
     _other_fits_table, _precision_tables, _two_term_table, machine_lines, precision_summary)
-from bench.run.writer import read_records
+from bench.reader import read_records
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
 PLOTS_DIR = "plots"
 
 
-def write_report(run_dir, rule: claims.FitRule = claims.FitRule()) -> dict:
-    """Fit, plot and write. Returns {"report": Path, "summary": Path, "plots": [Path, ...]}."""
+def write_report(run_dir, rule: claims.FitRule = claims.FitRule(), cached_peak=None) -> dict:
+    """Fit, plot and write. Returns {"report": Path, "summary": Path, "plots": [Path, ...]}.
+
+    cached_peak(threads=, device=) -> the machine's cached matmul peak or None, for a run that
+    recorded none (the commands pass bench.commands.report.cached_peak: the analysis does not
+    reach into bench.machine); None: no peak is added."""
     run_dir = Path(run_dir)
     df, meta = load_run(run_dir)
-    df, meta = with_cached_peak(run_dir, df, meta)
+    df, meta = with_cached_peak(run_dir, df, meta, cached_peak)
     llc = last_level_cache(meta)
     entries = claims.fit_all(df, rule)
     two_term = claims.two_term_fits(df, rule)
@@ -93,16 +96,17 @@ def run_description(meta: dict, df) -> str:
     return effective_description(meta.get("description") or "", meta.get("overrides"), cases)
 
 
-def with_cached_peak(run_dir: Path, df, meta: dict):
-    """A run without a matmul peak gets the cached one for its cases' thread count (never
-    measured here: a report measures nothing); the frame is rebuilt with it."""
-    if peak_values(meta) or df.empty:
+def with_cached_peak(run_dir: Path, df, meta: dict, cached_peak=None):
+    """A run without a matmul peak gets the cached one for its cases' thread count, from
+    `cached_peak(threads=, device=)` (never measured: a report measures nothing); the frame is
+    rebuilt with it."""
+    if peak_values(meta) or df.empty or cached_peak is None:
         return df, meta
 
     try:
         threads = int(df["threads"].dropna().mode().iloc[0])
         device = str(df["device"].dropna().mode().iloc[0]).split(":")[0]
-        cached = peak.load_or_measure_peak(threads=threads, device=device, measure=False)
+        cached = cached_peak(threads=threads, device=device)
     except Exception:                # the peak is context: no cache, no ceiling
         return df, meta
     if not cached:
