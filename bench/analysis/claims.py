@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 
-from bench import blocks
+from bench import blocks, metrics
 from bench.analysis import fits
 from bench.analysis.crossover import analytic_crossover, composed_layer_times
 from bench.analysis.grouping import CO_VARYING, as_strings, group_keys
@@ -48,7 +48,6 @@ from tfimpl import costs, params
 from tfimpl.config import ModelConfig
 
 
-METRICS = {"time": "median_s", "flops": "flops", "memory": "peak_bytes"}
 
 
 def theory_exponent(block: str, metric: str, variable: str, attention_path: str | None = None,
@@ -78,24 +77,24 @@ def verdict(fit: fits.PowerFit, theory: float | None, tolerance: float) -> str |
 def fit_points(group, variable: str, metric: str, rule: FitRule):
     """(mask, regime): the rows of an ok-only sweep that may test `metric`'s claim, and why.
 
-    See bench.analysis.rule: flops/params all sizes; memory the top octaves; time past
+    By the metric's declared fit_range (bench.metrics; bench.analysis.rule): "all" (flops,
+    params) all sizes; "top_octaves" (memory) the top octaves; "time" past
     ws_factor x LLC when the working set gets there in the sweep, else the sizes at or above
     the time floor in the top octaves (cache-resident, or cache size unknown). The top octaves
     are counted down from the largest size that has a value of the metric.
     """
     import numpy as np
 
+    m = metrics.get(metric)
     x = group[variable].to_numpy(float)
-    y = group[METRICS.get(metric, "median_s")].to_numpy(float) if metric in METRICS else x
-    if metric in ("flops", "params"):
+    if m.fit_range == "all":
         return np.ones(x.shape, bool), REGIME_ALL
+    y = group[m.column].to_numpy(float)
     has = np.isfinite(y) & (y > 0)
     x_max = x[has].max() if has.any() else np.inf
     top = x >= x_max / 2 ** rule.top_octaves
-    if metric == "memory":
+    if m.fit_range == "top_octaves":
         return top, REGIME_TOP
-    if metric != "time":
-        raise ValueError(f"metric: expected one of {tuple(METRICS) + ('params',)}, got {metric!r}")
     floor = group["median_s"].to_numpy(float) >= rule.min_time_s
     ratio = group["ws_over_llc"].to_numpy(float)
     if not np.isfinite(ratio).any():
@@ -131,7 +130,7 @@ def fit_group(group, fixed: dict, variable: str, metric: str, rule: FitRule) -> 
     """One summary entry: the asymptotic fit of `metric` against `variable` in one sweep."""
     import numpy as np
 
-    column = METRICS[metric]
+    column = metrics.get(metric).column
     block, impl = fixed["block"], fixed["impl"]
     path = group["attention_path"].iloc[0]
     ratio_fixed = bool((group["d_ff"] / group["d_model"]).nunique() == 1)
@@ -279,10 +278,10 @@ def fit_all(df, rule: FitRule = FitRule()) -> list[dict]:
     entries = []
     for variable in ("seq_len", "d_model"):
         for fixed, group in sweep_groups(df, variable):
-            for metric, column in METRICS.items():
-                if group[column].notna().sum() == 0:
+            for m in metrics.fitted():
+                if m.column not in group.columns or group[m.column].notna().sum() == 0:
                     continue
-                entries.append(fit_group(group, fixed, variable, metric, rule))
+                entries.append(fit_group(group, fixed, variable, m.name, rule))
     entries.extend(params_fits(df, rule))
     return entries
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from bench import metrics
+
 REGIME_ALL = "all sizes"
 REGIME_TOP = "top octaves"
 REGIME_PAST_CACHE = "past the cache"
@@ -70,7 +72,9 @@ class FitRule:
             raise ValueError(f"FitRule.ci must be in (0, 1), got {self.ci!r}")
 
     def tolerance_for(self, metric: str) -> float:
-        return self.flops_tolerance if metric in ("flops", "params") else self.tolerance
+        """flops_tolerance for a metric declared exact (bench.metrics), else tolerance."""
+        declared = metrics.METRICS.get(metric)
+        return self.flops_tolerance if declared is not None and declared.exact else self.tolerance
 
     @property
     def octaves_text(self) -> str:

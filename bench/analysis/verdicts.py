@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from bench import blocks
+from bench import blocks, metrics
 from bench.analysis import claims, crossover, generation as decode, precisions, training
 from bench.analysis.bert_params import fmt_count
 from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, VerdictRow, band_verdict
@@ -43,7 +43,6 @@ GLOSS = {
     ("ffn", "d_model", "time"): "O(n·d²) at fixed n, d_ff = 4d",
     ("ffn", "d_model", "flops"): "O(n·d²) at fixed n, d_ff = 4d",
 }
-METRIC_WORDS = {"time": "time", "flops": "FLOPs", "memory": "peak memory", "params": "parameters"}
 
 
 def _cap(text: str) -> str:
@@ -102,7 +101,7 @@ def scaling_rows(entries, df) -> list[VerdictRow]:
             at = f" at d = {fixed['d_model']}"
         who = f"{e['impl']}" + (f" {e['precision']}" if e["precision"] else "")
         if k is None:
-            sentence = (f"{_cap(METRIC_WORDS[e['metric']])} of {who}{at}: not enough "
+            sentence = (f"{_cap(metrics.get(e['metric']).text)} of {who}{at}: not enough "
                         f"data ({e['points_asymptotic']} of {e['points_total']} sizes in the "
                         f"fit range [{e['regime_text']}]" + (
                             f"; over all sizes ≥ the time floor {var}^"
@@ -112,7 +111,7 @@ def scaling_rows(entries, df) -> list[VerdictRow]:
             band = f"{e['theory']:g} ± {e['tolerance']:g}"
             verdict = {HELD: "within", NOT_HELD: "outside",
                        NOT_ENOUGH: "straddling the edge of"}[e["verdict"]]
-            sentence = (f"{_cap(METRIC_WORDS[e['metric']])} of {who}{at} grew as "
+            sentence = (f"{_cap(metrics.get(e['metric']).text)} of {who}{at} grew as "
                         f"{var}^{k:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}] over "
                         f"{e['variable']} {e['range'][0]:g}–{e['range'][1]:g}, {verdict} "
                         f"theory {band}.")

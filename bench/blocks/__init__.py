@@ -96,6 +96,18 @@ def register(block: Block) -> Block:
     return block
 
 
+def add_claim(block: str, claim: Claim) -> Block:
+    """Add `claim` to block `block`'s declaration (a plugin's metric declares its theory here:
+    docs/PLUGINS.md). A claim for the same (metric, variable, attention path) is replaced."""
+    import dataclasses
+
+    decl = get(block)
+    kept = tuple(c for c in decl.claims if (c.metric, c.variable, c.attention)
+                 != (claim.metric, claim.variable, claim.attention))
+    BLOCKS[block] = dataclasses.replace(decl, claims=kept + (claim,))
+    return BLOCKS[block]
+
+
 register(Block(
     "attention", "Attention", "attention", param_kind="attention", cost_block="attention",
     inputs="qkv", attention=True, causal=True,

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from bench import metrics
 from bench.machine import peak
 from bench.machine.environment import collect_meta
 from bench.run import passes
@@ -243,6 +244,7 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
         records = executor.run(pending, measure, on_start=progress.start)
         try:
             for record in records:
+                record = metrics.fill(record)       # columns of metrics with a value hook
                 writer.append(record)
                 progress.finish(record)
                 if stop.requested:

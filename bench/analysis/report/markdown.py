@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+from bench import metrics
 from bench.analysis import claims, crossover, flopcheck, precisions, step_crossover, verdicts
 from bench.analysis import generation as decode
 from bench.analysis.report import plots
@@ -39,6 +40,7 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule(), cached_peak=N
     recorded none (the commands pass bench.commands.report.cached_peak: the analysis does not
     reach into bench.machine); None: no peak is added."""
     run_dir = Path(run_dir)
+    load_run_plugins(run_dir)
     df, meta = load_run(run_dir)
     df, meta = with_cached_peak(run_dir, df, meta, cached_peak)
     llc = last_level_cache(meta)
@@ -87,6 +89,21 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule(), cached_peak=N
         text = text.rstrip("\n") + "\n\n" + "\n".join(generation)
     report_path.write_text(text)
     return {"report": report_path, "summary": summary_path, "plots": list(figures.values())}
+
+
+def load_run_plugins(run_dir: Path) -> tuple[str, ...]:
+    """Import the plugins the run's config.yaml lists (`plugins:`), as the run did, so that
+    their metrics and claims are declared when the records are fitted (docs/PLUGINS.md)."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    raw = yaml.safe_load(path.read_text()) if path.exists() else None
+    names = raw.get("plugins") if isinstance(raw, dict) else None
+    if not names:
+        return ()
+    from bench.config import load_plugins   # only then: bench.config reaches the registries
+
+    return load_plugins(names)
 
 
 def run_description(meta: dict, df) -> str:
@@ -160,6 +177,13 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
             keep(f"time_vs_{variable}_{block}", plots.plot_scaling(
                 sweeps, entries, llc, block, out / f"time_vs_{variable}_{block}.png",
                 variable=variable, rule=rule, two_term=two_term))
+        for metric in metrics.fitted():          # a plugin's metric: its own plot per block
+            if metric.name in metrics.BUILTIN:
+                continue
+            for block in blocks:
+                name = f"{metric.name}_vs_{variable}_{block}"
+                keep(name, plots.plot_scaling(sweeps, entries, llc, block, out / f"{name}.png",
+                                              variable=variable, metric=metric.name, rule=rule))
         if variable == "seq_len":
             keep("local_slopes", plots.plot_local_slopes(entries, out / "local_slopes.png"))
         keep(f"flops{tail}", plot_sweeps.plot_flops(sweeps, out / f"flops_vs_{variable}.png",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import metrics
 from bench.analysis import claims
 
 PREC_STYLE = {"fp64": ":", "fp32": "-", "bf16": "--", "fp16": (0, (1, 1)), "amp-bf16": "-.",
@@ -174,8 +175,9 @@ def plot_scaling(sweeps, entries, meta_llc: float, block: str, path: Path, *, va
     the fitted exponent and CI.
     """
     groups = [(f, g) for f, g in sweeps if f["block"] == block]
-    column = claims.METRICS[metric]
-    groups = [(f, g) for f, g in groups if g[column].notna().any()]
+    declared = metrics.get(metric)
+    column = declared.column
+    groups = [(f, g) for f, g in groups if column in g.columns and g[column].notna().any()]
     if not groups:
         return None
     fig, (ax,) = _figure()
@@ -207,14 +209,13 @@ def plot_scaling(sweeps, entries, meta_llc: float, block: str, path: Path, *, va
     ax.set_xscale("log", base=2)
     _plain_ticks(ax)
     ax.set_yscale("log")
-    unit = {"time": "median time per call (s)", "flops": "FLOPs per call",
-            "memory": "peak memory above baseline (bytes)"}[metric]
-    if metric == "memory":
+    unit = declared.label
+    if declared.unit == "bytes":
         for line in ax.get_lines():
             line.set_ydata(np.asarray(line.get_ydata(), float) / 2 ** 20)
         ax.relim()
         ax.autoscale_view()
-        unit = "peak memory above baseline (MiB)"
+        unit = unit.replace("(bytes)", "(MiB)")
     ax.set_xlabel({"seq_len": "sequence length n (tokens)",
                    "d_model": "model width d (d_model)"}[variable])
     ax.set_ylabel(unit)
