@@ -3,6 +3,7 @@ and tfimpl.numpy's kept thread pool."""
 
 import os
 import subprocess
+from pathlib import Path
 import sys
 import threading
 
@@ -76,8 +77,10 @@ print(faults() - before)
     assert int(_run_python(code, {"TFBENCH_MALLOC": "system"})) > 1000
 
 
-def test_python_m_bench_applies_it_before_numpy_loads():
-    """What OpenBLAS and torch read once at load time must be in the environment by then."""
+def test_the_entry_applies_it_before_numpy_loads():
+    """What OpenBLAS and torch read once at load time must be in the environment by then: the
+    entry of `python -m bench` and `tfbench` (bench.cli.main) applies it before the command
+    (here `validate`, which loads NumPy) imports anything heavy."""
     code = """
 import os, runpy, sys
 seen = {}
@@ -87,10 +90,15 @@ class Watch:
             seen[name] = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
         return None
 sys.meta_path.insert(0, Watch())
-runpy.run_module("bench.__main__", run_name="not_main")
-import numpy
+runpy.run_module("bench.__main__", run_name="not_main")   # importing the entry sets nothing
+assert "numpy" not in seen and os.environ.get("OPENBLAS_THREAD_TIMEOUT") is None
+from bench.cli import main
+with open(os.devnull, "w") as sink:
+    sys.stdout = sink
+    main(["validate", SMOKE])
+    sys.stdout = sys.__stdout__
 print(seen.get("numpy"))
-"""
+""".replace("SMOKE", repr(str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")))
     assert _run_python(code, {}) == "4"
 
 
