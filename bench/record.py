@@ -119,7 +119,7 @@ other_cpu_cores                   float        cores     trackers.interference
 other_cpu_top                     str          -         trackers.interference
 interference                      bool         -         trackers.interference
 interference_reason               str          -         trackers.interference
-timing_attempts                   int          -         trackers.measuring
+timing_attempts                   int          -         trackers.interference
 profile_steps_s                   dict         s         profile
 profile_steps_flops               dict         FLOP      profile
 profile_steps_bytes               dict         bytes     profile

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from bench.trackers import interference, measuring, warmup as settle
+from bench.trackers import interference, warmup as settle
 from bench.case import Measure
 from bench.trackers.timer import measure_time
 
@@ -172,16 +172,16 @@ def test_time_case_retimes_under_interference_and_keeps_the_clean_attempt():
     # attempt 1: others used 1.5 cores; attempt 2: quiet
     snaps = iter([_snap(0, 0, 0), _snap(1, 0.0, 150), _snap(2, 0, 0), _snap(3, 1.0, 100)])
     fn = machine.case(0.01)
-    out = measuring.time_case(fn, Measure(warmup=1, min_repeats=3, min_time_s=0.0),
+    out = interference.time_case(fn, Measure(warmup=1, min_repeats=3, min_time_s=0.0),
                               snapshot=lambda: next(snaps), clock=machine.clock)
     assert out["timing_attempts"] == 2 and out["interference"] is False
-    assert set(measuring.RECORD_KEYS) <= set(out)
+    assert set(interference.RECORD_KEYS) <= set(out)
 
 
 def test_time_case_flags_when_every_attempt_was_disturbed():
     machine = Machine(extra=0.0)
     snaps = iter([_snap(0, 0, 0), _snap(1, 0.0, 150), _snap(2, 0, 0), _snap(3, 0.0, 120)])
-    out = measuring.time_case(machine.case(0.01), Measure(warmup=1, min_repeats=3,
+    out = interference.time_case(machine.case(0.01), Measure(warmup=1, min_repeats=3,
                                                           min_time_s=0.0),
                               snapshot=lambda: next(snaps), clock=machine.clock)
     assert out["timing_attempts"] == 2 and out["interference"] is True

@@ -71,7 +71,7 @@ def test_the_stages_key_tuples_come_from_the_schema():
     from bench.plan import FACT_KEYS
     from bench.profile.record import PROFILE_KEYS
     from bench.run.passes import PASS_COLUMNS, PASS_KEY
-    from bench.trackers.measuring import RECORD_KEYS as MEASURING_KEYS
+    from bench.trackers.interference import RECORD_KEYS as MEASURING_KEYS
 
     assert GEN_KEYS == record.keys_of("blocks.gpt") and len(GEN_KEYS) == 9
     assert TRAIN_KEYS == record.keys_of("modes.train") and len(TRAIN_KEYS) == 7

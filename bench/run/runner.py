@@ -32,13 +32,12 @@ from bench import record as schema
 from bench.trackers.accuracy import attention_errors, errors
 from bench.case import Case, Measure
 from bench.trackers.flops import count_flops
-from bench.trackers.measuring import time_case
+from bench.trackers.interference import time_case
 from bench.plan import plan
 from bench.profile.record import profile_fields
 from bench.impls.prepare import Unsupported
 from bench.impls.prepare import prepare as default_prepare
 from bench.machine.threads import fixed_threads
-from bench.trackers.timer import measure_time
 
 # The record's keys, in order: bench.record declares every field (name, type, unit, stage).
 RESULT_KEYS = schema.RESULT_KEYS
@@ -175,7 +174,7 @@ def _check_budget(record: dict, case: Case, prepared, measure: Measure, sync) ->
 
 
 def _time_into(record: dict, fn: Callable, measure: Measure, sync) -> None:
-    # bench.trackers.measuring: warm-up until settled, rounds, re-timed when others interfered
+    # bench.trackers.interference.time_case: warm-up until settled, rounds, re-timed when others interfered
     record.update(time_case(fn, measure, sync=sync, first_call_s=record.get("probe_s")))
 
 
