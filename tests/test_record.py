@@ -73,7 +73,7 @@ def test_the_stages_key_tuples_come_from_the_schema():
     from bench.run.passes import PASS_COLUMNS, PASS_KEY
     from bench.trackers.interference import RECORD_KEYS as MEASURING_KEYS
 
-    assert GEN_KEYS == record.keys_of("blocks.gpt") and len(GEN_KEYS) == 9
+    assert GEN_KEYS == record.keys_of("blocks.gpt", "trackers.generation") and len(GEN_KEYS) == 9
     assert TRAIN_KEYS == record.keys_of("modes.train") and len(TRAIN_KEYS) == 7
     assert set(FACT_KEYS) == {f.name for f in record.FIELDS if f.stage == "plan"}
     assert PROFILE_KEYS == record.keys_of("profile") and len(PROFILE_KEYS) == 6

@@ -19,8 +19,9 @@ The model (`gpt_config`): the case's sizes, pre-norm blocks with a final norm, l
 positions (a table of `max_position` rows, or just as many as the case needs when 0), the LM
 head tied to the token table. Analytic facts come from tfimpl.costs.decode (`costs` below).
 Generation records (GEN_KEYS): time to first token (the prefill call), inter-token latency
-percentiles over the decode steps of the timed calls, tokens/s of each phase, and the KV cache's
-bytes as allocated by the implementation against 2·L·B·n·D·s.
+percentiles over the decode steps of the timed calls, tokens/s of each phase
+(bench.trackers.generation), and the KV cache's bytes as allocated by the implementation
+against 2·L·B·n·D·s.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tfimpl.config import ModelConfig
 from tfimpl.costs import decode as td
 
 GPT_BLOCKS = ("prefill", "decode", "decode-recompute", "generate")
-GEN_KEYS = keys_of("blocks.gpt")            # the record's generation fields (bench.record)
+GEN_KEYS = keys_of("blocks.gpt", "trackers.generation")   # the record's generation fields (bench.record)
 
 
 def context_tokens(case: Case) -> int:
@@ -152,27 +153,3 @@ def rules(case: Case) -> tuple[str, str] | None:
                            f"(max_position={case.max_position}); lower seq_len/new_tokens or "
                            f"raise max_position")
     return None
-
-
-def generation_record(case: Case, step_marks: list, record: dict) -> dict:
-    """TTFT, inter-token latency percentiles and tokens/s from the timed calls' step times.
-
-    step_marks: one list per call of [prefill seconds, decode step seconds ...]; the timed
-    calls are the last n_samples x number_per_sample (warm-up calls came first).
-    """
-    import numpy as np
-
-    timed = (record.get("n_samples") or 0) * (record.get("number_per_sample") or 1)
-    calls = step_marks[-timed:] if timed else step_marks
-    if not calls:
-        return {}
-    prefill = np.array([c[0] for c in calls])
-    steps = np.array([s for c in calls for s in c[1:]])
-    ttft = float(np.median(prefill))
-    out = {"ttft_s": ttft, "prefill_tokens_per_s": case.batch * case.seq_len / ttft}
-    if steps.size:
-        p50, p90, p99 = np.percentile(steps, [50, 90, 99])
-        per_call = np.median([sum(c[1:]) for c in calls])
-        out.update(itl_p50_s=float(p50), itl_p90_s=float(p90), itl_p99_s=float(p99),
-                   decode_tokens_per_s=case.batch * (len(calls[0]) - 1) / float(per_call))
-    return out

@@ -19,6 +19,7 @@ from bench.blocks import gpt as decode
 from bench import precision
 from bench.case import Case
 from bench.impls.base import Prepared
+from bench.trackers.generation import generation_record
 from bench.impls.common import (float64_output, seeded_params, torch_device, torch_precision,
                                  torch_runner)
 from tfimpl.params import to_torch
@@ -70,7 +71,7 @@ def _extra(case: Case, fn, cache_bytes, marks) -> dict:
         marks.clear()
         for _ in range(GEN_REPEATS):
             fn()
-        out.update(decode.generation_record(case, marks, {}))
+        out.update(generation_record(case, marks, {}))
     return out
 
 

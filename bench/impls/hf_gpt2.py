@@ -20,6 +20,7 @@ from bench.case import Case
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import load_state, torch_device, torch_precision, torch_runner
 from bench.impls.gpt_ours import GEN_REPEATS
+from bench.trackers.generation import generation_record
 from bench.impls.torch_ours import PRECISIONS
 from tfimpl.loaders import to_hf_gpt2_state_dict
 from tfimpl.params import init_params
@@ -109,7 +110,7 @@ def build(case: Case) -> Prepared:
             marks.clear()
             for _ in range(GEN_REPEATS):
                 fn()
-            out.update(decode.generation_record(case, marks, {}))
+            out.update(generation_record(case, marks, {}))
         out["kv_bytes_measured"] = _cache_bytes(state["cache"])   # decode: the step's n + 1
         return out
 
