@@ -188,7 +188,7 @@ def columns() -> tuple[str, ...]:
 
 def quantile(sorted_values, q: float) -> float:
     """Linear-interpolation quantile of already sorted values (numpy's default "linear"
-    method, computed as bench.trackers.timer.quantile does: x[lo] + (x[hi] - x[lo]) * frac;
+    method, computed as x[lo] + (x[hi] - x[lo]) * frac, the one definition bench.trackers.timer uses;
     numpy's own lerp differs in the last bit for frac >= 0.5)."""
     if not sorted_values:
         raise ValueError("quantile: no values")

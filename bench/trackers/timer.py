@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from bench.case import Measure
+from bench.record import quantile  # noqa: F401  (one definition: the read side folds passes with it)
 from bench.trackers.warmup import (MAX_NUMBER_PER_SAMPLE, MIN_SAMPLE_S, WARMUP_MAX_S, Blocks,  # noqa: F401
                           WarmUp, choose_number, trim_leading, warm_up)
 
@@ -126,21 +127,6 @@ def timer_factory_for(device: str) -> Callable[[], Stopwatch]:
     if device == "cpu":
         return ClockTimer
     raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
-
-
-def quantile(sorted_values: tuple[float, ...], q: float) -> float:
-    """Linear-interpolation quantile of already sorted values (numpy's default method).
-
-    position = q * (n - 1);  value = x[lo] + (x[hi] - x[lo]) * (position - lo)
-    """
-    if not sorted_values:
-        raise ValueError("quantile: no values")
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"quantile: q must be in [0, 1], got {q}")
-    position = q * (len(sorted_values) - 1)
-    lo = math.floor(position)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (position - lo)
 
 
 @dataclass(frozen=True)
