@@ -1,7 +1,18 @@
-"""The import graph of bench/ and tfimpl/: no cycles, and internal imports at module top.
+"""The package's layout holds: bench/ by stage, small modules, imports that flow one way.
 
-"Follow the imports to find where a number comes from" works only when every internal import
-is visible at the top of a module and the graph has no circles. Lazy imports are for heavy or
+    bench/            the entry and the plugin API (cli, case, config/, capabilities, plan,
+                      blocks/, modes/, metrics, precision, record: the schema, reader: a
+                      run folder read back)
+    bench/impls/      implementations, how a case is prepared, checkpoint/compile options
+    bench/trackers/   what a call is measured with (time, memory, FLOPs, accuracy, interference)
+    bench/machine/    the machine and the process (environment, settings, threads, peak)
+    bench/run/        running a sweep (runner, budget, guard, passes, writer, driver, executors)
+    bench/analysis/   records -> fits -> verdicts; bench/analysis/report/ writes them
+    bench/commands/   one thin module per sub-command
+
+The import graph is read from the source (every `import`, also those inside functions, so a
+rule broken by a lazy import is caught too): no cycles, and internal imports at module top, so
+"follow the imports to find where a number comes from" works. Lazy imports are for heavy or
 optional libraries (torch, transformers, ray, matplotlib, pandas, tensorflow, ...) only.
 """
 
@@ -9,6 +20,8 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bench", "tfimpl")
@@ -127,3 +140,39 @@ def test_bench_internal_imports_are_at_module_top():
                     for m, targets in graph.items() if m.startswith("bench")
                     for t, at_top, line in targets if not at_top and t not in heavy})
     assert not local, "function-local internal imports:\n" + "\n".join(local)
+
+
+MAX_LINES = 400
+MAX_TOP_LEVEL = 12
+# stage -> stages it must never import
+FORBIDDEN = {
+    "bench.trackers": ("bench.run", "bench.analysis", "bench.commands"),
+    "bench.analysis": ("bench.impls", "bench.trackers", "bench.run", "bench.machine",
+                       "bench.commands"),
+    "bench.machine": ("bench.run", "bench.analysis", "bench.commands"),
+    "bench.run": ("bench.analysis", "bench.commands"),
+    "bench.impls": ("bench.run", "bench.analysis", "bench.commands"),
+    "tfimpl": ("bench",),
+}
+MODULES, GRAPH = _graph()
+
+
+def test_top_level_holds_only_the_entry_and_the_plugin_api():
+    top = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL, top
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_fits_in_a_head(name):
+    lines = MODULES[name].read_text().count("\n")
+    assert lines <= MAX_LINES, f"{MODULES[name].relative_to(ROOT)}: {lines} lines"
+
+
+@pytest.mark.parametrize("stage", sorted(FORBIDDEN))
+def test_imports_never_run_back_up_the_flow(stage):
+    bad = sorted({f"{MODULES[name].relative_to(ROOT)}:{line} imports {target}"
+                  for name, targets in GRAPH.items()
+                  if name == stage or name.startswith(stage + ".")
+                  for target, _, line in targets
+                  if any(target == f or target.startswith(f + ".") for f in FORBIDDEN[stage])})
+    assert not bad, "\n".join(bad)
