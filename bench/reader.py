@@ -21,7 +21,7 @@ not import.
 - run.lock: what its JSON line says about the run holding the folder, and whether one holds it
   now (bench.run.lock takes and releases it).
 
-Tested by tests/test_record.py, tests/test_writer.py, tests/test_rundir.py, tests/test_passes.py.
+Tested by tests/test_record.py, tests/run/test_writer.py, tests/run/test_rundir.py, tests/run/test_passes.py.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ new_tokens, max_position, checkpoint, compile) separates series without a hand l
 Grouping on these keys must keep rows whose key is missing (None/NaN: a field an older record
 lacks): callers group on `as_strings(frame, keys)` or with dropna=False.
 
-Tests: tests/test_grouping.py
+Tests: tests/analysis/test_grouping.py
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ theory_text right after kind, as they always have.) Rows also read like that dic
 Verdict words: held / did not hold / not enough data; `band_verdict` is the factor-band test
 the crossover, precision and training rows share (claims.verdict is the exponent's).
 
-Tests: tests/test_verdicts.py, tests/test_training_verdicts.py
+Tests: tests/analysis/test_verdicts.py, tests/analysis/test_training_verdicts.py
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
                                         not depend on their values, and filling a cache of
                                         8,192 tokens by prefill would cost ~4 TFLOP per case.
                                         That a cached step equals the model's is the parity
-                                        tests' job (tests/test_gpt2_parity.py).
+                                        tests' job (tests/tfimpl/test_gpt2_parity.py).
     decode-recompute  the context n     the same token without a cache: all n + 1 tokens again
     generate          the prompt P      prefill P, then new_tokens - 1 decode steps, greedy
                                         (argmax; no sampling, no tokenisation): G = new_tokens

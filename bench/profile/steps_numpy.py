@@ -1,7 +1,7 @@
 """tfimpl.numpy's forward, one timed step at a time (the steps of tfimpl.costs.components).
 
 The same primitives in the same order as tfimpl.numpy.attention / feed_forward / layers / bert,
-so the output is the same to the last bit (tests/test_profile_steps.py checks it in float64).
+so the output is the same to the last bit (tests/profile/test_profile_steps.py checks it in float64).
 Each step runs inside `marks(name)`, a context manager that times it (bench.profile.timing's
 StepTimer) or does nothing (`NoMarks`).
 

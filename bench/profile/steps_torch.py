@@ -3,7 +3,7 @@
 The same primitives in the same order as tfimpl.torch.attention / layers / bert (linear, the
 fused q/k/v GEMM on concatenated weights, split into heads by views, Q scaled before Q·Kᵀ,
 softmax_ in place, merge_heads, layer_norm with the residual, the activation), so the output is
-the same to the last bit (tests/test_profile_steps.py holds them together in float64). Each
+the same to the last bit (tests/profile/test_profile_steps.py holds them together in float64). Each
 step runs inside `mark(name)`: torch.profiler.record_function while profiling, a no-op
 otherwise. Every line of the forward is inside some step, so nothing is left unattributed
 but Python's own glue between them.

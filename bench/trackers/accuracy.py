@@ -34,7 +34,7 @@ and `within_tolerance` checks rel_l2_err against it. rel_l2_err, not max_rel_err
 model speaks about norms; the max is reported, not judged. The bound is a model, not a theorem:
 relating |x| . |y| to |x . y| needs the data (random-sign data: a factor ~1, adversarial data:
 unbounded), and a badly conditioned step (softmax of large logits: error ~ u * max|logit|)
-needs a larger depth. On our blocks with seeded random weights (tests/test_accuracy.py) the
+needs a larger depth. On our blocks with seeded random weights (tests/trackers/test_accuracy.py) the
 measured errors sit 3x-100x under it, and a 1e-4 (fp32) or 0.1 (bf16) perturbation fails.
 """
 

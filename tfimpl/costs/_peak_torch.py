@@ -1,6 +1,6 @@
 """Forward peak of the torch paths, in bytes above the caller's tensors (torch.no_grad or
 inference mode), as the code allocates. Measured exact on CPU with the profiler's memory events
-(tests/test_costs_counted.py) for float32, torch 2.13, transformers 5.
+(tests/tfimpl/test_costs_counted.py) for float32, torch 2.13, transformers 5.
 
 attn_impl:
   explicit  tfimpl/torch: ONE (B,H,T,T) score matrix, masked and soft-maxed in place.

@@ -26,7 +26,7 @@ sum of all activations. The phases, term by term, are in the docstrings of
     _peak_torch.py   tfimpl/torch (attn_impl "explicit" | "sdpa") and the libraries'
                      materialised attention (attn_impl "library": torch's MATH sdpa for the
                      attention block, HuggingFace BERT's eager attention for mha and up)
-and are checked against measurement (tests/test_costs_counted.py): forward peaks to within
+and are checked against measurement (tests/tfimpl/test_costs_counted.py): forward peaks to within
 Python's own bookkeeping (a few KiB); forward+backward from above. If those implementations
 change how they allocate, these phases must follow. Where a phase is uncertain (which phases
 NumPy's threads overlap in) we take the larger reading, because the harness also uses the

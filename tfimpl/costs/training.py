@@ -11,7 +11,7 @@ at e bytes each):
                       consumes it (below); the largest term at long sequences
 
 Saved activations, per encoder layer, N = B·T tokens, counted as the two implementations keep
-them (tests/test_training_memory.py measures them: torch's saved-tensor hooks, the NumPy
+them (tests/tfimpl/test_training_memory.py measures them: torch's saved-tensor hooks, the NumPy
 backward's caches; exact for fp32/fp64 without autocast):
 
   torch (tfimpl.torch under autograd; both norms save input, mean and rstd):

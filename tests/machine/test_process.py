@@ -98,7 +98,7 @@ with open(os.devnull, "w") as sink:
     main(["validate", SMOKE])
     sys.stdout = sys.__stdout__
 print(seen.get("numpy"))
-""".replace("SMOKE", repr(str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")))
+""".replace("SMOKE", repr(str(Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml")))
     assert _run_python(code, {}) == "4"
 
 

@@ -12,7 +12,7 @@ from bench.analysis.frame import records_frame
 from bench.case import CASE_FIELDS
 
 _spec = importlib.util.spec_from_file_location(
-    "synthetic_run", Path(__file__).parent / "data" / "synthetic_run.py")
+    "synthetic_run", Path(__file__).parent.parent / "data" / "synthetic_run.py")
 synthetic = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(synthetic)
 

@@ -14,7 +14,7 @@ import pytest
 from bench.config import load_config
 from bench.run.writer import read_meta, read_records
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMOKE = "configs/smoke.yaml"
 
 

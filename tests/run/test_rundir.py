@@ -15,7 +15,7 @@ from bench.config import load_config
 from bench.run.lock import LOCK_FILE, RunLock, RunLocked, holder_running, read_holder
 from bench.run.writer import RunDirError, check_run_dir, read_meta, read_records
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMOKE = str(REPO / "configs" / "smoke.yaml")
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 

@@ -13,7 +13,7 @@ from bench.analysis.fits import PowerFit, fit_power_law
 from bench.analysis.frame import records_frame
 
 _spec = importlib.util.spec_from_file_location(
-    "synthetic_run", Path(__file__).parent / "data" / "synthetic_run.py")
+    "synthetic_run", Path(__file__).parent.parent / "data" / "synthetic_run.py")
 synthetic = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(synthetic)
 

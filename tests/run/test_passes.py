@@ -12,7 +12,7 @@ import pytest
 from bench.run import passes
 from bench.run.writer import RunWriter, read_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _record(case_id, samples, status="ok"):

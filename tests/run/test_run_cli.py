@@ -9,7 +9,7 @@ from bench.cli import dispatch as main
 from bench.config import load_config
 from bench.run.writer import read_meta, read_records
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMOKE = str(REPO / "configs" / "smoke.yaml")
 
 

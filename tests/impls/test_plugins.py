@@ -14,7 +14,7 @@ from bench.case import Case, Measure
 from bench.plan import plan
 from bench.run.runner import run_case
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = "examples.chunked_attention:IMPL"
 FAST = Measure(warmup=1, min_repeats=3, min_time_s=0.0, max_time_s=1.0)
 

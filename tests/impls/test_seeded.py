@@ -108,7 +108,7 @@ def test_a_train_step_leaves_the_next_preparation_untouched(impl):
 def test_a_bad_cap_stops_bench_run_before_any_case(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TFBENCH_SEED_CACHE_MB", "lots")
     monkeypatch.setattr(common, "SEEDED", SeededStore())       # read the variable afresh
-    smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml"
     rc, _, err = run(capsys, "run", str(smoke), "--out", str(tmp_path / "r"))
     assert rc == 2 and err.strip() == ("error: TFBENCH_SEED_CACHE_MB='lots': expected a number "
                                        "of MiB (0 keeps nothing)")

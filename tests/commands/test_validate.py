@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.cli import dispatch as main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "smoke.yaml"
 
 
