@@ -1,5 +1,8 @@
 """`python -m bench`: the command line (bench.cli.main, the same entry as the `tfbench` script:
-the process settings of bench.machine.process first, then the command)."""
+the process settings of bench.machine.process first, then the command).
+
+Tests: tests/machine/test_process.py.
+"""
 
 import sys
 

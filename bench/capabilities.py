@@ -18,6 +18,8 @@
 bench.config calls it for every case of a sweep (exit 2 before anything runs) and the runner's
 build step re-checks the parts a config cannot know (bench.impls.prepare.prepare). Nothing here imports
 torch at module level; CUDA is queried only for a case that wants `device: cuda`.
+
+Tests: tests/impls/test_plugins.py, tests/test_config.py, tests/test_precision.py.
 """
 
 from __future__ import annotations

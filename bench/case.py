@@ -2,6 +2,8 @@
 
 Both are frozen and plain, so a case can be hashed, pickled to a worker process or a Ray task,
 written to a record, and compared across runs. Nothing here imports torch or numpy.
+
+Tests: tests/run/test_ray_executor.py, tests/run/test_runner.py, tests/test_config.py.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ A metric is what the analysis fits against a swept variable and the report judge
 A metric of your own (docs/PLUGINS.md): `register(Metric(...))` in a module the config names in
 `plugins:`, and the claims it tests via bench.blocks.add_claim. The record gets the column
 (bench.record.columns), the analysis fits it and the report gives it a verdict row.
+
+Tests: tests/analysis/test_plugin_metric.py, tests/test_record.py.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ mode's over the block's; what none gives comes from tfimpl.costs' generic functi
 
 `Plan.facts()` is what the record carries of it, so the analysis reads records and never
 rebuilds a config or asks a declaration again. Every formula is in tfimpl.costs.
+
+Tests: tests/analysis/test_report.py, tests/impls/test_plugins.py, tests/test_record.py.
 """
 
 from __future__ import annotations

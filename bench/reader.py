@@ -22,6 +22,8 @@ not import.
   now (bench.run.lock takes and releases it).
 
 Tested by tests/test_record.py, tests/run/test_writer.py, tests/run/test_rundir.py, tests/run/test_passes.py.
+
+Tests: tests/test_record.py.
 """
 
 from __future__ import annotations

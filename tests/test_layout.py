@@ -176,3 +176,26 @@ def test_imports_never_run_back_up_the_flow(stage):
                   for target, _, line in targets
                   if any(target == f or target.startswith(f + ".") for f in FORBIDDEN[stage])})
     assert not bad, "\n".join(bad)
+
+
+TEST_FILES = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
+TEST_DIRS = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir()}
+
+
+def _named_tests(doc: str) -> list[str]:
+    """The tests/... paths a docstring's "Tests:" paragraph names."""
+    text = doc[doc.index("Tests:"):].split("\n\n")[0]
+    return [w.strip(".,;:()") for w in text.split() if w.startswith("tests/")]
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("bench.")))
+def test_each_module_has_its_test_file_or_names_it(name):
+    """tests/ mirrors the packages: a module's test is tests/<stage>/test_<name>.py (a package's
+    may be its folder), or the module's docstring says which tests cover it."""
+    short = name.rpartition(".")[2]
+    if f"test_{short}" in TEST_FILES or (MODULES[name].name == "__init__.py" and short in TEST_DIRS):
+        return
+    doc = ast.get_docstring(ast.parse(MODULES[name].read_text())) or ""
+    assert "Tests:" in doc, f"{MODULES[name].relative_to(ROOT)}: no test_{short}.py and no 'Tests:' line"
+    named = _named_tests(doc)
+    assert named and all((ROOT / t).is_file() for t in named), named

@@ -12,6 +12,8 @@
 The expected total is the guide's 109,482,240 = embeddings 23,837,184 + 12 x 7,087,872 per
 layer + pooler 590,592; weights' bytes = total x bytes per element (4 in fp32: ~438 MB, the
 guide's "~440 MB"; 2 in bf16).
+
+Tests: tests/analysis/test_verdicts.py.
 """
 
 from __future__ import annotations

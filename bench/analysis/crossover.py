@@ -28,7 +28,8 @@ The projections (Q, K, V, O: 8·B·n·d² FLOPs) belong to neither side of this 
 mha block or an encoder layer would move n* (to d_ff - 2d or 2d + d_ff, depending on where they
 are put), which is why only the bare attention block and the ffn block are compared.
 
-Tests: tests/analysis/test_verdicts.py, tests/analysis/test_claims.py, tests/analysis/test_profile_crossover.py
+Tests: tests/analysis/test_verdicts.py, tests/analysis/test_claims.py,
+tests/analysis/test_profile_crossover.py
 """
 
 from __future__ import annotations

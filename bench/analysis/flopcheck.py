@@ -12,6 +12,8 @@ A mismatch is a finding. One cause is known and checked exactly, not assumed:
 Any other difference is unexplained, and one on the forward pass of an explicit (materialised:
 attn_impl "explicit" or "library") attention path is the loudest kind: there both sides count
 the same matmuls, so they must agree.
+
+Tests: tests/analysis/test_report.py.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ unknown" regime rather than being placed by a guess).
                        "machine_peak" (bench.machine.peak; "peak" accepted too); NaN when not measured
                        or measured at another thread count or device than the case's
     peak_fraction      gflops / peak_gflops
+
+Tests: tests/analysis/test_claims.py, tests/analysis/test_profile_crossover.py,
+tests/analysis/test_report.py.
 """
 
 from __future__ import annotations

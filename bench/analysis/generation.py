@@ -20,6 +20,8 @@ Each claim is one verdict row in bench.analysis.verdicts' schema, per (impl, pre
     prefill-vs-decode prefill's FLOP/s over decode's at the same n: value with CI; held: CI above
                       COMPUTE_RATIO_MIN (prefill reuses each weight n times, decode once).
 Generation (block generate) is tabulated: TTFT, inter-token latency p50/p90/p99, tokens/s.
+
+Tests: tests/impls/test_gpt2_harness.py.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ A run is incomplete when meta.json's status is not `complete`, or when fewer cas
 driver wrote (`interrupted`: Ctrl-C, stopped after a case; `aborted`: a second Ctrl-C) or, when
 it still says `running`, from the run folder's lock: held means a run is in progress, free
 means the run was killed before it could write anything (kill -9, out of memory, power).
+
+Tests: tests/run/test_rundir.py.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ bf16 matmul converts to fp32 and back (slower than fp32); with them it runs nati
 (AVX512-BF16 dot products: twice the elements per instruction of fp32; AMX tiles: more).
 fp16 without avx512_fp16 / AMX-FP16 has no CPU matmul
 kernel at all (emulated, orders of magnitude slower).
+
+Tests: tests/analysis/test_report.py, tests/analysis/test_verdicts.py.
 """
 
 from __future__ import annotations

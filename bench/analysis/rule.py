@@ -17,6 +17,8 @@ Which points may test a scaling claim depends on what is measured:
              cache unknown     no cache size in meta.json: as cache-resident
 
 Fewer than `min_points` distinct sizes: "not enough data", never a fit of what is left.
+
+Tests: tests/analysis/test_claims.py (fit ranges and regimes).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ block's per-step times and analytic FLOPs on the record, the gap is split by ste
 At r_attention = r_ffn the crossover would sit at the FLOP prediction; the step with the
 largest excess near the measured crossover is the one that moves it. Read-only: the records'
 profile_steps_s and profile_steps_flops (analysis never re-runs or re-derives a case).
+
+Tests: tests/analysis/test_profile_crossover.py.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ bench.analysis.verdicts' schema, per (impl, precision, block, sizes) where the r
                   above 1, not when wholly below
     amp           a mixed-precision train step (amp-bf16 / amp-fp16) vs fp32: speedup (CI)
                   against the guide's "2×" (held within √2 of 2); the CPU's bf16 units named
+
+Tests: tests/analysis/test_training_verdicts.py.
 """
 
 from __future__ import annotations

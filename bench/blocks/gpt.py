@@ -22,6 +22,8 @@ Generation records (GEN_KEYS): time to first token (the prefill call), inter-tok
 percentiles over the decode steps of the timed calls, tokens/s of each phase
 (bench.trackers.generation), and the KV cache's bytes as allocated by the implementation
 against 2·L·B·n·D·s.
+
+Tests: tests/impls/test_gpt2_harness.py, tests/test_record.py.
 """
 
 from __future__ import annotations

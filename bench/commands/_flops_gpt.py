@@ -7,6 +7,8 @@ the T·(T+1)/2 pairs a query may see, the count of Kaplan et al. and FlashAttent
 token beside Kaplan's 2N + 2·L·n_ctx·D and PaLM's 6N + 12·L·H·Q·T, each gap explained. Then
 what generation costs at that context: a decode step with the cache, the same token recomputed
 without it, the KV cache, and the bytes a decode step must read.
+
+Tests: tests/commands/test_gpt2_commands.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Shared pieces of the `params` and `flops` commands: which model, how to print a table.
 
 No heavy imports at module level (the CLI imports command modules to build --help).
+
+Tests: tests/test_cli.py.
 """
 
 from __future__ import annotations

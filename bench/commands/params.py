@@ -6,6 +6,8 @@ torch conversion) and of the library model where one exists (HuggingFace BertMod
 BERT presets; torch.nn.Transformer, which has no embeddings, for transformer-*;
 GPT2LMHeadModel, its LM head tied to the token table, for gpt2*). Library
 models are built on torch's "meta" device: real modules, no memory.
+
+Tests: tests/test_cli.py.
 """
 
 from __future__ import annotations

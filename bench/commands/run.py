@@ -8,6 +8,8 @@ Ctrl-C stops after the current case (a second Ctrl-C aborts at once), writes wha
 prints the command that resumes, and exits 130. Resuming (--resume RUN_DIR, or --out pointing
 at an existing run) keeps the `ok` and `skipped` records, reruns the failed cases and runs the
 missing ones; a folder of another config (hash) or another machine/software is refused (exit 2).
+
+Tests: tests/impls/test_keras_import.py, tests/run/test_passes.py.
 """
 
 from __future__ import annotations

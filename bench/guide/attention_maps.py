@@ -9,6 +9,8 @@ sizes that costs milliseconds and keeps every block in one place.)
 `attention_source` picks what to show: the pretrained all-MiniLM-L6-v2 on a real sentence when
 the `pretrained` extra is installed, otherwise a randomly initialised model of the same shape on
 a synthetic sentence, labelled as such.
+
+Tests: tests/guide/test_figures.py, tests/tfimpl/test_pretrained.py.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ themselves; the key bias's gradient is exactly zero in theory, noise in practice
 Why: with the identity path, ∂L/∂x_l = ∂L/∂x_{l+1} + (branch terms), so the gradient reaches the
 first layer undiminished whatever the branches do; without it, it is multiplied by every
 layer's Jacobian on the way down and shrinks (or grows) geometrically with depth.
+
+Tests: tests/guide/test_gradients_guide.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Each function prints the Keras call that computes the topic's block, how our wei
 its variables (tfimpl.keras.loaders), and `max |ours - Keras|` on the topic's own float64
 example. TensorFlow is imported here only, inside the functions, and only when the [tf] extra is
 installed; without it the call is printed with a line saying how to install it.
+
+Tests: tests/tfimpl/test_keras_parity.py.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@
 
 A `Printer` writes to the stream it is given and remembers the largest difference it has
 checked against a library, so a caller (or a test) can read the verdict back.
+
+Tests: tests/tfimpl/test_keras_parity.py.
 """
 
 from __future__ import annotations

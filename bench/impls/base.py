@@ -27,6 +27,8 @@ A built-in implementation is one module under bench/impls/ defining `IMPL = Impl
 line in bench/impls/__init__.py's BUILTIN; a user's lives anywhere importable and is named in a
 config as `impl: "package.module:ATTRIBUTE"` or through a `tfbench.impls` entry point
 (docs/PLUGINS.md).
+
+Tests: tests/impls/test_plugins.py, tests/impls/test_prepare.py.
 """
 
 from __future__ import annotations

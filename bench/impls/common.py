@@ -12,6 +12,8 @@ same numbers again, and drawing was most of what preparing a case cost. Measured
 configs/seq_sweep.yaml (2-core AMD EPYC): init_params 45 ms for one d=768 feed-forward and ~1 s
 for d=2560; the sweep's prepares took 17 s of its first pass and 9.5 s of every later pass;
 a copy is a memcpy (~3 ms for the d=768 feed-forward's 38 MB).
+
+Tests: tests/impls/test_seeded.py.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ fill it again; decode starts from bench.blocks.gpt.context_cache's seeded n-toke
 the length back to n after each step. `fn.record_extra` (read by the runner after the measurements) adds the generation
 columns: the cache's allocated bytes against 2·L·B·n·D·s, and for generate TTFT, inter-token
 latency percentiles and tokens/s from GEN_REPEATS further generations timed step by step.
+
+Tests: tests/impls/test_gpt2_harness.py.
 """
 
 from __future__ import annotations

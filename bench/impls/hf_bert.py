@@ -1,5 +1,8 @@
 """`hf-bert`: HuggingFace BertLayer / BertEncoder / BertModel from a BertConfig (eager attention:
-scores and probabilities at once -> attention path "library"), with the same seeded weights."""
+scores and probabilities at once -> attention path "library"), with the same seeded weights.
+
+Tests: tests/tfimpl/test_costs_counted.py, tests/test_precision.py, tests/run/test_runner.py.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ runs per step, without `generate`'s logits processors and stopping checks:
                       cache.crop(-1) back to n (its next update concatenates n + 1)
     decode-recompute  model(ids, use_cache=False, logits_to_keep=1) over all n + 1 tokens
     generate          prefill, then new_tokens - 1 decode steps, greedy argmax
+
+Tests: tests/impls/test_gpt2_harness.py.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ Peak memory: TensorFlow's allocator statistics (bench.trackers.tf_runtime.peak_t
 tfimpl.costs' model of a library attention that holds scores and probabilities at once (the
 torch MATH-sdpa / HF eager model: TensorFlow's kernels allocate alike, within its scaled copy).
 FLOPs: TensorFlow's own per-op statistics (bench.trackers.tf_runtime.count_flops) vs tfimpl.costs.
+
+Tests: tests/impls/test_keras_harness.py.
 """
 
 from __future__ import annotations

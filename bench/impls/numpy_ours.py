@@ -2,6 +2,8 @@
 
 Attention is the explicit path: the (B, H, T, T) scores made once, soft-maxed in place, tile by
 tile (tfimpl.tiling). The attention weights are exposed for the accuracy check.
+
+Tests: tests/test_precision.py, tests/run/test_runner.py, tests/impls/test_prepare.py.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ snapshot and the moments and step count reset afterwards (bench/modes/train.py s
 
 `fn.record_extra()` (train) measures the step's bytes: the backward caches (each buffer once,
 weights and inputs apart), the gradients and the optimizer state, beside tfimpl.costs.training.
+
+Tests: tests/test_train_mode.py.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ In forward mode torch.nn's eval fast path may run (`Prepared.fastpath` says so);
 counted with it off (`flops_fn`), because FlopCounterMode sees 0 inside it. The mha and layer
 modules' fast path materialises one matrix and their training path is fused, so the "explicit"
 memory model bounds both.
+
+Tests: tests/tfimpl/test_costs_counted.py, tests/test_precision.py, tests/run/test_runner.py.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 The same module builds `torch-sdpa` (bench/impls/torch_sdpa.py), whose attention goes through
 torch's fused F.scaled_dot_product_attention: `build_tfimpl_torch(case, attn_impl)`.
+
+Tests: tests/tfimpl/test_costs_counted.py, tests/test_precision.py, tests/run/test_runner.py.
 """
 
 from __future__ import annotations

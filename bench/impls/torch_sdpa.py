@@ -1,5 +1,8 @@
 """`torch-sdpa`: tfimpl.torch with torch's fused F.scaled_dot_product_attention (the (B, H, T, T)
-matrix never exists; the weights are not exposed)."""
+matrix never exists; the weights are not exposed).
+
+Tests: tests/test_precision.py, tests/profile/test_profile.py, tests/run/test_runner.py.
+"""
 
 from __future__ import annotations
 

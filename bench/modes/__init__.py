@@ -13,7 +13,10 @@ A mode is `Case.mode`. Its declaration says, once:
   grads dropped afterwards so every call allocates them afresh, for forward+backward).
 
 To add a mode: a `Mode(...)` in `MODES` (or `register()` from a plugin module) and, for each
-implementation that runs it, its name in that implementation's `modes`.
+implementation that runs it, its name in that implementation's `modes`. The train mode's steps
+and costs are bench/modes/train.py.
+
+Tests: tests/test_train_mode.py, tests/run/test_runner.py (each mode through the runner).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ forward+backward upper bound (the state is allocated before a timed call: baseli
 Case.checkpoint, one layer's forward+backward bound plus the other layers' inputs and grads.
 `fn.record_extra(case)` adds TRAIN_KEYS to the record: the bytes autograd saves, the gradients
 and the AdamW state, measured on one step, beside tfimpl.costs.training's predictions.
+
+Tests: tests/test_record.py, tests/test_train_mode.py, tests/tfimpl/test_training_memory.py.
 """
 
 from __future__ import annotations

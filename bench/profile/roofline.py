@@ -18,6 +18,8 @@ element-wise steps are held to the matmul peak (a vector FMA rate would be about
 AVX-512 cores, but is not measured). W is STREAM triad on arrays past the last-level cache: a
 step whose data fit in the cache can exceed it (traffic > 100 % of W), which the table shows as
 it is rather than clipping.
+
+Tests: tests/profile/test_profile.py.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ Order (each pass apart, so none disturbs another's numbers): the machine ceiling
 bench.machine.peak), the whole block's unprofiled median (tfimpl's own forward), the profiled
 step-wise forwards, then the memory pass. All under bench.machine.threads.fixed_threads(threads) with
 the case's backend holding the threads (the other pool gets one, as `bench run` does).
+
+Tests: tests/profile/test_profile.py.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ or a block name (attention, mha, ffn, encoder_layer, encoder) at the width of `-
 (default bert-base). Weights are `tfimpl.params.init_params(kind, cfg, seed)` and inputs
 `np.random.default_rng(seed + 1)`, the same numbers `bench run` uses for a case; both are made
 in float64 and then cast to the precision, so every backend and precision sees the same values.
+
+Tests: tests/profile/test_profile.py, tests/profile/test_profile_steps.py.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ Two places where the NumPy code fuses what the steps name apart, kept as the cod
   to their summed thread time (`marks.add`). Their sum is the measured wall time exactly.
 - the FFN adds ffn1's bias in the activation's pass (one pass per row block), so "activation"
   here is bias + activation, and "ffn1" is its GEMM alone.
+
+Tests: tests/profile/test_profile_steps.py.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ otherwise. Every line of the forward is inside some step, so nothing is left una
 but Python's own glue between them.
 
 Forward only, no mask, no grad (profiles run under torch.inference_mode()).
+
+Tests: tests/profile/test_profile_steps.py.
 """
 
 from __future__ import annotations

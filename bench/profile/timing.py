@@ -15,6 +15,8 @@ forward, unmarked, no profiler running) is timed twice over: by bench.trackers.t
 the profile, and once before each profiled forward ("paired"). The profile's overhead is
 (sum of the steps - paired whole median) / paired whole median: on a machine others share,
 load drifts between passes, and only the paired calls saw the same machine as the profile.
+
+Tests: tests/profile/test_profile.py.
 """
 
 from __future__ import annotations

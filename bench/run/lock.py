@@ -9,6 +9,8 @@ depends on the server; run folders are meant to live on a local disk.)
 
     with RunLock(run_dir):          # RunLocked("... locked by pid 123 on host h since ...")
         ...                         # write records
+
+Tests: tests/run/test_rundir.py.
 """
 
 from __future__ import annotations

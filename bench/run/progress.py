@@ -6,6 +6,8 @@
 ETA = mean wall time of the cases finished so far x cases left (a sweep's cases grow in size,
 so this is optimistic early on; it is what is known). On a terminal the "running" line is
 rewritten in place; in a log file every line is kept.
+
+Tests: tests/run/test_run_cli.py.
 """
 
 from __future__ import annotations

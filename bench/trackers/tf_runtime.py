@@ -25,6 +25,8 @@ which fixes KERAS_BACKEND=tensorflow before the first `import keras`.
                           counted as 2·∏(index sizes) from the graph's static shapes. Elementwise
                           ops are left out, as tfimpl.costs' "total" leaves them out.
     policy(precision)     the Keras dtype policy of a bench precision (amp-bf16 -> mixed_bfloat16)
+
+Tests: tests/trackers/test_keras_tf_runtime.py.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ Measured bytes, each counted once per buffer (views share it), weights and given
                        numpy: every array in the backward caches
     gradients          the parameter gradients after backward
     optimizer state    AdamW's state after a step (torch: exp_avg, exp_avg_sq, step)
+
+Tests: tests/tfimpl/test_training_memory.py.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ than `TRIM_TOL` (10%), they belong to the warm-up after all; they are moved out 
 record as warm-up samples), never more than half of them:
 
     drop s_0 while n > min_keep and s_0 > (1 + tol) * median(s_1 ..)
+
+Tests: tests/trackers/test_interference.py.
 """
 
 from __future__ import annotations

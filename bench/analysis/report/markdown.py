@@ -3,6 +3,8 @@
 write_report(run_dir) is what `python -m bench run` calls at the end and what
 `python -m bench report RUN_DIR` calls to rebuild: it reads records.jsonl and meta.json, fits
 (bench.analysis.claims), draws (bench.analysis.report.plots) and writes. Nothing is measured here.
+
+Tests: tests/analysis/test_report.py, tests/analysis/test_verdicts.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each function draws one PNG from the frame (and the fits), returns its path, or None when the
 run has no data for it. Complexity plots are log-log with the theory's slope drawn as a dashed
 reference line and the last-level cache drawn where a block's working set reaches it.
+
+Tests: tests/analysis/test_report.py (every plot of a synthetic run drawn and opened).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ draws one panel per block that has such a sweep, with that variable on the x axi
 only varies d_model gets d-axis figures only, and a block without a sweep gets no (empty) panel.
 Memory is in MiB (2^20 bytes) here as in the report and the CLI. Legends sit right of the
 axes, outside the data; figures are saved with a tight bounding box (no clipped labels).
+
+Tests: tests/analysis/test_report.py.
 """
 
 from __future__ import annotations

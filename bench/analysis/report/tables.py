@@ -1,6 +1,8 @@
 """report.md's tables and short sections, one function each (bench.analysis.report.markdown composes
 them). Numbers are formatted here, never computed: every value comes from the fits, the
 precision table or the records.
+
+Tests: tests/analysis/test_report.py, tests/analysis/test_verdicts.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Run every case in this process, one after the other (the default)."""
+"""Run every case in this process, one after the other (the default).
+
+Tests: tests/run/test_executors.py, tests/run/test_ray_executor.py.
+"""
 
 from __future__ import annotations
 

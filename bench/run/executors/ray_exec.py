@@ -34,6 +34,8 @@ In flight: at most as many cases as the cluster can run at once (nodes for node-
 cases, GPUs for device-exclusive ones), so `on_start` is called close to the real start and
 thousands of cases are never queued at once. Closing the generator (Ctrl-C in the driver)
 cancels what is still in flight; those cases are simply not recorded and a resume reruns them.
+
+Tests: tests/run/test_ray_executor.py.
 """
 
 from __future__ import annotations
