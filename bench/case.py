@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # What each field may hold is declared elsewhere, once: implementations in bench/impls/, blocks
 # in bench/blocks/__init__.py, modes in bench/modes/__init__.py, precisions in bench/precision.py, activations in

@@ -1,7 +1,6 @@
 """Claims: theory table, asymptotic-range rule and verdicts, on synthetic run data."""
 
 import importlib.util
-import math
 from pathlib import Path
 
 import numpy as np
