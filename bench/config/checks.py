@@ -146,7 +146,7 @@ def _check_measure_value(key: str, value: Any, where: str) -> None:
         if not _is_int(value) or value < 1:
             raise SweepError(where, f"must be a positive int, got {value!r}")
     elif isinstance(default, float):
-        zero_ok = key in ("min_time_s", "pass_below_s", "pass_min_time_s")
+        zero_ok = key in ("min_time_s", "pass_below_s", "pass_min_time_s", "run_budget_s")
         if not _is_number(value) or value < 0 or (value == 0 and not zero_ok):
             bound = ">= 0" if zero_ok else "> 0"
             raise SweepError(where, f"must be a number {bound} (seconds or a ratio), "
