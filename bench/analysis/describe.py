@@ -54,3 +54,24 @@ def effective_description(description: str, overrides, cases) -> str:
     what = describe_cases(cases)
     head = f"{description} (configured); " if description else ""
     return f"{head}as run with {sets}: {what}"
+
+
+def budget_sentence(meta: dict) -> str:
+    """" Wall time: ..." from meta.json's run_budget (bench.run.driver): what the run spent where
+    (start-up and the peak, pass 1, each later pass), against measure.run_budget_s when set,
+    and which passes the budget left out; "" for a run folder without it."""
+    b = meta.get("run_budget") or {}
+    if "pass_1_s" not in b:
+        return ""
+    peak = ("peak cached" if b.get("peak_cached") else f"peak measured {b.get('peak_s', 0):.0f} s")
+    later = "/".join(f"{s:.0f}" for s in (b.get("passes_s") or {}).values())
+    parts = [f"start-up {b.get('start_s', 0):.0f} s ({peak})", f"pass 1 {b['pass_1_s']:.0f} s"]
+    if later:
+        parts.append(f"passes 2-{b.get('passes_done')} {later} s")
+    text = f" Wall time {b.get('end_s', 0):.0f} s before the report: " + ", ".join(parts)
+    if b.get("budget_s"):
+        text += f"; run budget {b['budget_s']:g} s"
+    if b.get("left_out"):
+        text += f"; {b.get('passes_done')} of {b.get('passes_planned')} passes (left out: " \
+                f"{b['left_out']['reason']})"
+    return text + "."

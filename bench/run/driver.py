@@ -167,6 +167,9 @@ def _config_text(config) -> str:
 
 def _initial_meta(config, measure, executor_name, args, description: str) -> dict:
     meta = dict(collect_meta())
+    started = time.monotonic()
+    machine_peak = _machine_peak(args.peak, config)
+    cached = bool(machine_peak) and machine_peak.get("source") == "cache"
     meta.update(
         config_name=config.name, config_path=str(config.path), config_hash=config.config_hash,
         description=description,
@@ -174,9 +177,47 @@ def _initial_meta(config, measure, executor_name, args, description: str) -> dic
         n_cases=len(config.cases), measure=measure.to_dict(), executor=executor_name,
         executor_config=config.executor.to_dict(), fingerprint=fingerprint(),
         start_time=time.time(), end_time=None, status="running", sessions=[],
-        machine_peak=_machine_peak(args.peak, config),
+        machine_peak=machine_peak,
+        run_budget={"budget_s": measure.run_budget_s or None,
+                    "peak_s": round(time.monotonic() - started, 2), "peak_cached": cached},
     )
     return meta
+
+
+# --- the run's wall-clock budget (measure.run_budget_s): later passes only while they fit ----
+REPORT_RESERVE_S = 10.0        # kept for the report after the passes (seq_sweep's: 5-8 s here)
+PASS_CASE_OVERHEAD_S = 0.1     # a later pass's cost per case beyond its calls (prepare, copies)
+
+
+def process_elapsed_s() -> float:
+    """Wall seconds since this process started (interpreter start-up and imports included)."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
+def estimate_pass_s(records: list[dict], measure) -> float:
+    """A later pass's seconds over these cases, before one has run: per case its probe and
+    warm-up calls, its timed seconds (pass_min_time_s, at least pass_min_repeats calls) and a
+    fixed set-up; after a pass has run, the driver uses that pass's own duration instead."""
+    floor_s = measure.pass_min_time_s or measure.min_time_s
+    repeats = measure.pass_min_repeats or measure.min_repeats
+    total = 0.0
+    for r in records:
+        call = r.get("median_s") or 0.0
+        total += max(floor_s, repeats * call) + (measure.warmup + 1) * call + PASS_CASE_OVERHEAD_S
+    return total
+
+
+def _fits_budget(measure, estimate_s: float) -> tuple[bool, str]:
+    """(whether a pass of ~estimate_s still fits measure.run_budget_s, the reason if not)."""
+    if not measure.run_budget_s:
+        return True, ""
+    end = process_elapsed_s() + estimate_s
+    if end + REPORT_RESERVE_S <= measure.run_budget_s:
+        return True, ""
+    return False, (f"would end at ~{end:.0f} s, + {REPORT_RESERVE_S:.0f} s for the report, past "
+                   f"measure.run_budget_s = {measure.run_budget_s:g} s")
 
 
 RUN_PEAK_BUDGET_S = 6.0            # timed matmul seconds when a run measures the peak itself
@@ -240,6 +281,8 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
     stop = StopRequest()
     previous = signal.signal(signal.SIGINT, stop)
     status = "running"
+    spent = {"start_s": round(process_elapsed_s(), 2)}
+    pass_started = time.monotonic()
     try:
         records = executor.run(pending, measure, on_start=progress.start)
         try:
@@ -252,13 +295,15 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
         finally:
             records.close()
         status = "interrupted" if stop.requested else "complete"
+        spent["pass_1_s"] = round(time.monotonic() - pass_started, 2)
         if status == "complete":
-            status = _later_passes(config, measure, executor, writer, stop)
+            status = _later_passes(config, measure, executor, writer, stop, spent)
     except KeyboardInterrupt:
         status = "aborted"
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)     # let the bookkeeping finish
         try:
+            _record_budget(writer, measure, spent)
             _finish(writer, config, session, status, args)
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -272,18 +317,33 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
     return 0
 
 
-def _later_passes(config, measure, executor, writer, stop) -> str:
+def _later_passes(config, measure, executor, writer, stop, spent: dict) -> str:
     """Timing passes 2..measure.passes over the ok cases (bench.run.passes.wants_pass): each timed again
-    after all the others, its timing appended as a pass line. "complete" or "interrupted"."""
+    after all the others, its timing appended as a pass line. With measure.run_budget_s a pass
+    runs only if it should end within the budget (the report's time kept): fewer passes first,
+    never fewer cases; `spent` gets each pass's seconds and the reason a pass was left out.
+    "complete" or "interrupted"."""
+    spent.setdefault("passes_s", {})
+    last = None                                   # (seconds, cases) of the pass before
     for index in range(2, measure.passes + 1):
         merged = {r["case_id"]: r for r in writer.records()}
         todo = [c for c in config.cases
                 if passes.wants_pass(merged.get(c.case_id, {}), index, measure)]
         if not todo:
             continue
+        estimate = (last[0] * len(todo) / last[1] if last else
+                    estimate_pass_s([merged[c.case_id] for c in todo], measure))
+        fits, reason = _fits_budget(measure, estimate)
+        if not fits:
+            spent["left_out"] = {"passes": list(range(index, measure.passes + 1)),
+                                 "reason": f"pass {index} (~{estimate:.0f} s) {reason}"}
+            print(f"note: passes {index}-{measure.passes} left out: {spent['left_out']['reason']}",
+                  file=sys.stderr)
+            break
         progress = Progress(len(todo))
         progress.note(f"timing pass {index}/{measure.passes}: {len(todo)} case(s), time only")
         progress.begin()
+        started = time.monotonic()
         records = executor.run(todo, passes.timing_only(measure), on_start=progress.start)
         try:
             for record in records:
@@ -293,9 +353,21 @@ def _later_passes(config, measure, executor, writer, stop) -> str:
                     break
         finally:
             records.close()
+        last = (time.monotonic() - started, len(todo))
+        spent["passes_s"][str(index)] = round(last[0], 2)
         if stop.requested:
             return "interrupted"
     return "complete"
+
+
+def _record_budget(writer, measure, spent: dict) -> None:
+    """meta.json "run_budget": the budget, the peak's seconds (from the folder's creation) and
+    this session's: start-up, pass 1, each later pass, what was left out and why."""
+    budget = dict(writer.read_meta().get("run_budget") or {})
+    budget.update(spent, budget_s=measure.run_budget_s or None,
+                  passes_done=1 + len(spent.get("passes_s", {})) if "pass_1_s" in spent else 0,
+                  passes_planned=measure.passes, end_s=round(process_elapsed_s(), 2))
+    writer.update_meta(run_budget=budget)
 
 
 def _finish(writer, config, session, status, args) -> None:

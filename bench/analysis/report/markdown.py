@@ -20,7 +20,7 @@ from bench.analysis.report import plots
 from bench.analysis.report import sweep_plots as plot_sweeps
 from bench.analysis.bert_params import bert_base_counts
 from bench.analysis.compare import pass_agreement
-from bench.analysis.describe import effective_description
+from bench.analysis.describe import budget_sentence, effective_description
 from bench.analysis.frame import (last_level_cache, load_run, peak_mismatch, peak_table,
                                   peak_values, records_frame)
 from bench.analysis.incomplete import incomplete_header
@@ -244,7 +244,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
                          f"measured, {n_skip} skipped, {n_fail} failed. A different CPU gives "
                          f"different answers (caches, BLAS and the instruction set decide)."
                          + passes_sentence(agreement if agreement is not None
-                                           else pass_agreement(df.to_dict("records"))), ""]
+                                           else pass_agreement(df.to_dict("records")))
+                         + budget_sentence(meta), ""]
     lines += incomplete_header(run_dir, meta, df[["case_id", "status"]].to_dict("records"))
     lines += table[2:]
     lines += [f"# {title}: measured scaling vs theory", ""]
