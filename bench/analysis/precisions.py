@@ -1,4 +1,4 @@
-"""Every precision against fp32 for the same case: speed, memory, error, and what the CPU explains.
+"""Every precision against fp32 for the same case: speed, memory, error, and the measured matmul peak.
 
     speedup    = median_s(fp32 twin) / median_s          (> 1: faster than fp32)
     mem_ratio  = peak_bytes / peak_bytes(fp32 twin)
@@ -9,13 +9,15 @@ that were not measured (skipped or failed) stay in the table with their status: 
 budget skipped ("skipped: estimated N s > budget M s (...)") or that timed out is a slow path,
 which is a finding about that precision on this machine, not a gap.
 
-The CPU's instruction set decides bf16 and fp16 matmul speed: without avx512_bf16 / AMX-BF16 a
-bf16 matmul converts to fp32 and back (slower than fp32); with them it runs natively
-(AVX512-BF16 dot products: twice the elements per instruction of fp32; AMX tiles: more).
-fp16 without avx512_fp16 / AMX-FP16 has no CPU matmul
-kernel at all (emulated, orders of magnitude slower).
+What explains bf16 / fp16 speed is measured, not read from the CPU flags: the run's own matmul
+peak (meta.json machine_peak, bench.machine.peak) gives the library's bf16/fp32 (and fp16/fp32)
+matmul rate ratio on this machine, and the sentences quote it. The ISA flags (avx512_bf16,
+AMX-BF16, avx512_fp16, AMX-FP16) come after it as context: a CPU can list avx512_bf16 while the
+library's bf16 kernels still run at half fp32's rate (issue #23). Only where the peak was not
+measured do the flags speak alone, and then as an expectation, saying the peak was not measured.
 
-Tests: tests/analysis/test_report.py, tests/analysis/test_verdicts.py.
+Tests: tests/analysis/test_report.py, tests/analysis/test_verdicts.py,
+tests/analysis/test_precision_sentences.py.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import math
 
 from bench.analysis.grouping import group_keys
 from bench.analysis.fits import median_ratio_ci
-from bench.analysis.frame import peak_values
+from bench.analysis.frame import peak_mismatch, peak_table, peak_values
 
 BASELINE = "fp32"
 ORDER = ("fp64", "fp32", "tf32", "bf16", "amp-bf16", "fp16", "amp-fp16")
@@ -133,32 +135,121 @@ def geometric_mean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
 
 
-def _bf16_evidence(meta: dict, bf16, native: bool) -> str:
-    """The measurement beside the expectation: the matmul peaks (bench.machine.peak) when measured,
-    then the cases at their largest size (a block that is not matmul-bound may differ)."""
-    out = []
+def peak_ratio(meta: dict, dtype: str, backend: str = "torch"):
+    """(dtype GFLOP/s, fp32 GFLOP/s) of the run's matmul peak (meta.json machine_peak), None
+    when either was not measured."""
     peaks = peak_values(meta)
-    p16, p32 = peaks.get(("torch", "bf16")), peaks.get(("torch", "fp32"))
-    if p16 and p32:
-        agrees = (p16 > p32) if native else (p16 < p32)
-        out.append(f"measured matmul peak (torch): bf16 {p16:.0f} vs fp32 {p32:.0f} GFLOP/s "
-                   f"({p16 / p32:.2f}×), {'as expected' if agrees else 'NOT as expected'}")
-    ok = bf16[bf16["ok"] & bf16["speedup"].notna()]
-    if len(ok):
-        top = ok.sort_values(["seq_len", "d_model"]).groupby(
-            ["block", "impl", "precision", "mode"]).tail(1)
-        sp = top["speedup"].tolist()
-        out.append(f"the bf16 / amp-bf16 cases ran at {_span(sp, '{:.2f}')}× fp32 at their "
-                   f"largest size (geometric mean {geometric_mean(sp):.2f}×; a block that is "
-                   f"not matmul-bound need not follow the matmul peak)")
-    return ("; " + "; ".join(out)) if out else ""
+    low, base = peaks.get((backend, dtype)), peaks.get((backend, BASELINE))
+    return (low, base) if low and base else None
+
+
+def peak_ratio_words(meta: dict, dtype: str, backend: str = "torch", threads=None,
+                     device=None) -> str | None:
+    """'bf16 matmul ran at 0.51× fp32 here (slower; torch, 168 vs 327 GFLOP/s, this run's peak
+    measurement)'; None without both peaks."""
+    pair = peak_ratio(meta, dtype, backend)
+    if pair is None:
+        return None
+    low, base = pair
+    cached = peak_table(meta).get("source") == "cache"
+    source = "this machine's peak measurement, cached" if cached else "this run's peak measurement"
+    mismatch = peak_mismatch(meta, threads, device)
+    return (f"{dtype} matmul ran at {low / base:.2f}× fp32 here ({_direction(low / base)}; "
+            f"{backend}, {low:.0f} vs {base:.0f} GFLOP/s, {source}"
+            + (f"; {mismatch}" if mismatch else "") + ")")
+
+
+def bf16_isa_words(flags, ratio: float | None = None) -> str:
+    """The CPU's bf16 flags as context for the measured bf16/fp32 matmul peak ratio; with no
+    ratio (peak not measured), what the flags lead one to expect, said as an expectation."""
+    flags = set(flags or ())
+    amx, avx = "amx_bf16" in flags, "avx512_bf16" in flags
+    if amx or avx:
+        verb = "lists" if ratio is not None and ratio <= 1.05 else "has"   # lists, unused
+        has = (f"the CPU {verb} AMX-BF16" + (" and avx512_bf16" if avx else "") if amx else
+               f"the CPU {verb} avx512_bf16 but no AMX")
+        how = ("AMX tiles, several times fp32's rate" if amx else
+               "AVX512-BF16 dot products, twice the elements per instruction of fp32 FMAs")
+        if ratio is None:
+            return (f"{has}: bf16 matmuls can run natively ({how}), so bf16 is expected to beat "
+                    f"fp32 where matmuls dominate (an expectation from the flags, not measured)")
+        if ratio > 1.05:
+            return f"{has}: the library's bf16 kernels use it here ({how})"
+        return (f"{has}: the library's bf16 kernels do not use it here"
+                + ("" if ratio < 0.95 else " (no gain over fp32)"))
+    has = "the CPU has neither avx512_bf16 nor AMX-BF16"
+    if ratio is None:
+        return (f"{has}: bf16 matmuls convert to fp32 and back, so bf16 is expected slower than "
+                f"fp32 (an expectation from the flags, not measured)")
+    if ratio < 0.95:
+        return f"{has}: its bf16 matmuls convert to fp32 and back"
+    return f"{has}, yet the library's bf16 matmul kept pace with fp32 here"
+
+
+def fp16_isa_words(flags, ratio: float | None = None) -> str:
+    """As bf16_isa_words, for fp16 (avx512_fp16 / AMX-FP16)."""
+    flags = set(flags or ())
+    native = [f for f in FP16_NATIVE if f in flags]
+    has = (f"the CPU has {' and '.join(native)}" if native else
+           "the CPU has neither avx512_fp16 nor AMX-FP16")
+    if ratio is None:
+        return has + (": fp16 matmuls can run natively (an expectation from the flags, "
+                      "not measured)" if native else
+                      ": fp16 matmuls have no CPU kernel, so they are expected to be emulated, "
+                      "orders of magnitude slower than fp32 (an expectation from the flags, "
+                      "not measured)")
+    if native:
+        return has + (": the library's fp16 kernels use it here" if ratio > 1.05 else
+                      ": the library's fp16 kernels do not use it here")
+    return has + (": its fp16 matmuls are emulated" if ratio < 0.95 else
+                  ", yet the library's fp16 matmul kept pace with fp32 here")
+
+
+ISA_WORDS = {"bf16": bf16_isa_words, "fp16": fp16_isa_words}
+
+
+def _not_measured(meta: dict, dtype: str, backend: str) -> str:
+    note = (peak_table(meta).get("notes") or {}).get(f"{backend}.{dtype}")
+    return (f"this run did not measure the {dtype} matmul peak ({backend}"
+            + (f": \"{note}\"" if note else "") + ")")
+
+
+def dtype_words(meta: dict, dtype: str, backend: str = "torch", threads=None,
+                device=None) -> str:
+    """The measured dtype/fp32 matmul peak ratio, then the CPU flags as context; without the
+    peak, the flags' expectation and that the peak was not measured."""
+    pair = peak_ratio(meta, dtype, backend)
+    ratio = pair[0] / pair[1] if pair else None
+    flags = meta.get("cpu_flags")
+    context = ("the CPU's instruction-set flags are not in meta.json" if flags is None else
+               ISA_WORDS[dtype](flags, ratio))
+    if pair is None:
+        return f"{_not_measured(meta, dtype, backend)}; {context}"
+    return f"{peak_ratio_words(meta, dtype, backend, threads, device)}; {context}"
+
+
+def _case_words(low) -> str:
+    ok = low[low["ok"] & low["speedup"].notna()]
+    if not len(ok):
+        return ""
+    top = ok.sort_values(["seq_len", "d_model"]).groupby(
+        ["block", "impl", "precision", "mode"]).tail(1)
+    sp = top["speedup"].tolist()
+    names = " / ".join(sorted(set(top["precision"]), key=precision_rank))
+    return (f"; the {names} cases ran at {_span(sp, '{:.2f}')}× fp32 at their largest size "
+            f"(geometric mean {geometric_mean(sp):.2f}×; a block that is not matmul-bound need "
+            f"not follow the matmul peak)")
+
+
+def _one(values):
+    values = {str(v) for v in values if v == v and v is not None}
+    return values.pop() if len(values) == 1 else None
 
 
 def isa_lines(meta: dict, table) -> list[str]:
-    """What the CPU's ISA flags imply for bf16 / fp16 speed, checked against the measurement.
-
-    Only for CPU cases in low precision; [] when the table has none.
-    """
+    """The measured bf16 / fp16 matmul peak against fp32 (meta.json machine_peak, torch), with the
+    CPU's ISA flags as context, then the cases. Only for CPU cases in low precision; [] when the
+    table has none."""
     if table is None:
         return []
     cpu = table[table["device"].astype(str) == "cpu"]
@@ -167,55 +258,33 @@ def isa_lines(meta: dict, table) -> list[str]:
         return []
     flags = meta.get("cpu_flags")
     if flags is None:
-        return ["The CPU's ISA flags are not in meta.json (`cpu_flags`, recorded by newer "
-                "runs), so the low-precision speed cannot be tied to the instruction set here."]
-    present = [f for f in ISA_FLAGS if f in flags]
-    absent = [f for f in ISA_FLAGS if f not in flags]
-    lines = [f"**CPU instruction set** (meta.json cpu_flags, from /proc/cpuinfo): this CPU has "
-             f"{', '.join(present) or 'none of the listed extensions'}"
-             + (f"; it lacks {', '.join(absent)}." if absent else ".")]
-    bf16 = low[low["precision"].isin(("bf16", "amp-bf16"))]
-    if not bf16.empty:
-        native = any(f in flags for f in BF16_NATIVE)
-        expect = bf16_isa_words(flags)
-        expect += _bf16_evidence(meta, bf16, native)
-        lines.append(f"- bf16: {expect}.")
-    fp16 = low[low["precision"].isin(("fp16", "amp-fp16"))]
-    if not fp16.empty:
-        native = any(f in flags for f in FP16_NATIVE)
-        lines.append("- fp16: " + ("it has avx512_fp16/AMX-FP16: fp16 matmuls run natively."
-                                   if native else
-                                   "no avx512_fp16/AMX-FP16: fp16 matmuls have no CPU kernel "
-                                   "(emulated, orders of magnitude slower than fp32); the "
-                                   "budget skips such cases as slow paths."))
+        lines = ["The CPU's ISA flags are not in meta.json (`cpu_flags`, recorded by newer "
+                 "runs), so the low-precision speed is tied to the measured matmul peak alone."]
+    else:
+        present = [f for f in ISA_FLAGS if f in flags]
+        absent = [f for f in ISA_FLAGS if f not in flags]
+        lines = [f"**CPU instruction set** (meta.json cpu_flags, from /proc/cpuinfo): this CPU "
+                 f"has {', '.join(present) or 'none of the listed extensions'}"
+                 + (f"; it lacks {', '.join(absent)}." if absent else ".")]
+    threads = _one(low["threads"]) if "threads" in low.columns else None
+    for dtype, precs in (("bf16", ("bf16", "amp-bf16")), ("fp16", ("fp16", "amp-fp16"))):
+        part = low[low["precision"].isin(precs)]
+        if part.empty:
+            continue
+        words = dtype_words(meta, dtype, "torch", threads, "cpu")
+        lines.append(f"- {dtype}: {words}{_case_words(part)}.")
     return lines
 
 
-def bf16_isa_words(flags) -> str:
-    """What this CPU's flags imply for bf16 matmuls, naming what it has and what it lacks."""
-    flags = set(flags or ())
-    if "amx_bf16" in flags:
-        return ("this CPU has AMX-BF16" + (" and avx512_bf16" if "avx512_bf16" in flags else "")
-                + ": bf16 matmuls run natively on the AMX tile units, several times fp32's rate, "
-                  "so "
-                  "bf16 should be clearly faster than fp32 where matmuls dominate")
-    if "avx512_bf16" in flags:
-        return ("this CPU has avx512_bf16 but no AMX: bf16 matmuls run natively on "
-                "AVX512-BF16 dot-product instructions (twice the elements per instruction of "
-                "fp32 FMAs, and half the bytes to move), so bf16 can beat fp32 where matmuls "
-                "dominate")
-    return ("this CPU has neither avx512_bf16 nor AMX-BF16: bf16 matmuls convert to fp32 and "
-            "back, so bf16 is expected slower than fp32 here")
-
-
-def isa_sentence(meta: dict) -> str:
-    """One sentence for the verdict table (empty-safe when the flags were not recorded)."""
-    flags = meta.get("cpu_flags")
-    if flags is None:
-        return ("The CPU's instruction-set flags are not in meta.json, so the result cannot be "
-                "tied to them.")
-    words = bf16_isa_words(flags)
-    return words[0].upper() + words[1:] + "."
+def isa_sentence(meta: dict, backend: str = "torch", threads=None, device=None) -> str:
+    """One sentence for the verdict table: the run's measured bf16/fp32 (and fp16/fp32 where
+    measured) matmul peak ratio, the CPU flags as context; the flags' expectation, said to be
+    one, where the peak was not measured."""
+    parts = [dtype_words(meta, "bf16", backend, threads, device)]
+    if peak_ratio(meta, "fp16", backend):
+        parts.append(dtype_words(meta, "fp16", backend, threads, device))
+    text = "; ".join(parts)
+    return (text if text.startswith(("bf16", "fp16")) else text[0].upper() + text[1:]) + "."
 
 
 MATCH_FIELDS = ("impl", "block", "mode", "batch", "seq_len", "d_model", "n_heads", "d_ff",

@@ -19,7 +19,9 @@ bench.analysis.verdicts' schema, per (impl, precision, block, sizes) where the r
     compile       compile=True vs False speedup (CI), compile time apart; held when the CI is
                   above 1, not when wholly below
     amp           a mixed-precision train step (amp-bf16 / amp-fp16) vs fp32: speedup (CI)
-                  against the guide's "2×" (held within √2 of 2); the CPU's bf16 units named
+                  against the guide's "2×" (held within √2 of 2); beside it the run's measured
+                  bf16/fp32 (fp16/fp32) matmul peak ratio, the CPU flags as context
+                  (bench.analysis.precisions.dtype_words)
 
 Tests: tests/analysis/test_training_verdicts.py.
 """
@@ -31,7 +33,9 @@ import math
 import numpy as np
 
 from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, VerdictRow, band_verdict
+from bench.analysis import precisions
 from bench.analysis.fits import median_ratio_ci
+from bench.analysis.frame import peak_dtype
 
 N_BOOT = 500
 SIZE_KEYS = ("impl", "block", "batch", "seq_len", "d_model", "n_heads", "d_ff", "layers",
@@ -201,14 +205,13 @@ def trick_rows(df, meta) -> list[VerdictRow]:
                          verdict, f"{_where(eager)} {eager['mode']}: speedup {t:.2f}× "
                          f"[{lo:.2f}, {hi:.2f}]; compile {comp['compile_s']:.1f} s apart "
                          f"from the samples"))
-    flags = set((meta or {}).get("cpu_flags") or [])
-    units = [f for f in ("avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16") if f in flags]
     for amp in ("amp-bf16", "amp-fp16"):
         for fp32, low in _pairs(df, {"mode": "train", "precision": "fp32"},
                                 {"mode": "train", "precision": amp}, keys=SIZE_KEYS):
             t, lo, hi = ratio_ci(low["samples_s"], fp32["samples_s"])
-            hw = (f"this CPU has {', '.join(units)}" if units else
-                  "this CPU has no bf16/fp16 matrix units (no avx512_bf16/amx): no gain expected")
+            backend = fp32.get("backend") if isinstance(fp32.get("backend"), str) else "torch"
+            hw = precisions.dtype_words(meta or {}, peak_dtype(amp), backend,
+                                        _num(fp32.get("threads")), fp32.get("device"))
             rows.append(_row("train.amp", "mixed precision training: ~2× faster", fp32["block"],
                              "time", fp32["impl"], amp, 2.0, "≈ 2 (within √2)", t, lo, hi,
                              "ratio", band_verdict(lo, hi, 2.0, BAND),

@@ -232,11 +232,14 @@ def test_precision_table_rows_ratios_and_slow_paths():
 
 @pytest.mark.parametrize("flags, expected", [
     (["avx2", "fma", "avx512f", "avx512_vnni"],
-     ["lacks avx512_bf16", "neither avx512_bf16 nor AMX-BF16", "convert to fp32 and back", "bf16 50 vs fp32 210 GFLOP/s (0.24×), as expected",
-      "cases ran at 0.50× fp32 at their largest size", "fp16 matmuls have no CPU"]),
+     ["lacks avx512_bf16", "bf16 matmul ran at 0.24× fp32 here (slower; torch, 50 vs 210 GFLOP/s",
+      "neither avx512_bf16 nor AMX-BF16: its bf16 matmuls convert to fp32 and back",
+      "cases ran at 0.50× fp32 at their largest size", "did not measure the fp16 matmul peak",
+      "fp16 matmuls have no CPU kernel", "an expectation from the flags, not measured"]),
     (["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"],
-     ["has AMX-BF16 and avx512_bf16", "run natively", "(0.24×), NOT as expected"]),      # bf16 measured slower: said so
-    (None, ["not in meta.json"]),
+     ["bf16 matmul ran at 0.24× fp32 here (slower",                    # the measurement leads
+      "lists AMX-BF16 and avx512_bf16: the library's bf16 kernels do not use it here"]),
+    (None, ["not in meta.json", "bf16 matmul ran at 0.24× fp32 here"]),
 ])
 def test_isa_lines(flags, expected):
     from bench.analysis import precisions

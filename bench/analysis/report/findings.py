@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from bench.analysis.precisions import peak_ratio
 from bench.analysis.rule import fmt_bytes
 from bench.analysis.verdict_row import VerdictRow
 from bench.analysis.verdicts import _value_text
@@ -23,7 +24,9 @@ END = "<!-- findings:end -->"
 
 
 def machine_words(meta: dict) -> str:
-    """'2 cores of an Intel Xeon ... (L3 35.8 MiB; avx512_bf16: no, AMX: no)'."""
+    """'2 cores of an Intel Xeon ... (L3 35.8 MiB; avx512_bf16: yes, AMX-BF16: no; bf16 matmul
+    peak 0.51× fp32, torch, measured)': the flags, then the run's measured bf16/fp32
+    matmul peak ratio where meta.json has it."""
     cpu = meta.get("cpu") or {}
     caches = meta.get("cache_bytes") or cpu.get("cache_bytes") or {}
     flags = meta.get("cpu_flags")
@@ -32,7 +35,10 @@ def machine_words(meta: dict) -> str:
            f"avx512_bf16: {'yes' if 'avx512_bf16' in flags else 'no'}, "
            f"AMX-BF16: {'yes' if 'amx_bf16' in flags else 'no'}")
     l3 = f"L3 {fmt_bytes(caches['L3'])}; " if caches.get("L3") else ""
-    return f"{cores} cores of {cpu.get('model') or 'an unknown CPU'} ({l3}{isa})"
+    pair = peak_ratio(meta, "bf16", "torch")
+    peak = (f"; bf16 matmul peak {pair[0] / pair[1]:.2f}× fp32, torch, measured"
+            if pair else "")
+    return f"{cores} cores of {cpu.get('model') or 'an unknown CPU'} ({l3}{isa}{peak})"
 
 
 def _value(r: dict) -> str:
@@ -51,8 +57,10 @@ def findings(run_dir) -> str:
            f"({summary['n_ok']} of {summary['n_records']} cases measured): "
            f"{len(rows)} claims tested, {counts['held']} held, {counts['did not hold']} did "
            f"not hold, {counts['not enough data']} not enough data. A different CPU gives "
-           f"different answers: cache sizes decide where the time fits start, and the "
-           f"instruction set decides whether bf16 is faster or slower than fp32.", ""]
+           f"different answers: cache sizes decide where the time fits start, and how fast "
+           f"the library's bf16 matmul runs on that CPU (measured by the run's matmul peak; "
+           f"the ISA flags alone do not tell) decides whether bf16 is faster or slower than "
+           f"fp32.", ""]
     by_claim: dict[str, list[dict]] = {}
     for r in rows:
         by_claim.setdefault(r["claim"], []).append(r)
