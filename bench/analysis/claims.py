@@ -20,10 +20,9 @@ Blocks mixing both (mha, encoder_layer, encoder, model) have no single exponent 
 two-term model (fits.fit_two_term) describes them instead.
 
 Fit range (bench.analysis.rule, stated in the report): per metric. FLOPs and parameter counts
-use every size (exact counts); peak memory the top three octaves of the sweep; time the sizes
-past 2x the last-level cache when the working set gets there within the sweep, else (cache-
-resident throughout, e.g. fused SDPA) the sizes >= 1 ms in the top three octaves. Fewer than
-`min_points` such points: "not enough data", never a fit of what is left.
+use every size (exact counts); peak memory the top three octaves; time the rate plateau of the
+top sizes (bench.analysis.window), or with FitRule(window="cache") the sizes past 2x the LLC.
+Fewer than `min_points` such points: "not enough data", never a fit of what is left.
 
 Verdict (an equivalence test against the theory, at the CI's confidence):
     held             the whole CI lies within theory ± tolerance
@@ -43,7 +42,9 @@ from bench.analysis.crossover import analytic_crossover, composed_layer_times
 from bench.analysis.grouping import CO_VARYING, as_strings, group_keys
 from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD
 from bench.analysis.rule import (REGIME_ALL, REGIME_CACHE_UNKNOWN, REGIME_IN_CACHE,  # noqa: F401
-                                 REGIME_PAST_CACHE, REGIME_TOP, FitRule, fmt_bytes)
+                                 REGIME_NO_PLATEAU, REGIME_PAST_CACHE, REGIME_PLATEAU, REGIME_TOP,
+                                 FitRule, fmt_bytes)
+from bench.analysis.window import left_out_note, plateau_window
 from tfimpl import costs, params
 from tfimpl.config import ModelConfig
 
@@ -78,8 +79,9 @@ def fit_points(group, variable: str, metric: str, rule: FitRule):
     """(mask, regime): the rows of an ok-only sweep that may test `metric`'s claim, and why.
 
     By the metric's declared fit_range (bench.metrics; bench.analysis.rule): "all" (flops,
-    params) all sizes; "top_octaves" (memory) the top octaves; "time" past
-    ws_factor x LLC when the working set gets there in the sweep, else the sizes at or above
+    params) all sizes; "top_octaves" (memory) the top octaves; "time" the rate plateau
+    (rule.window "plateau", bench.analysis.window), or with window "cache" past ws_factor x
+    LLC when the working set gets there in the sweep, else the sizes at or above
     the time floor in the top octaves (cache-resident, or cache size unknown). The top octaves
     are counted down from the largest size that has a value of the metric.
     """
@@ -96,6 +98,9 @@ def fit_points(group, variable: str, metric: str, rule: FitRule):
     if m.fit_range == "top_octaves":
         return top, REGIME_TOP
     floor = group["median_s"].to_numpy(float) >= rule.min_time_s
+    if rule.window == "plateau":
+        mask, start = plateau_window(x, y, floor, rule.min_points, rule.plateau_band)
+        return mask, REGIME_PLATEAU if start is not None else REGIME_NO_PLATEAU
     ratio = group["ws_over_llc"].to_numpy(float)
     if not np.isfinite(ratio).any():
         return floor & top, REGIME_CACHE_UNKNOWN
@@ -160,7 +165,8 @@ def fit_group(group, fixed: dict, variable: str, metric: str, rule: FitRule) -> 
         "tolerance": rule.tolerance_for(metric) if theory is not None else None,
         "mode": fixed.get("mode"), "attention_path": path, "ratio_fixed": ratio_fixed,
         "regime": regime,
-        "regime_text": rule.regime_text(regime, float(group["llc_bytes"].iloc[0])),
+        "regime_text": rule.regime_text(regime, float(group["llc_bytes"].iloc[0]),
+                                        x[mask].min() if mask.any() else None, variable),
         "fixed": {k: _plain(v) for k, v in fixed.items()
                   if k not in ("impl", "block", "precision")},
         "points_total": int(np.isfinite(y).sum()), "points_asymptotic": int(mask.sum()),
@@ -209,6 +215,8 @@ def departure_notes(group, entry: dict, variable: str, column: str, rule: FitRul
         notes.append(f"{why[0].upper()}{why[1:]}: fitted on {rule.octaves_text}"
                      + (f"; {int(low.sum())} smaller size(s) left out ({variable} "
                         f"{x[low].min():g}–{x[low].max():g})." if low.any() else "."))
+    if regime == REGIME_PLATEAU and entry["range"]:
+        notes += left_out_note(x, ~under, entry["range"][0], variable, rule.plateau_band)
     theory, k, full = entry["theory"], entry["exponent"], entry["full_range_exponent"]
     tol = rule.tolerance_for(entry["metric"])
     if full is not None and (k is None or abs(full - k) > tol):

@@ -9,7 +9,12 @@ Which points may test a scaling claim depends on what is measured:
     params   all sizes         same, for parameter counts
     memory   top octaves       x >= x_max / 2^top_octaves (the top three octaves of the sweep),
                                where lower-order buffers are small beside the leading term
-    time     past the cache    when the block's working set reaches ws_factor x the last-level
+    time     rate plateau      window="plateau" (the default): the longest run of top sizes with
+                               median >= min_time_s whose rate stays within ±plateau_band of the
+                               top sizes' own power law (bench.analysis.window), >= min_points
+                               of them, else "no rate plateau" (not enough data); the reported
+                               cache size is not used. window="cache" is the rule below:
+             past the cache    when the block's working set reaches ws_factor x the last-level
                                cache within the sweep: the points past it with median >= min_time_s
                                (the cache transition, where time jumps 3-5x, lies below)
              cache-resident    when it never does (e.g. the fused SDPA kernel, whose working set
@@ -33,6 +38,9 @@ REGIME_TOP = "top octaves"
 REGIME_PAST_CACHE = "past the cache"
 REGIME_IN_CACHE = "cache-resident"
 REGIME_CACHE_UNKNOWN = "cache size unknown"
+REGIME_PLATEAU = "rate plateau"
+REGIME_NO_PLATEAU = "no rate plateau"
+WINDOWS = ("plateau", "cache")
 _OCTAVE_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 
 
@@ -58,9 +66,14 @@ class FitRule:
     ci: float = 0.95
     n_boot: int = 2000
     seed: int = 0
+    window: str = "plateau"
+    plateau_band: float = 0.2
 
     def __post_init__(self):
-        for name in ("ws_factor", "tolerance", "flops_tolerance"):
+        if self.window not in WINDOWS:
+            raise ValueError(f"FitRule.window must be one of {', '.join(WINDOWS)}, "
+                             f"got {self.window!r}")
+        for name in ("ws_factor", "tolerance", "flops_tolerance", "plateau_band"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"FitRule.{name} must be > 0, got {getattr(self, name)!r}")
         if not self.min_time_s >= 0:
@@ -84,9 +97,19 @@ class FitRule:
         return (f"the top {_OCTAVE_WORDS.get(n, n)} octave{'s' if n > 1 else ''} of the sweep, "
                 f"x ≥ x_max/{2 ** n}")
 
-    def regime_text(self, regime: str, llc_bytes: float = math.nan) -> str:
-        """One phrase: which points a fit in `regime` used."""
+    def regime_text(self, regime: str, llc_bytes: float = math.nan, start: float | None = None,
+                    variable: str = "x") -> str:
+        """One phrase: which points a fit in `regime` used, and which rule chose them (`start`:
+        the smallest size of a rate plateau, `variable` its name)."""
         floor = f"median ≥ {self.min_time_s * 1e3:g} ms"
+        band = f"±{self.plateau_band:.0%}"
+        var = {"seq_len": "n", "d_model": "d"}.get(variable, variable)
+        if regime == REGIME_PLATEAU:
+            return (f"rate plateau from {var} = {start:g}: rate within {band} of the top "
+                    f"sizes' power law, {floor}")
+        if regime == REGIME_NO_PLATEAU:
+            return (f"no rate plateau: fewer than {self.min_points} top sizes with {floor} "
+                    f"whose rate stays within {band} of their power law")
         cache = (f"{self.ws_factor:g}× the {fmt_bytes(llc_bytes)} last-level cache"
                  if math.isfinite(llc_bytes) else f"{self.ws_factor:g}× the last-level cache")
         return {
@@ -108,11 +131,18 @@ class FitRule:
                      "overhead; a lower-order term shows in the exponent.",
             "memory": f"{self.octaves_text}, where lower-order buffers are small beside "
                       f"the leading term.",
-            "time": f"if the block's working set reaches {cache} within the sweep, the sizes "
+            "time": (f"the rate plateau: the longest run of top sizes with median ≥ "
+                     f"{self.min_time_s * 1e3:g} ms whose rate (size^k / time, k the top "
+                     f"{self.min_points} sizes' own exponent, not the theory's) stays within "
+                     f"±{self.plateau_band:.0%} of the top sizes' (one outlier bridged); the "
+                     f"reported cache size is not used; no such run of ≥ {self.min_points} "
+                     f"sizes: 'no rate plateau', not enough data. Each fit names the size its "
+                     f"plateau starts at.") if self.window == "plateau" else
+                    (f"if the block's working set reaches {cache} within the sweep, the sizes "
                     f"past it with median ≥ {self.min_time_s * 1e3:g} ms (the cache transition "
                     f"lies below); if it never does (cache-resident throughout, e.g. the fused "
                     f"SDPA kernel), the sizes with median ≥ {self.min_time_s * 1e3:g} ms in "
-                    f"{self.octaves_text}. Each fit names the regime it used.",
+                    f"{self.octaves_text}. Each fit names the regime it used."),
             "params": "all widths (exact counts).",
         }
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from bench.analysis.incomplete import run_state
-from bench.analysis.rule import FitRule
+from bench.analysis.rule import WINDOWS, FitRule
 from bench.machine import peak
 from bench.reader import RunDirError, check_run_dir
 
@@ -19,6 +19,7 @@ HELP = "rebuild report.md, summary.json and plots of a run folder"
 EPILOG = """examples:
   python -m bench report results/seq_sweep-20261126-120000
   python -m bench report results/seq_sweep-20261126-120000 --min-time-ms 2 --ws-factor 4
+  python -m bench report results/seq_sweep-20261126-120000 --window cache --ws-factor 2
 
 The fit-range and verdict rules are written at the top of report.md."""
 
@@ -27,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = FitRule()
     parser.add_argument("run_dir", help="a run folder with records.jsonl and meta.json")
     parser.add_argument("--ws-factor", type=float, default=d.ws_factor,
-                        help=f"time fits: sizes whose working set is >= this x the last-level "
-                             f"cache, when the sweep gets there (default {d.ws_factor:g})")
+                        help=f"time fits with --window cache: sizes whose working set is >= this x "
+                             f"the last-level cache, when the sweep gets there (default {d.ws_factor:g})")
     parser.add_argument("--min-time-ms", type=float, default=d.min_time_s * 1e3,
                         help=f"time fits: sizes with median time >= this (default "
                              f"{d.min_time_s * 1e3:g} ms)")
@@ -41,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=d.tolerance,
                         help=f"held when the CI lies within theory +- this (default "
                              f"{d.tolerance:g}; FLOPs use {d.flops_tolerance:g})")
+    parser.add_argument("--window", choices=WINDOWS, default=d.window,
+                        help=f"time fits' window: 'plateau' the top sizes whose rate stays "
+                             f"within +-{d.plateau_band:.0%} of their own power law (no cache "
+                             f"size used), 'cache' past --ws-factor x the reported last-level "
+                             f"cache (default {d.window})")
     parser.add_argument("--seed", type=int, default=d.seed, help="bootstrap seed (default 0)")
 
 
@@ -49,7 +55,8 @@ def main(args: argparse.Namespace) -> int:
         records, meta = check_run_dir(args.run_dir)
         rule = FitRule(ws_factor=args.ws_factor, min_time_s=args.min_time_ms / 1e3,
                        top_octaves=args.top_octaves, min_points=args.min_points,
-                       tolerance=args.tolerance, seed=args.seed)
+                       tolerance=args.tolerance, seed=args.seed,
+                       window=args.window)
         from bench.analysis.report.markdown import write_report   # NumPy and pandas: not for --help
 
         paths = write_report(args.run_dir, rule, cached_peak=cached_peak)

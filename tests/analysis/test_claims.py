@@ -16,7 +16,7 @@ _spec = importlib.util.spec_from_file_location(
 synthetic = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(synthetic)
 
-RULE = claims.FitRule(n_boot=400)
+RULE = claims.FitRule(n_boot=400, window="cache")
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +256,16 @@ def test_empty_and_all_failed_frames():
 def test_cache_boundary_words(lo, hi, words):
     mib = 2 ** 20
     assert words in claims.cache_boundary_words(lo * mib, hi * mib, 32 * mib, 2.0)
+
+
+def test_report_command_selects_the_window():
+    import argparse
+
+    from bench.commands import report
+
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    assert parser.parse_args(["run"]).window == "plateau"
+    assert parser.parse_args(["run", "--window", "cache"]).window == "cache"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--window", "llc"])

@@ -57,7 +57,7 @@ def _records():
 @pytest.fixture(scope="module")
 def rows():
     df = records_frame(_records(), synthetic.META)
-    rule = claims.FitRule(n_boot=300)
+    rule = claims.FitRule(n_boot=300, window="cache")   # "three sizes past the cache"
     entries = claims.fit_all(df, rule)
     table = precisions.precision_table(df)
     return verdicts.all_rows(entries, df, table, synthetic.META, rule, FAKE_BERT)

@@ -57,7 +57,8 @@ def machine_lines(meta: dict, case_threads=()) -> list[str]:
 
 REGIME_SHORT = {claims.REGIME_ALL: "all sizes", claims.REGIME_TOP: "top octaves",
                 claims.REGIME_PAST_CACHE: "past 2×LLC", claims.REGIME_IN_CACHE: "in cache",
-                claims.REGIME_CACHE_UNKNOWN: "cache unknown"}
+                claims.REGIME_CACHE_UNKNOWN: "cache unknown",
+                claims.REGIME_PLATEAU: "rate plateau", claims.REGIME_NO_PLATEAU: "no plateau"}
 
 
 def _claims_table(rows: list[dict]) -> list[str]:
