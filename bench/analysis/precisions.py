@@ -210,8 +210,9 @@ ISA_WORDS = {"bf16": bf16_isa_words, "fp16": fp16_isa_words}
 
 def _not_measured(meta: dict, dtype: str, backend: str) -> str:
     note = (peak_table(meta).get("notes") or {}).get(f"{backend}.{dtype}")
+    # the note is bench.machine.peak's fixed reason for not running it, not a measurement here
     return (f"this run did not measure the {dtype} matmul peak ({backend}"
-            + (f": \"{note}\"" if note else "") + ")")
+            + ("; not run, see meta.json machine_peak.notes" if note else "") + ")")
 
 
 def dtype_words(meta: dict, dtype: str, backend: str = "torch", threads=None,
@@ -331,7 +332,8 @@ MEMORY_DEPARTURE = 1.25
 AMP_MEMORY_CAUSE = (
     "autocast keeps the fp32 weights and makes a bf16/fp16 copy of each weight at the matmul "
     "that uses it (the largest, d·d_ff elements, lives while its GEMM runs: 4.5 MiB of a "
-    "6.6 MiB peak for one 768->3072 Linear at n=256, measured), and runs layer "
+    "6.6 MiB peak for one 768->3072 Linear at n=256, measured once outside this run), and "
+    "runs layer "
     "norm, softmax and the residual adds in fp32 (4 bytes per activation, not 2); the memory "
     "model (tfimpl.costs.predicted_peak_bytes) counts neither, so it under-predicts amp-*")
 
