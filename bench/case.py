@@ -99,6 +99,7 @@ class Measure:
     pass_min_repeats: int = 0       # passes 2..P: at least this many samples (0: min_repeats)
     pass_min_time_s: float = 0.0    # passes 2..P: at least this much timed time (0: min_time_s)
     pass_below_s: float = 0.0       # passes 2..P: only cases whose median is below this (0: all)
+    calibrate: bool = True          # time a fixed probe beside each case (bench.trackers.calibration)
     run_budget_s: float = 0.0       # the run's wall-clock budget: later passes only while they fit (0: none)
 
     def to_dict(self) -> dict:

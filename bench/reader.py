@@ -17,7 +17,8 @@ not import.
   `merge` folds them into their case's record when the folder is read: samples_s of every pass
   in order, sample_pass, pass_medians_s, pass_spread (max / min of them), passes, best_pass,
   and the statistics (median_s ... unstable, bench.record.sample_stats) of the pass with the
-  lowest median.
+  lowest median; calib_s, calib_probe, calib_samples_s of that pass too (the calibration probe
+  timed beside it, schema version 3) and pass_calib_s (each pass's calib_s).
 - run.lock: what its JSON line says about the run holding the folder, and whether one holds it
   now (bench.run.lock takes and releases it).
 
@@ -43,6 +44,7 @@ RECORDS_FILE = "records.jsonl"
 CSV_FILE = "results.csv"
 LOCK_FILE = "run.lock"
 PASS_KEY = "pass"
+CALIB_KEYS = ("calib_s", "calib_probe", "calib_samples_s")   # bench.trackers.calibration
 
 
 class RunDirError(RuntimeError):
@@ -215,6 +217,13 @@ def _spread(medians: list[float]) -> float | None:
     return max(finite) / min(finite) if len(finite) >= 2 else None
 
 
+def _calibs(passes: list[dict]) -> list[float] | None:
+    """Each pass's calib_s, or None unless every pass has one."""
+    calibs = [p.get("calib_s") for p in passes]
+    ok = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in calibs)
+    return calibs if ok else None
+
+
 def _folded(record: dict, later: list[dict], spread_warn: float) -> dict:
     passes = [record] + later
     samples = [list(p.get("samples_s") or []) for p in passes]
@@ -227,7 +236,11 @@ def _folded(record: dict, later: list[dict], spread_warn: float) -> dict:
                   n_samples=sum(len(s) for s in samples), passes=len(passes),
                   pass_medians_s=medians, best_pass=best + 1,
                   pass_spread=_spread(medians),
-                  interference=bool(passes[best].get("interference")))
+                  interference=bool(passes[best].get("interference")),
+                  pass_calib_s=_calibs(passes))
+    for key in CALIB_KEYS:                      # the probe timed beside the pass kept
+        if any(key in p for p in passes):       # (records before version 3 have none)
+            merged[key] = passes[best].get(key)
     if merged.get("flops_analytic") and merged["median_s"]:
         merged["gflops_per_s"] = merged["flops_analytic"] / merged["median_s"] / 1e9
     return merged

@@ -22,8 +22,9 @@ and a kind:
 computes them, so that the read side can fold passes without the trackers.
 
 SCHEMA_VERSION is stamped into meta.json by bench.run.writer.RunWriter.create; a folder
-without it was written before the stamp (version 1: the same record fields). Readers
-(bench.reader) refuse a version they do not know. Reading a run folder is bench.reader, not
+without it was written before the stamp (version 1: the same record fields). Version 3 added
+the calibration probe's calib_s, calib_probe, calib_samples_s (and the folded pass_calib_s);
+older records have none. Readers (bench.reader) refuse a version they do not know. Reading a run folder is bench.reader, not
 this module (the 400-line limit). Tested by tests/test_record.py.
 """
 
@@ -37,7 +38,7 @@ from typing import NamedTuple
 from bench import metrics
 from bench.case import Case
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_KEY = "schema_version"          # in meta.json; absent: version 1
 
 
@@ -134,11 +135,15 @@ storage_bytes                     int          bytes     plan
 flops_by_component                dict         FLOP      plan
 working_set_bytes                 int          bytes     plan
 params                            int          -         plan
+calib_s                           float        s         trackers.calibration
+calib_probe                       str          -         trackers.calibration
+calib_samples_s                   list[float]  s         trackers.calibration
 sample_pass                       list[int]    -         reader      folded
 passes                            int          -         reader      folded
 pass_medians_s                    list[float]  s         reader      folded
 best_pass                         int          -         reader      folded
 pass_spread                       float        -         reader      folded
+pass_calib_s                      list[float]  s         reader      folded
 pass                              int          -         run.passes  pass
 """
 

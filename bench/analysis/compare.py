@@ -1,13 +1,25 @@
 """Two runs, case by case: did anything get slower, and how well do the runs repeat?
 
-For each case measured (status ok, raw samples present) in both runs:
+The model: a case's time is (the machine's speed now) x (the code's cost) x noise. The machine's
+speed drifts over minutes (an A/A pair 10 min apart: every case 20% slower), so each case is
+timed beside a fixed calibration probe (bench.trackers.calibration, record field calib_s) and
+the probe's ratio divides the case's out (duet benchmarking, Bulej et al. 2020). For each case
+measured (status ok, raw samples present) in both runs:
 
-    ratio = median_B / median_A            (> 1: B is slower)
-    p     = Mann-Whitney U, one-sided, on the raw samples: P(as extreme | B not slower than A)
+    ratio     = median_B / median_A                     (raw; > 1: B is slower)
+    probe     = calib_B / calib_A                       (the machine's drift beside this case)
+    corrected = ratio / probe                           (ratio when a run has no calib_s)
+    noise     = the case's own pass-to-pass noise: max over both runs of pass_spread - 1; one
+                pass: IQR/median
+    p         = Mann-Whitney U, one-sided, on the raw samples divided by their run's calib
+                (raw without): P(as extreme | B not slower than A)
 
-p comes from `scipy.stats.mannwhitneyu` (method "auto": the exact distribution for small
-samples without ties, the normal approximation with tie and continuity correction otherwise),
-which works for any sample count; nothing here forms C(n_A + n_B, n_A) as a float.
+calib: the running median of calib_s over the case and CALIB_WINDOW neighbours either side (run
+order, same probe): a drift lasts minutes and moves them all; a busy moment spoils one probe.
+
+Without calib_s (schema version < 3, measure.calibrate false): the raw ratios, with a note.
+p comes from `scipy.stats.mannwhitneyu` (method "auto": exact for small samples without ties,
+else the normal approximation with tie and continuity correction), for any sample count.
 
 Many cases are compared at once, so the p-values are corrected for the number of cases m with
 Holm's step-down method (controls the family-wise error rate at alpha, uniformly more powerful
@@ -15,11 +27,11 @@ than Bonferroni): sort p ascending, p_(1) <= ... <= p_(m);
 
     p_holm_(i) = max_{j <= i} min(1, (m - j + 1) * p_(j))
 
-A case is a regression when ratio - 1 > threshold AND p_holm < alpha: big enough to matter and
-unlikely to be noise across all m cases. With few samples the test cannot reach a small p at
-all (its smallest one-sided p is 1 / C(n_A + n_B, n_A): 1/20 with 3 + 3), and after the
-correction the best a case can get is alpha / m; a slower case whose floor is above that is
-reported as "slower, too few samples" instead of being silently passed or flagged.
+A case is a regression when corrected - 1 > max(threshold, noise) AND p_holm < alpha: bigger
+than the threshold and the case's own noise, and unlikely to be chance across all m cases. Few
+samples cannot reach a small p (the smallest one-sided p is 1 / C(n_A + n_B, n_A): 1/20 with
+3 + 3; after the correction alpha / m is needed): such a slower case is "slower, too few
+samples", neither passed silently nor flagged.
 
 Repeatability (two runs of the same commit and settings should agree): among the cases whose
 median is >= `min_time_s` in both runs (default 1 ms: below it a case is mostly call overhead),
@@ -29,17 +41,14 @@ worst ratio (largest |log ratio|); the same over all common cases.
 A whole run can also be faster or slower than the other: the machine's state moves over minutes
 (another tenant, the host's clocks), and all cases with it. The run-wide factor is the median
 ratio over the timed cases; the share of cases within +-5% of that factor (and the count beyond
-+-15% of it) says how well the cases repeat apart from it. Nothing is corrected with it: a
-regression of every case (a slower BLAS, say) is a run-wide factor too, and the per-case table
-and its statuses stay on the raw ratios.
++-15% of it) says how well the cases repeat apart from it. The statuses are not corrected with
+it (a regression of every case, a slower BLAS, say, is a run-wide factor too) but with each
+case's probe, which a slower implementation does not slow down (a slower library the probe uses
+too, BLAS under the NumPy probe, cancels with it: the raw ratio and the probe's stay shown).
 
-Beside it, how well each run repeats inside itself (runs timed in passes, bench.run.passes): over the
-same timed cases, the share of pairs of passes of one case whose medians agree within +-5%
-(every pair of a case's passes, each case weighted alike), and the median and 90th percentile of
-a case's pass spread max/min. Two passes of a run are two measurements of the same case minutes
-apart on the same machine, so this is the machine's own repeatability; two runs, compared on
-their lowest pass medians, are expected to agree better than two passes and not much better
-than the machine allows. A run of one pass has no such figure.
+Each run's own repeatability (passes, bench.run.passes), over the same timed cases: the share
+of pairs of a case's passes agreeing within +-5% (cases weighted alike), the p50 and p90 of a
+case's pass spread max/min. A run of one pass has no such figure.
 
 Cases are matched on case_id (the hash of all case fields), or, with `ignore`, on the case
 fields other than the ignored ones (to compare, say, threads=1 against threads=2).
@@ -61,6 +70,7 @@ FASTER_NS = "faster, not significant"
 TOO_FEW = "slower, too few samples"
 STATUSES = (REGRESSION, IMPROVEMENT, UNCHANGED, SLOWER_NS, FASTER_NS, TOO_FEW)
 BANDS = (0.05, 0.10, 0.15)
+CALIB_WINDOW = 3                # neighbours either side in the running median of calib_s
 
 
 def match_key(record: dict, ignore=()) -> tuple:
@@ -111,21 +121,58 @@ def _p_values(sb: list[float], sa: list[float]) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def compare_case(a: dict, b: dict) -> dict:
-    """The per-case numbers (status is set by `compare_records`, after the correction)."""
+def compare_case(a: dict, b: dict, calib_a: float | None = None,
+                 calib_b: float | None = None) -> dict:
+    """The per-case numbers (status is set by `compare_records`, after the correction); calib_*
+    default to the records' own calib_s."""
     sa, sb = _samples(a), _samples(b)
-    med_a = _positive(a.get("median_s")) or _median(sa)
-    med_b = _positive(b.get("median_s")) or _median(sb)
+    med_a = _positive(a.get("median_s")) or statistics.median(sa)
+    med_b = _positive(b.get("median_s")) or statistics.median(sb)
     ratio = med_b / med_a
+    calib_a = calib_a or _positive(a.get("calib_s"))
+    calib_b = calib_b or _positive(b.get("calib_s"))
+    probe = calib_b / calib_a if calib_a and calib_b else None
+    if probe:
+        sa, sb = [x / calib_a for x in sa], [x / calib_b for x in sb]
+    corrected = ratio / probe if probe else ratio
+    noise = max(_noise(a), _noise(b))
     p_slower, p_faster = _p_values(sb, sa)
     return {"case_id_a": a.get("case_id"), "case_id_b": b.get("case_id"), "label": label(a),
-            "median_a_s": med_a, "median_b_s": med_b, "ratio": ratio, "change": ratio - 1,
+            "impl": a.get("impl"), "median_a_s": med_a, "median_b_s": med_b, "ratio": ratio, "probe_ratio": probe,
+            "corrected": corrected, "change": corrected - 1, "noise": noise,
+            "calib_a_s": calib_a, "calib_b_s": calib_b,
             "p_slower": p_slower, "p_faster": p_faster, "n_a": len(sa), "n_b": len(sb),
             "min_p": min_p_value(len(sa), len(sb)),
             "passes_a": _pass_medians(a), "passes_b": _pass_medians(b),
             "unstable_a": bool(a.get("unstable")), "unstable_b": bool(b.get("unstable")),
             "interference_a": bool(a.get("interference")),
             "interference_b": bool(b.get("interference"))}
+
+
+def smoothed_calib(records: list[dict], window: int = CALIB_WINDOW) -> dict[int, float]:
+    """id(record) -> the running median of calib_s (module docstring), per calib_probe."""
+    by_probe: dict = {}
+    for r in records:
+        if isinstance(r, dict) and r.get("status") == "ok" and _positive(r.get("calib_s")):
+            by_probe.setdefault(r.get("calib_probe"), []).append(r)
+    out = {}
+    for rs in by_probe.values():
+        values = [float(r["calib_s"]) for r in rs]
+        for i, r in enumerate(rs):
+            out[id(r)] = statistics.median(values[max(0, i - window):i + window + 1])
+    return out
+
+
+def _noise(record: dict) -> float:
+    """The case's own pass-to-pass noise in one run: max/min - 1 of its pass medians; with one
+    pass, IQR/median (module docstring)."""
+    medians = _pass_medians(record)
+    if len(medians) >= 2:
+        return max(medians) / min(medians) - 1
+    spread = _positive(record.get("spread"))
+    if spread is None and _positive(record.get("iqr_s")) and _positive(record.get("median_s")):
+        spread = record["iqr_s"] / record["median_s"]
+    return spread or 0.0
 
 
 def _pass_medians(record: dict) -> list[float]:
@@ -168,21 +215,18 @@ def _positive(value) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def label(r: dict) -> str:
     return (f"{r.get('impl')}/{r.get('block')} B={r.get('batch')} T={r.get('seq_len')} "
             f"d={r.get('d_model')} {r.get('precision')} {r.get('mode')} thr={r.get('threads')}")
 
 
 def _classify(row: dict, threshold: float, alpha: float, m: int) -> str:
-    if row["change"] > threshold:
+    floor = row["floor"] = max(threshold, row["noise"])
+    if row["change"] > floor:
         if row["p_slower_holm"] < alpha:
             return REGRESSION
         return TOO_FEW if row["min_p"] >= alpha / m else SLOWER_NS
-    if -row["change"] > threshold:
+    if -row["change"] > floor:
         return IMPROVEMENT if row["p_faster_holm"] < alpha else FASTER_NS
     return UNCHANGED
 
@@ -245,19 +289,53 @@ def compare_records(records_a: list[dict], records_b: list[dict], threshold: flo
 
     a, b = usable(records_a), usable(records_b)
     common = [k for k in a if k in b]
-    rows = [compare_case(a[k], b[k]) for k in common]
+    cal_a, cal_b = smoothed_calib(records_a), smoothed_calib(records_b)
+    rows = [compare_case(a[k], b[k], cal_a.get(id(a[k])), cal_b.get(id(b[k]))) for k in common]
     m = max(1, len(rows))
     for key in ("p_slower", "p_faster"):
         for row, adjusted in zip(rows, holm([r[key] for r in rows])):
             row[f"{key}_holm"] = adjusted
     for row in rows:
         row["status"] = _classify(row, threshold, alpha, m)
-    rows.sort(key=lambda r: -r["ratio"])
+    rows.sort(key=lambda r: -r["corrected"])
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     return {"threshold": threshold, "alpha": alpha, "correction": "holm", "ignore": list(ignore),
             "n_common": len(rows), "only_a": len(set(a) - set(b)), "only_b": len(set(b) - set(a)),
             "counts": counts, "regressions": counts[REGRESSION],
+            "calibration": calibration(rows),
             "repeatability": repeatability(rows, min_time_s), "rows": rows}
+
+
+def calibration(rows: list[dict]) -> dict:
+    """How many cases were drift-corrected, the run-wide probe ratio B/A (median over them), the
+    median corrected ratio and the share of corrected ratios within +-5%; a note without calib."""
+    done = [r for r in rows if r.get("probe_ratio")]
+    out = {"n": len(rows), "n_corrected": len(done), "probe_factor": None,
+           "corrected_factor": None, "share_within_5pct": None}
+    if done:
+        gm = lambda key: math.exp(statistics.median(math.log(r[key]) for r in done))  # noqa: E731
+        out.update(probe_factor=gm("probe_ratio"), corrected_factor=gm("corrected"),
+                   share_within_5pct=sum(abs(r["corrected"] - 1) <= 0.05 for r in done) / len(done))
+    if len(done) < len(rows):
+        out["note"] = (f"{len(rows) - len(done)} of {len(rows)} case(s) have no calibration probe "
+                       "in one run (records of schema version < 3, or measure.calibrate false): "
+                       "compared on their raw ratios, a drift of the whole machine not removed")
+    return out
+
+
+def format_calibration(cal: dict) -> list[str]:
+    lines = []
+    if cal.get("n_corrected"):
+        part = ("each case" if cal["n_corrected"] == cal["n"]
+                else f"{cal['n_corrected']} of {cal['n']} cases")
+        lines.append(f"drift-corrected by the calibration probe timed beside {part}: run-wide "
+                     f"probe ratio B/A = {cal['probe_factor']:.2f}; corrected B/A median "
+                     f"{cal['corrected_factor']:.3f}, within +-5%: "
+                     f"{cal['share_within_5pct']:.0%} (status: corrected - 1 > max(threshold, "
+                     f"the case's pass-to-pass noise))")
+    if cal.get("note"):
+        lines.append(f"note: {cal['note']}")
+    return lines
 
 
 def _pct(x) -> str:
@@ -282,7 +360,7 @@ def format_repeatability(rep: dict) -> list[str]:
         lines.append(f"run-wide factor, median >= {rep['min_time_s'] * 1e3:g} ms: B/A "
                      f"{wide['factor']:.3f} (median ratio of {wide['n']} cases); around it, "
                      f"within +-5%: {wide['share_within_5pct']:.0%}, beyond +-15%: "
-                     f"{wide['beyond_15pct']} (the statuses above use the raw ratios)")
+                     f"{wide['beyond_15pct']} (raw ratios)")
     inside = [(name, rep.get(f"within_run_{name.lower()}") or {}) for name in ("A", "B")]
     parts = [f"{name} {w['share_pairs_within_5pct']:.0%} of pass pairs within +-5%, pass "
              f"spread max/min p50 {w['spread_p50']:.3f} p90 {w['spread_p90']:.3f} "
@@ -295,12 +373,15 @@ def format_repeatability(rep: dict) -> list[str]:
 
 
 def format_table(result: dict, name_a: str = "A", name_b: str = "B") -> str:
-    lines = [f"{'case':<58} {'A ms':>10} {'B ms':>10} {'B/A':>7} {'p(slower)':>10} "
-             f"{'p Holm':>8}  status"]
+    lines = format_calibration(result.get("calibration") or {})
+    lines.append(f"{'case':<58} {'A ms':>9} {'B ms':>9} {'raw B/A':>7} {'probe':>6} "
+                 f"{'B/A':>6} {'noise':>6} {'p(slower)':>9} {'p Holm':>7}  status")
     for r in result["rows"]:
-        lines.append(f"{r['label'][:58]:<58} {r['median_a_s'] * 1e3:>10.3f} "
-                     f"{r['median_b_s'] * 1e3:>10.3f} {r['ratio']:>7.3f} {r['p_slower']:>10.2g} "
-                     f"{r['p_slower_holm']:>8.2g}  {r['status']}"
+        probe = f"{r['probe_ratio']:>6.3f}" if r.get("probe_ratio") else f"{'-':>6}"
+        lines.append(f"{r['label'][:58]:<58} {r['median_a_s'] * 1e3:>9.3f} "
+                     f"{r['median_b_s'] * 1e3:>9.3f} {r['ratio']:>7.3f} {probe} "
+                     f"{r['corrected']:>6.3f} {r['noise']:>6.1%} {r['p_slower']:>9.2g} "
+                     f"{r['p_slower_holm']:>7.2g}  {r['status']}"
                      + (f" (min p {r['min_p']:.2g}, n {r['n_a']}+{r['n_b']})"
                         if r["status"] == TOO_FEW else ""))
     c = result["counts"]
@@ -312,6 +393,7 @@ def format_table(result: dict, name_a: str = "A", name_b: str = "B") -> str:
                  f"({c[TOO_FEW]} with too few samples to tell), "
                  f"{c[UNCHANGED]} unchanged (threshold {result['threshold']:.0%}, "
                  f"alpha {result['alpha']:g} after Holm's correction for "
-                 f"{result['n_common']} cases, one-sided Mann-Whitney U on raw samples).")
+                 f"{result['n_common']} cases, one-sided Mann-Whitney U on the samples over "
+                 f"their probe).")
     lines.extend(format_repeatability(result["repeatability"]))
     return "\n".join(lines)

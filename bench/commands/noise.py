@@ -14,7 +14,8 @@ machine (another tenant on the same caches and memory bus, the host's clocks), n
 
 Two runs of a sweep cannot be expected to agree better than the slots of this command do over a
 similar stretch of time; `bench compare` and the report's first paragraph give the same figure
-from a run's own passes.
+from a run's own passes. The probes are bench.trackers.calibration's: `bench run` times one of
+them beside every case (calib_s), so that `bench compare` can cancel a drift of the machine.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import statistics
 import sys
 import time
 
-from bench.case import Case
 from bench.machine.threads import fixed_threads
+# the probes live with the calibration tracker, which times one beside every case
+from bench.trackers.calibration import probes  # noqa: F401  (re-exported: noise.probes)
 
 HELP = "how steady this machine is: fixed probes timed in turns, slot by slot"
 EPILOG = """examples:
@@ -47,26 +49,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=2, metavar="N",
                         help="threads of the multi-threaded probes (default: 2)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def probes(threads: int) -> list[tuple[str, object]]:
-    """(name, Case) of the probes this installation can run (torch ones need torch)."""
-    from bench import capabilities
-
-    wanted = [(f"torch ffn T=32 {threads} thr", Case(impl="torch", block="ffn", seq_len=32,
-                                                     threads=threads)),
-              (f"numpy ffn T=32 {threads} thr", Case(impl="numpy", block="ffn", seq_len=32,
-                                                     threads=threads)),
-              ("torch ffn T=32 1 thr", Case(impl="torch", block="ffn", seq_len=32, threads=1)),
-              (f"torch-sdpa attention T=512 {threads} thr",
-               Case(impl="torch-sdpa", block="attention", seq_len=512, threads=threads))]
-    out, seen = [], set()
-    for name, case in wanted:
-        if case.case_id in seen or capabilities.check(case) is not None:
-            continue
-        seen.add(case.case_id)
-        out.append((name, case))
-    return out
 
 
 def summarize(series: dict[str, list[float]], band: float = QUIET_BAND) -> dict:

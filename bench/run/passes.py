@@ -19,6 +19,9 @@ side) folds the pass lines into their case's record when a run folder is read:
     pass_spread      max / min of the pass medians: how far this case moved across the run
     median_s, iqr_s, min_s, mean_s, std_s, spread, unstable
                      of the pass with the LOWEST median (best_pass)
+    calib_s, calib_probe, calib_samples_s
+                     the calibration probe timed beside that pass (bench.trackers.calibration);
+                     pass_calib_s: each pass's calib_s
 
 The statistic: noise on a CPU only ever adds time, and a slow spell lifts a whole pass, so the
 pass with the lowest median is the one least disturbed (the reasoning of Chen & Revels 2016 for
@@ -65,7 +68,8 @@ PASS_COLUMNS = ("samples_s", "n_samples", "number_per_sample", "stop_reason", "w
                 "warmup_s", "warmup_settled", "rounds", "round_medians_s", "median_s",
                 "iqr_s", "min_s", "mean_s", "std_s", "spread", "unstable", "interference",
                 "interference_reason", "load_avg_1m", "cpu_steal_frac", "other_cpu_cores",
-                "timing_attempts", "start_time", "end_time", "elapsed_s", "status")
+                "timing_attempts", "calib_s", "calib_probe", "calib_samples_s", "start_time",
+                "end_time", "elapsed_s", "status")
 
 
 def timing_only(measure: Measure) -> Measure:

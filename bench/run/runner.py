@@ -6,7 +6,9 @@ Steps (only step 4 is timed):
   3. plan (bench.plan: declarations + analytic costs, recorded) and prepare (bench.impls.prepare:
      the impl's build): seeded weights and inputs, the callable `fn`
   4. budget probe (bench.run.budget): over Measure.budget_s -> `skipped: estimated N s > budget M s`;
-     time it (bench.trackers.timer.measure_time; CUDA: synchronize around each sample)
+     time it (bench.trackers.timer.measure_time; CUDA: synchronize around each sample), with
+     the calibration probe timed right before and after (bench.trackers.calibration: calib_s;
+     every pass, `measure.calibrate: false` turns it off)
   5. FLOPs counted once (torch; bench.trackers.flops.count_flops) vs analytic (tfimpl.costs)
   6. peak memory once (tracemalloc for NumPy, the profiler's memory events for torch on CPU,
      max_memory_allocated on CUDA) vs predicted (tfimpl.costs.predicted_peak_bytes); RSS peak
@@ -33,6 +35,7 @@ from bench.trackers.accuracy import attention_errors, errors
 from bench.case import Case, Measure
 from bench.trackers.flops import count_flops
 from bench.trackers.interference import time_case
+from bench.trackers import calibration
 from bench.plan import plan
 from bench.profile.record import profile_fields
 from bench.impls.prepare import Unsupported
@@ -130,7 +133,7 @@ def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable)
             _check_budget(record, case, prepared, measure, sync)
             # the probe call was a first call too: it counts as one of the warm-up calls
             timed = dataclasses.replace(measure, warmup=max(0, measure.warmup - 1))
-            _time_into(record, prepared.fn, timed, sync)
+            _time_into(record, prepared.fn, timed, sync, case, planned.backend)
             record["warmup"] = measure.warmup
             if record["median_s"]:
                 record["gflops_per_s"] = record["flops_analytic"] / record["median_s"] / 1e9
@@ -173,9 +176,14 @@ def _check_budget(record: dict, case: Case, prepared, measure: Measure, sync) ->
     record["probe_s"] = probe_s
 
 
-def _time_into(record: dict, fn: Callable, measure: Measure, sync) -> None:
-    # bench.trackers.interference.time_case: warm-up until settled, rounds, re-timed when others interfered
-    record.update(time_case(fn, measure, sync=sync, first_call_s=record.get("probe_s")))
+def _time_into(record: dict, fn: Callable, measure: Measure, sync, case: Case,
+               backend: str) -> None:
+    # bench.trackers.interference.time_case: warm-up until settled, rounds, re-timed when others
+    # interfered; measure.calibrate: the calibration probe timed right before and after it
+    def timed():
+        return time_case(fn, measure, sync=sync, first_call_s=record.get("probe_s"))
+
+    record.update(calibration.around(case, backend, timed) if measure.calibrate else timed())
 
 
 def predict(case: Case) -> dict:
