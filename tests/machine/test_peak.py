@@ -39,7 +39,7 @@ def test_measure_peak_with_fake_clock():
 def test_fp16_and_numpy_bf16_are_null_with_reasons():
     result = peak.measure_peak(threads=1, sizes=(4,), time_budget_s=1.0, clock=StepClock(0.5),
                                **SMALL)
-    assert result["torch"]["fp16"] is None and "emulated" in result["notes"]["torch.fp16"]
+    assert result["torch"]["fp16"] is None and "not run" in result["notes"]["torch.fp16"]
     assert result["numpy"]["bf16"] is None and "bfloat16" in result["notes"]["numpy.bf16"]
     assert result["numpy"]["fp16"] is None
     assert "tf32" not in result["torch"]                      # a CUDA-only mode
