@@ -147,3 +147,23 @@ def test_a_real_pair_flags_the_slowed_plugin(tmp_path, capsys):
     assert np.median([r["corrected"] for r in slow_rows]) == pytest.approx(1.25, abs=0.1)
     assert any(r["status"] == cmp.REGRESSION for r in slow_rows)
     assert not any(r["status"] == cmp.REGRESSION for r in res["rows"] if r not in slow_rows)
+
+
+def _claim(cid, verdict, lo, hi, kind="scaling"):
+    return {"id": cid, "kind": kind, "impl": "torch", "precision": "fp32", "verdict": verdict,
+            "value": None if lo is None else (lo + hi) / 2, "ci_low": lo, "ci_high": hi}
+
+
+def test_verdict_agreement_is_printed_first(tmp_path, capsys):
+    ca = [_claim("attention.time.seq_len", "held", 1.9, 2.1), _claim("ffn.time.seq_len", "held", 0.9, 1.1),
+          _claim("crossover", "held", None, None, kind="crossover")]
+    cb = [_claim("attention.time.seq_len", "held", 1.95, 2.2), _claim("ffn.time.seq_len", "did not hold", 1.3, 1.5),
+          _claim("crossover", "held", None, None, kind="crossover")]
+    a = _write(tmp_path / "A", _lines(0), claims=ca)
+    b = _write(tmp_path / "B", _lines(1, drift=1.2), claims=cb)
+    assert cli(["compare", a, b]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("verdicts: 2 of 3 claims (67%) have the same verdict in both runs; "
+                             "1 of 2 fitted exponents' CIs do not overlap:")
+    assert out[1].strip().startswith("ffn.time.seq_len torch fp32: A [0.9, 1.1], B [1.3, 1.5]")
+    assert out[2].startswith("drift-corrected")
