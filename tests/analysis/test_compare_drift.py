@@ -130,7 +130,6 @@ grid:
 """
 
 
-@pytest.mark.slow
 def test_a_real_pair_flags_the_slowed_plugin(tmp_path, capsys):
     cfg = tmp_path / "slow.yaml"
     cfg.write_text(CONFIG)
