@@ -27,8 +27,14 @@ than Bonferroni): sort p ascending, p_(1) <= ... <= p_(m);
 
     p_holm_(i) = max_{j <= i} min(1, (m - j + 1) * p_(j))
 
-A case is a regression when corrected - 1 > max(threshold, noise) AND p_holm < alpha: bigger
-than the threshold and the case's own noise, and unlikely to be chance across all m cases. Few
+A case is a regression when corrected - 1 > max(threshold, noise, scatter) AND p_holm < alpha:
+bigger than the threshold, than the case's own noise, and than the pair's scatter (the cases'
+corrected ratios around their implementation's median: exp(z x 1.4826 x MAD of their logs) - 1,
+the median over implementations, z the two-sided normal quantile at alpha / m (case_scatter,
+scatter_z); a case that
+only moved as much as cases of this pair move anyway is not a regression: on a VM where two runs
+agree within 5% in a third of the cases, a 25% change cannot be told from noise and is not
+flagged), and unlikely to be chance across all m cases. Few
 samples cannot reach a small p (the smallest one-sided p is 1 / C(n_A + n_B, n_A): 1/20 with
 3 + 3; after the correction alpha / m is needed): such a slower case is "slower, too few
 samples", neither passed silently nor flagged.
@@ -220,6 +226,47 @@ def label(r: dict) -> str:
             f"d={r.get('d_model')} {r.get('precision')} {r.get('mode')} thr={r.get('threads')}")
 
 
+def scatter_z(m: int, alpha: float) -> float:
+    """How many robust sigmas a case must stand out of the pair's scatter: the two-sided normal
+    quantile at alpha / m (Bonferroni over the m cases, as Holm controls the p-values), at
+    least 2.5: ~3.9 sigmas for 124 cases at alpha 0.01 (the largest of m chance excursions)."""
+    return max(2.5, statistics.NormalDist().inv_cdf(1 - alpha / (2 * max(1, m))))
+
+
+def case_scatter(rows: list[dict], min_time_s: float = 1e-3, z: float = 2.5) -> dict:
+    """How far the cases' corrected ratios scatter in this pair, implementation by
+    implementation: per implementation (>= 5 cases) sigma = 1.4826 x MAD of log(corrected)
+    around its own median, then the median over implementations; floor = exp(z x sigma) - 1
+    (z: scatter_z), the change a case must exceed to stand out from what two runs on this machine
+    differ by anyway. Per implementation, so that one implementation made slower throughout
+    (a uniform shift of its cases) does not widen the yardstick it is judged by; the cases
+    below min_time_s (mostly call overhead, noisier) get a yardstick of their own ("short")."""
+    def yardstick(selected: list[dict], pool: bool) -> dict:
+        groups: dict = {}
+        for r in selected:
+            if r["corrected"] > 0:
+                groups.setdefault(r.get("impl"), []).append(math.log(r["corrected"]))
+        def mad_sigma(v):
+            return 1.4826 * statistics.median(abs(x - statistics.median(v)) for x in v)
+        sigmas = [mad_sigma(v) for v in groups.values() if len(v) >= 5]
+        pooled = [x for v in groups.values() for x in v]
+        if pool and not sigmas and len(pooled) >= 5:   # short cases: all of them together
+            sigmas = [mad_sigma(pooled)]
+        sigma = statistics.median(sigmas) if sigmas else None
+        return {"n": sum(len(v) for v in groups.values()), "groups": len(sigmas),
+                "sigma": sigma, "z": z, "floor": math.exp(z * sigma) - 1 if sigmas else 0.0}
+
+    def timed(r):
+        return min(r["median_a_s"], r["median_b_s"]) >= min_time_s
+
+    out = yardstick([r for r in rows if timed(r)], pool=False)   # no group of 5: no floor
+    short = yardstick([r for r in rows if not timed(r)], pool=True)
+    out["short"] = {**short, "floor": max(short["floor"], out["floor"])}
+    for r in rows:
+        r["scatter_floor"] = out["floor"] if timed(r) else out["short"]["floor"]
+    return out
+
+
 def _classify(row: dict, threshold: float, alpha: float, m: int) -> str:
     floor = row["floor"] = max(threshold, row["noise"])
     if row["change"] > floor:
@@ -295,14 +342,15 @@ def compare_records(records_a: list[dict], records_b: list[dict], threshold: flo
     for key in ("p_slower", "p_faster"):
         for row, adjusted in zip(rows, holm([r[key] for r in rows])):
             row[f"{key}_holm"] = adjusted
+    scatter = case_scatter(rows, min_time_s, scatter_z(m, alpha))
     for row in rows:
-        row["status"] = _classify(row, threshold, alpha, m)
+        row["status"] = _classify(row, max(threshold, row["scatter_floor"]), alpha, m)
     rows.sort(key=lambda r: -r["corrected"])
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     return {"threshold": threshold, "alpha": alpha, "correction": "holm", "ignore": list(ignore),
             "n_common": len(rows), "only_a": len(set(a) - set(b)), "only_b": len(set(b) - set(a)),
             "counts": counts, "regressions": counts[REGRESSION],
-            "calibration": calibration(rows),
+            "calibration": calibration(rows), "scatter": scatter,
             "repeatability": repeatability(rows, min_time_s), "rows": rows}
 
 
@@ -321,79 +369,3 @@ def calibration(rows: list[dict]) -> dict:
                        "in one run (records of schema version < 3, or measure.calibrate false): "
                        "compared on their raw ratios, a drift of the whole machine not removed")
     return out
-
-
-def format_calibration(cal: dict) -> list[str]:
-    lines = []
-    if cal.get("n_corrected"):
-        part = ("each case" if cal["n_corrected"] == cal["n"]
-                else f"{cal['n_corrected']} of {cal['n']} cases")
-        lines.append(f"drift-corrected by the calibration probe timed beside {part}: run-wide "
-                     f"probe ratio B/A = {cal['probe_factor']:.2f}; corrected B/A median "
-                     f"{cal['corrected_factor']:.3f}, within +-5%: "
-                     f"{cal['share_within_5pct']:.0%} (status: corrected - 1 > max(threshold, "
-                     f"the case's pass-to-pass noise))")
-    if cal.get("note"):
-        lines.append(f"note: {cal['note']}")
-    return lines
-
-
-def _pct(x) -> str:
-    return "-" if x is None else f"{x:.0%}"
-
-
-def format_repeatability(rep: dict) -> list[str]:
-    lines = []
-    for key, title in (("timed", f"median >= {rep['min_time_s'] * 1e3:g} ms"),
-                       ("all", "all common cases")):
-        s = rep[key]
-        worst = (f"worst B/A {s['worst_ratio']:.3f} ({s['worst_label']})"
-                 if s["worst_ratio"] is not None else "worst B/A -")
-        lines.append(f"repeatability, {title}: {s['n']} case(s); within +-5%: "
-                     f"{s['within_5pct']} ({_pct(s['share_within_5pct'])}), within +-10%: "
-                     f"{s['within_10pct']} ({_pct(s['share_within_10pct'])}), beyond +-15%: "
-                     f"{s['beyond_15pct']}; {worst}; unstable A {s['unstable_a']}, "
-                     f"B {s['unstable_b']}; measured under interference A "
-                     f"{s['interference_a']}, B {s['interference_b']}")
-    wide = rep.get("run_wide") or {}
-    if wide.get("n"):
-        lines.append(f"run-wide factor, median >= {rep['min_time_s'] * 1e3:g} ms: B/A "
-                     f"{wide['factor']:.3f} (median ratio of {wide['n']} cases); around it, "
-                     f"within +-5%: {wide['share_within_5pct']:.0%}, beyond +-15%: "
-                     f"{wide['beyond_15pct']} (raw ratios)")
-    inside = [(name, rep.get(f"within_run_{name.lower()}") or {}) for name in ("A", "B")]
-    parts = [f"{name} {w['share_pairs_within_5pct']:.0%} of pass pairs within +-5%, pass "
-             f"spread max/min p50 {w['spread_p50']:.3f} p90 {w['spread_p90']:.3f} "
-             f"({w['n']} cases)" for name, w in inside if w.get("n")]
-    if parts:
-        lines.append(f"inside each run, median >= {rep['min_time_s'] * 1e3:g} ms (the same case "
-                     f"in two passes, minutes apart: the machine's own repeatability): "
-                     + "; ".join(parts))
-    return lines
-
-
-def format_table(result: dict, name_a: str = "A", name_b: str = "B") -> str:
-    lines = format_calibration(result.get("calibration") or {})
-    lines.append(f"{'case':<58} {'A ms':>9} {'B ms':>9} {'raw B/A':>7} {'probe':>6} "
-                 f"{'B/A':>6} {'noise':>6} {'p(slower)':>9} {'p Holm':>7}  status")
-    for r in result["rows"]:
-        probe = f"{r['probe_ratio']:>6.3f}" if r.get("probe_ratio") else f"{'-':>6}"
-        lines.append(f"{r['label'][:58]:<58} {r['median_a_s'] * 1e3:>9.3f} "
-                     f"{r['median_b_s'] * 1e3:>9.3f} {r['ratio']:>7.3f} {probe} "
-                     f"{r['corrected']:>6.3f} {r['noise']:>6.1%} {r['p_slower']:>9.2g} "
-                     f"{r['p_slower_holm']:>7.2g}  {r['status']}"
-                     + (f" (min p {r['min_p']:.2g}, n {r['n_a']}+{r['n_b']})"
-                        if r["status"] == TOO_FEW else ""))
-    c = result["counts"]
-    lines.append("")
-    lines.append(f"A = {name_a}, B = {name_b}: {result['n_common']} common cases "
-                 f"({result['only_a']} only in A, {result['only_b']} only in B); "
-                 f"{c[REGRESSION]} regression(s), {c[IMPROVEMENT]} improvement(s), "
-                 f"{c[SLOWER_NS] + c[TOO_FEW]} slower but not significant "
-                 f"({c[TOO_FEW]} with too few samples to tell), "
-                 f"{c[UNCHANGED]} unchanged (threshold {result['threshold']:.0%}, "
-                 f"alpha {result['alpha']:g} after Holm's correction for "
-                 f"{result['n_common']} cases, one-sided Mann-Whitney U on the samples over "
-                 f"their probe).")
-    lines.extend(format_repeatability(result["repeatability"]))
-    return "\n".join(lines)

@@ -21,7 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from bench.analysis.compare import compare_records, format_table
+from bench.analysis.compare import compare_records
+from bench.analysis.compare_text import format_table
 from bench.reader import RunDirError, check_run_dir
 
 HELP = "compare two runs case by case; exit 1 on a regression"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bench.analysis import compare as cmp
+from bench.analysis import compare_text
 from bench.cli import dispatch as cli
 
 
@@ -198,4 +199,4 @@ def test_run_wide_factor_is_the_median_ratio_and_the_cases_scatter_around_it():
     assert rep["run_wide"]["factor"] == pytest.approx(0.95, rel=0.02)
     assert rep["run_wide"]["share_within_5pct"] == 1.0
     assert any(line.startswith("run-wide factor") and "B/A 0.9" in line
-               for line in cmp.format_repeatability(rep))
+               for line in compare_text.format_repeatability(rep))

@@ -92,9 +92,22 @@ def test_exactly_the_slower_implementation_is_flagged(tmp_path, capsys, slow, dr
     n = sum(r["status"] == cmp.REGRESSION for r in torch_rows)
     if slow == 1.25:
         assert n == len(SIZES)
-    else:                           # where the case's own noise (pass spread) allows
-        assert n == sum(r["change"] > max(0.05, r["noise"]) for r in torch_rows) >= len(SIZES) // 2
+    else:                           # where its noise and the pair's scatter allow: 3.9 sigma
+        assert n == sum(r["change"] > r["floor"] for r in torch_rows) >= 1
+        assert all(r["floor"] >= res["scatter"]["floor"] for r in torch_rows)
     assert cli(["compare", a, b]) == 1
+
+
+def test_the_scatter_yardstick_is_not_widened_by_one_slower_implementation(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "t").mkdir()
+    same = cmp.compare_records(*(read_records(p) for p in _pair(tmp_path / "s", slow=1.0)))
+    slow = cmp.compare_records(*(read_records(p) for p in _pair(tmp_path / "t", slow_impl="torch",
+                                                                slow=1.25)))
+    assert same["scatter"]["sigma"] == pytest.approx(slow["scatter"]["sigma"], rel=0.05)
+    assert 0.01 < same["scatter"]["sigma"] < 0.05          # ~2% per pass, two runs
+    assert cmp.scatter_z(124, 0.01) == pytest.approx(3.94, abs=0.01)
+    assert cmp.scatter_z(1, 0.5) == 2.5
 
 
 def test_records_without_calib_fall_back_to_the_raw_ratios(tmp_path, capsys):
