@@ -18,8 +18,8 @@ and a kind:
 
 `columns()` is RECORD_KEYS plus the record columns of registered plugin metrics
 (bench.metrics) that are not declared here. `sample_stats` is how the timing statistics
-(median_s ... unstable) follow from samples_s, bit for bit as bench.trackers.timer.TimeStats
-computes them, so that the read side can fold passes without the trackers.
+(median_s ... unstable) follow from samples_s; bench.trackers.timer.TimeStats derives its own
+from it too, so the read side can fold passes without the trackers.
 
 SCHEMA_VERSION is stamped into meta.json by bench.run.writer.RunWriter.create; a folder
 without it was written before the stamp (version 1: the same record fields). Version 3 added
@@ -206,8 +206,9 @@ def quantile(sorted_values, q: float) -> float:
 
 
 def sample_stats(samples, spread_warn: float) -> dict:
-    """median_s, iqr_s, min_s, mean_s, std_s, spread, unstable of per-call samples, as
-    bench.trackers.timer.TimeStats derives them (ValueError for no samples)."""
+    """median_s, iqr_s, min_s, mean_s, std_s, spread, unstable of per-call samples: the one
+    definition, which bench.trackers.timer.TimeStats and the read side's pass folding both use
+    (ValueError for no samples)."""
     if not samples:
         raise ValueError("samples_s: at least one sample is needed")
     ordered = tuple(sorted(samples))

@@ -47,6 +47,7 @@ optional device sync), one interface for both, as optimum-benchmark's latency tr
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import math
 import statistics
@@ -55,7 +56,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from bench.case import Measure
-from bench.record import quantile  # noqa: F401  (one definition: the read side folds passes with it)
+from bench.record import quantile, sample_stats  # noqa: F401  (quantile re-exported)
 from bench.trackers.warmup import (MAX_NUMBER_PER_SAMPLE, MIN_SAMPLE_S, WARMUP_MAX_S, Blocks,  # noqa: F401
                           WarmUp, choose_number, trim_leading, warm_up)
 
@@ -153,40 +154,40 @@ class TimeStats:
     def n_samples(self) -> int:
         return len(self.samples_s)
 
-    @property
-    def _sorted(self) -> tuple[float, ...]:
-        return tuple(sorted(self.samples_s))
+    @functools.cached_property
+    def _stats(self) -> dict:
+        """median_s, iqr_s, min_s, mean_s, std_s, spread (IQR / median), unstable: bench.record's
+        sample_stats, the one definition (the read side folds later passes with it)."""
+        return sample_stats(self.samples_s, self.spread_warn)
 
     @property
     def median_s(self) -> float:
-        return quantile(self._sorted, 0.5)
+        return self._stats["median_s"]
 
     @property
     def iqr_s(self) -> float:
-        ordered = self._sorted
-        return quantile(ordered, 0.75) - quantile(ordered, 0.25)
+        return self._stats["iqr_s"]
 
     @property
     def min_s(self) -> float:
-        return min(self.samples_s)
+        return self._stats["min_s"]
 
     @property
     def mean_s(self) -> float:
-        return statistics.fmean(self.samples_s)
+        return self._stats["mean_s"]
 
     @property
     def std_s(self) -> float:
-        return statistics.stdev(self.samples_s) if self.n_samples > 1 else 0.0
+        return self._stats["std_s"]
 
     @property
     def spread(self) -> float:
         """IQR / median: the relative width of the middle half of the samples."""
-        median = self.median_s
-        return self.iqr_s / median if median > 0 else math.inf
+        return self._stats["spread"]
 
     @property
     def unstable(self) -> bool:
-        return self.spread > self.spread_warn
+        return self._stats["unstable"]
 
     def to_record(self) -> dict:
         """The record's timing columns (docs/INTERFACES.md), plain JSON types."""
@@ -265,9 +266,7 @@ def _sample_round(blocks: Blocks, number: int, settings: Measure,
 
 
 def _spread(samples: list[float]) -> float:
-    ordered = tuple(sorted(samples))
-    median = quantile(ordered, 0.5)
-    return (quantile(ordered, 0.75) - quantile(ordered, 0.25)) / median if median > 0 else math.inf
+    return sample_stats(samples, math.inf)["spread"]
 
 
 def measure_time(fn: Callable[[], object], settings: Measure,
