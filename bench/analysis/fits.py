@@ -62,6 +62,14 @@ def _clean(x, y) -> tuple[np.ndarray, np.ndarray, str]:
     return x[keep], y[keep], note
 
 
+def theil_sen(lx, ly) -> tuple[float, float]:
+    """(slope, intercept) of one series: the Theil-Sen slope (_pairwise_median_slopes) and the
+    median of ly - slope * lx."""
+    lx, ly = np.asarray(lx, float), np.asarray(ly, float)
+    slope = float(_pairwise_median_slopes(lx[None, :], ly[None, :])[0])
+    return slope, float(np.median(ly - slope * lx))
+
+
 def _pairwise_median_slopes(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
     """Theil-Sen slope of each row: median over pairs i < j with lx_i != lx_j.
 

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import math
 
+from bench.analysis.fits import theil_sen
+
 
 def plateau_window(x, t, floor, min_points: int, band: float):
     """Boolean mask of the sizes in the rate plateau (see module docstring), or all False.
@@ -52,7 +54,7 @@ def plateau_window(x, t, floor, min_points: int, band: float):
     lx = np.log(sizes)
     lt = np.array([np.log(np.median(t[ok & (x == s)])) for s in sizes])
     core = slice(len(sizes) - min_points, len(sizes))
-    slope, icept = _theil_sen(lx[core], lt[core])
+    slope, icept = theil_sen(lx[core], lt[core])
     resid = lt - (icept + slope * lx)           # log(t / t_core_line) = -log(rate / core rate)
     limit = math.log1p(band)
     inside = np.abs(resid) <= limit
@@ -71,14 +73,6 @@ def plateau_window(x, t, floor, min_points: int, band: float):
         i -= 1
     lo = sizes[start]
     return ok & (x >= lo), float(lo)
-
-
-def _theil_sen(lx, ly) -> tuple[float, float]:
-    import numpy as np
-
-    i, j = np.triu_indices(len(lx), 1)
-    slope = float(np.median((ly[j] - ly[i]) / (lx[j] - lx[i])))
-    return slope, float(np.median(ly - slope * lx))
 
 
 def left_out_note(x, floor, start: float, variable: str, band: float) -> list[str]:
