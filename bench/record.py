@@ -24,7 +24,9 @@ from it too, so the read side can fold passes without the trackers.
 SCHEMA_VERSION is stamped into meta.json by bench.run.writer.RunWriter.create; a folder
 without it was written before the stamp (version 1: the same record fields). Version 3 added
 the calibration probe's calib_s, calib_probe, calib_samples_s (and the folded pass_calib_s);
-older records have none. Readers (bench.reader) refuse a version they do not know. Reading a run folder is bench.reader, not
+older records have none. Version 4 added flops_method (how flops_counted was
+counted) and accuracy_reference (the implementation whose fp64 run the errors are against).
+Readers (bench.reader) refuse a version they do not know. Reading a run folder is bench.reader, not
 this module (the 400-line limit). Tested by tests/test_record.py.
 """
 
@@ -38,7 +40,7 @@ from typing import NamedTuple
 from bench import metrics
 from bench.case import Case
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VERSION_KEY = "schema_version"          # in meta.json; absent: version 1
 
 
@@ -138,6 +140,8 @@ params                            int          -         plan
 calib_s                           float        s         trackers.calibration
 calib_probe                       str          -         trackers.calibration
 calib_samples_s                   list[float]  s         trackers.calibration
+flops_method                      str          -         trackers.flops
+accuracy_reference                str          -         trackers.accuracy
 sample_pass                       list[int]    -         reader      folded
 passes                            int          -         reader      folded
 pass_medians_s                    list[float]  s         reader      folded

@@ -72,6 +72,12 @@ def budget_sentence(meta: dict) -> str:
     if b.get("budget_s"):
         text += f"; run budget {b['budget_s']:g} s"
     if b.get("left_out"):
-        text += f"; {b.get('passes_done')} of {b.get('passes_planned')} passes (left out: " \
-                f"{b['left_out']['reason']})"
+        partial = b["left_out"].get("partial_pass")
+        done = b.get("passes_done")
+        if partial:
+            text += (f"; {done - 1} of {b.get('passes_planned')} passes over every case, pass "
+                     f"{partial['pass']} over block(s) {', '.join(partial['blocks'])} only")
+        else:
+            text += f"; {done} of {b.get('passes_planned')} passes"
+        text += f" (left out: {b['left_out']['reason']})"
     return text + "."

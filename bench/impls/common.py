@@ -83,6 +83,20 @@ class SeededStore:
         return {name: np.array(value, dtype=dtype or value.dtype, copy=True)
                 for name, value in kept.items()}
 
+    def find(self, key) -> dict | None:
+        """The kept arrays of `key` themselves (read-only, no copy), or None."""
+        with self._lock:
+            kept = self._items.get(key)
+            if kept is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            return kept
+
+    def keep(self, key, arrays: dict) -> None:
+        """Keep `arrays` (name -> ndarray) under `key`, read-only from now on (within the cap)."""
+        with self._lock:
+            self._keep(key, arrays)
+
     def _keep(self, key, arrays: dict) -> None:
         size = sum(a.nbytes for a in arrays.values())
         if key in self._items or size > self.cap_bytes:
@@ -118,6 +132,9 @@ def _default_cap() -> int:
 
 
 SEEDED = SeededStore()
+# The float64 reference outputs of the accuracy check (bench.run.runner), shared by the
+# implementations of one block on the same sizes, weights and inputs: the same kind of cap.
+REFERENCES = SeededStore()
 
 
 def make_inputs(case: Case) -> dict[str, np.ndarray]:

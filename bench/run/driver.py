@@ -321,29 +321,41 @@ def _later_passes(config, measure, executor, writer, stop, spent: dict) -> str:
     """Timing passes 2..measure.passes over the ok cases (bench.run.passes.wants_pass): each timed again
     after all the others, its timing appended as a pass line. With measure.run_budget_s a pass
     runs only if it should end within the budget (the report's time kept): fewer passes first,
-    never fewer cases; `spent` gets each pass's seconds and the reason a pass was left out.
-    "complete" or "interrupted"."""
+    never fewer cases. Where a whole pass no longer fits, the time left goes to a partial pass
+    over whole blocks (every case of a block or none, in the config's order, each block only if
+    it still fits: `_partial_pass`), so a claim's sizes are never timed in different numbers of
+    passes. `spent` gets each pass's seconds, the blocks of a partial pass and the reason the
+    rest was left out. "complete" or "interrupted"."""
     spent.setdefault("passes_s", {})
-    last = None                                   # (seconds, cases) of the pass before
+    last = None                                   # (seconds, estimate) of the pass before
     for index in range(2, measure.passes + 1):
         merged = {r["case_id"]: r for r in writer.records()}
         todo = [c for c in config.cases
                 if passes.wants_pass(merged.get(c.case_id, {}), index, measure)]
         if not todo:
             continue
-        estimate = (last[0] * len(todo) / last[1] if last else
-                    estimate_pass_s([merged[c.case_id] for c in todo], measure))
+        scale = last[0] / last[1] if last and last[1] > 0 else 1.0   # measured / estimated
+        estimate = scale * estimate_pass_s([merged[c.case_id] for c in todo], measure)
         fits, reason = _fits_budget(measure, estimate)
+        partial = None
         if not fits:
-            spent["left_out"] = {"passes": list(range(index, measure.passes + 1)),
+            todo, partial = _partial_pass(todo, merged, measure, scale)
+            spent["left_out"] = {"passes": list(range(index + (1 if todo else 0),
+                                                      measure.passes + 1)),
                                  "reason": f"pass {index} (~{estimate:.0f} s) {reason}"}
-            print(f"note: passes {index}-{measure.passes} left out: {spent['left_out']['reason']}",
-                  file=sys.stderr)
-            break
+            if todo:
+                spent["left_out"]["partial_pass"] = {"pass": index, "blocks": partial}
+            note = (f"pass {index} over block(s) {', '.join(partial)} only; " if todo else "")
+            print(f"note: {note}passes {index + (1 if todo else 0)}-{measure.passes} left out: "
+                  f"{spent['left_out']['reason']}", file=sys.stderr)
+            if not todo:
+                break
         progress = Progress(len(todo))
-        progress.note(f"timing pass {index}/{measure.passes}: {len(todo)} case(s), time only")
+        progress.note(f"timing pass {index}/{measure.passes}: {len(todo)} case(s), time only"
+                      + (f" (block(s) {', '.join(partial)})" if partial else ""))
         progress.begin()
         started = time.monotonic()
+        planned = estimate_pass_s([merged[c.case_id] for c in todo], measure)
         records = executor.run(todo, passes.timing_only(measure), on_start=progress.start)
         try:
             for record in records:
@@ -353,11 +365,33 @@ def _later_passes(config, measure, executor, writer, stop, spent: dict) -> str:
                     break
         finally:
             records.close()
-        last = (time.monotonic() - started, len(todo))
+        last = (time.monotonic() - started, planned)
         spent["passes_s"][str(index)] = round(last[0], 2)
         if stop.requested:
             return "interrupted"
+        if partial:
+            break
     return "complete"
+
+
+def _partial_pass(todo, merged: dict, measure, scale: float) -> tuple[list, list[str]]:
+    """(cases, blocks) of a pass over whole blocks that still fit the time left: the blocks in
+    the config's order, each taken only if its estimate (scaled by the last pass's measured /
+    estimated ratio) fits what the blocks taken before left."""
+    if not measure.run_budget_s:
+        return [], []
+    left = measure.run_budget_s - REPORT_RESERVE_S - process_elapsed_s()
+    groups: dict[str, list] = {}
+    for case in todo:
+        groups.setdefault(case.block, []).append(case)
+    cases, blocks = [], []
+    for block, members in groups.items():
+        cost = scale * estimate_pass_s([merged[c.case_id] for c in members], measure)
+        if cost <= left:
+            cases += members
+            blocks.append(block)
+            left -= cost
+    return cases, blocks
 
 
 def _record_budget(writer, measure, spent: dict) -> None:

@@ -168,5 +168,7 @@ def peak_bytes_of(fn: Callable[[], object], backend: str, device: str = "cpu") -
             return peak_cuda(fn), METHODS["cuda"]
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     if backend == "tensorflow":                   # TensorFlow's allocator statistics
-        return tf_runtime.peak_tf(fn, device), tf_runtime.METHOD
+        if tf_runtime.has_allocator_stats(device):
+            return tf_runtime.peak_tf(fn, device), tf_runtime.METHOD
+        return rss_peak(fn), tf_runtime.RSS_METHOD
     raise ValueError(f"backend: expected 'numpy', 'torch' or 'tensorflow', got {backend!r}")

@@ -19,6 +19,9 @@ which fixes KERAS_BACKEND=tensorflow before the first `import keras`.
                           for the large tensors (the B·H·T·T matrices, the (B, T, d_ff) hidden
                           layer at large T) and misses the small ones; the RSS column is the
                           cross-check. Memory a kernel takes from malloc directly is not in it.
+                          Where TensorFlow keeps no statistics (has_allocator_stats: oneDNN
+                          off, e.g. an AVX2-only CPU) bench.trackers.memory uses the RSS
+                          sampler instead and names that method (RSS_METHOD).
     count_flops(graph_fn) the matmul FLOPs of one call: TensorFlow's registered "flops"
                           statistics (the ones tf.profiler's float_operation() view sums) for
                           MatMul / BatchMatMul ops, plus Einsum ops, which have no statistic,
@@ -38,6 +41,7 @@ from typing import Callable
 from bench import precision as bench_precision
 
 METHOD = "tf-allocator"          # oneDNN BFC pool statistics, allocations >= 256 KiB
+RSS_METHOD = "rss (TensorFlow keeps no allocator statistics on this CPU: oneDNN off)"
 MATMUL_OPS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 
 
@@ -75,6 +79,18 @@ def set_threads(n: int) -> None:
 
 def _device_name(device: str) -> str:
     return {"cpu": "CPU:0", "cuda": "GPU:0"}[device]
+
+
+def has_allocator_stats(device: str = "cpu") -> bool:
+    """Does TensorFlow keep allocator statistics for `device` here? On CPU only with oneDNN on,
+    which TensorFlow turns on by itself only on CPUs with AVX-512 (VNNI/BF16) or AMX: on an
+    AVX2-only CPU (an AMD EPYC VM was one) reset_memory_stats raises 'Cannot reset memory
+    stats for device CPU:0'."""
+    try:
+        tf().config.experimental.reset_memory_stats(_device_name(device))
+    except ValueError:
+        return False
+    return True
 
 
 def peak_tf(fn: Callable[[], object], device: str = "cpu") -> int:

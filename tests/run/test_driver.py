@@ -61,3 +61,31 @@ def test_the_report_says_where_the_time_went():
     text = budget_sentence(meta)
     assert "pass 1 98 s" in text and "passes 2-3 23/22 s" in text and "run budget 170 s" in text
     assert "3 of 4 passes" in text and budget_sentence({}) == ""
+
+
+def test_a_partial_pass_takes_whole_blocks_that_fit(monkeypatch):
+    from bench.case import Case
+
+    cases = [Case(impl="numpy", block="attention", seq_len=n) for n in (32, 64)] + \
+            [Case(impl="numpy", block="ffn", seq_len=n) for n in (32, 64)]
+    slow = {cases[0].case_id: 5.0, cases[1].case_id: 5.0}          # attention: ~32 s of pass
+    merged = {c.case_id: {"median_s": slow.get(c.case_id, 0.001)} for c in cases}
+    m = Measure(warmup=1, min_repeats=3, pass_min_repeats=1, pass_min_time_s=0.025,
+                run_budget_s=100.0)
+    monkeypatch.setattr(driver, "process_elapsed_s", lambda: 80.0)   # 10 s left after the reserve
+    chosen, blocks = driver._partial_pass(cases, merged, m, scale=1.0)
+    assert blocks == ["ffn"] and chosen == cases[2:]                 # never half a block
+    monkeypatch.setattr(driver, "process_elapsed_s", lambda: 95.0)   # nothing left
+    assert driver._partial_pass(cases, merged, m, scale=1.0) == ([], [])
+
+
+def test_the_report_names_a_partial_pass():
+    from bench.analysis.describe import budget_sentence
+
+    meta = {"run_budget": {"start_s": 3.0, "peak_cached": True, "pass_1_s": 90.0,
+                           "passes_s": {"2": 23.0, "3": 9.0}, "passes_done": 3,
+                           "passes_planned": 4, "budget_s": 170, "end_s": 160,
+                           "left_out": {"passes": [4], "reason": "pass 3 (~23 s) would end",
+                                        "partial_pass": {"pass": 3, "blocks": ["ffn"]}}}}
+    text = budget_sentence(meta)
+    assert "2 of 4 passes over every case, pass 3 over block(s) ffn only" in text

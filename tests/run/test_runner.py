@@ -47,6 +47,23 @@ def test_fp64_case_is_its_own_reference_error_zero():
     assert record["max_abs_err"] == 0.0 and record["rel_l2_err"] == 0.0
 
 
+def test_one_fp64_reference_serves_every_implementation_of_a_block(monkeypatch):
+    from bench.impls.common import REFERENCES
+
+    REFERENCES.clear()
+    case = Case(impl="numpy", block="attention", seq_len=24, d_model=32, n_heads=4, threads=1)
+    first = run_case(case, FAST)
+    second = run_case(dataclasses.replace(case, impl="torch"), FAST)
+    assert first["accuracy_reference"] == second["accuracy_reference"] == "numpy"
+    REFERENCES.clear()                            # torch against its own fp64 run this time
+    own = run_case(dataclasses.replace(case, impl="torch"), FAST)
+    assert own["accuracy_reference"] == "torch"
+    for key in ("rel_l2_err", "max_abs_err", "attn_rel_l2_err"):  # fp64 runs agree to ~1e-15
+        assert second[key] == pytest.approx(own[key], rel=1e-6)
+    other = run_case(dataclasses.replace(case, impl="torch", seq_len=32), FAST)
+    assert other["accuracy_reference"] == "torch"               # other sizes: its own reference
+
+
 def _raises(case):
     raise RuntimeError("boom\nwith a second line")
 

@@ -134,3 +134,45 @@ def test_nothing_counted_for_elementwise():
     x = torch.randn(100)
     assert count_flops(lambda: torch.softmax(x * 2 + 1, dim=0)) == 0
     assert count_flops_by_op(lambda: None) == {}
+
+
+# Every built-in torch implementation and block, small: on fake tensors the count is the real one.
+_FAKE_CASES = [(impl, block, mode) for impl, block, mode in (
+    ("torch", "attention", "forward"), ("torch", "mha", "forward"), ("torch", "ffn", "forward"),
+    ("torch", "encoder_layer", "forward"), ("torch", "encoder", "forward"),
+    ("torch", "model", "forward"), ("torch-sdpa", "attention", "forward"),
+    ("torch-sdpa", "encoder_layer", "forward"), ("torch-nn", "attention", "forward"),
+    ("torch-nn", "ffn", "forward"), ("torch-nn", "encoder_layer", "forward"),
+    ("hf-bert", "model", "forward"), ("torch", "encoder_layer", "train"),
+    ("torch", "prefill", "forward"), ("torch", "decode", "forward"))]
+
+
+@pytest.mark.parametrize("impl,block,mode", _FAKE_CASES)
+def test_fake_tensor_count_equals_the_real_one(impl, block, mode):
+    from bench.case import Case
+    from bench.impls.prepare import Unsupported, prepare
+
+    case = Case(impl=impl, block=block, mode=mode, seq_len=16, d_model=32, n_heads=4, d_ff=64,
+                layers=2, vocab_size=50, threads=1, causal=block in ("prefill", "decode"),
+                norm_first=block in ("prefill", "decode"))
+    try:
+        prepared = prepare(case)
+    except (Unsupported, ValueError) as exc:
+        pytest.skip(f"{impl}/{block}/{mode}: {exc}")
+    try:
+        assert count_flops(prepared.flops_fn, fake=True) == count_flops(prepared.flops_fn) > 0
+    finally:
+        prepared.teardown()
+
+
+def test_count_as_run_uses_fake_tensors_only_for_slow_calls_and_falls_back():
+    from bench.trackers.flops import FAKE, REAL, count_flops_as_run
+
+    a, b = torch.randn(5, 7), torch.randn(7, 3)
+    assert count_flops_as_run(lambda: a @ b, 0.001) == (2 * 5 * 7 * 3, REAL)
+    assert count_flops_as_run(lambda: a @ b, 1.0) == (2 * 5 * 7 * 3, FAKE)
+
+    def data_dependent():                  # an output shape fake tensors cannot know
+        return torch.nonzero(a > 0).float().sum() + (a @ b).sum()
+
+    assert count_flops_as_run(data_dependent, 1.0) == (2 * 5 * 7 * 3, REAL)

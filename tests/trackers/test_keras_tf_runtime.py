@@ -33,11 +33,23 @@ def test_registered_matmul_statistics_plus_einsum_equal_the_analytic_count():
 
 
 def test_allocator_peak_sees_allocations_from_256_kib():
+    if not tf_runtime.has_allocator_stats("cpu"):
+        pytest.skip("TensorFlow keeps no CPU allocator statistics here (oneDNN off: no AVX-512)")
     tf = tf_runtime.tf()
     small = tf.zeros((65536 - 1,), "float32")                          # 262140 bytes
     large = tf.zeros((65536,), "float32")                              # 262144 bytes
     assert tf_runtime.peak_tf(lambda: small * 2.0) == 0
     assert tf_runtime.peak_tf(lambda: large * 2.0) == 262144
+
+
+def test_peak_falls_back_to_rss_without_allocator_stats(monkeypatch):
+    from bench.trackers import memory
+
+    tf = tf_runtime.tf()
+    monkeypatch.setattr(tf_runtime, "has_allocator_stats", lambda device="cpu": False)
+    peak, method = memory.peak_bytes_of(lambda: tf.zeros((4 << 20,), "float32") * 2.0,
+                                        "tensorflow")
+    assert method == tf_runtime.RSS_METHOD and peak >= 0
 
 
 def test_policy_of_each_precision():
