@@ -22,8 +22,9 @@ from bench.machine import process
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.commands.run", "measure every case of a YAML sweep into results/<run-id>/"),
     "validate": ("bench.commands.validate", "check a config and list its cases; measures nothing"),
-    "report": ("bench.commands.report", "rebuild report.md, summary.json and plots of a run folder"),
+    "report": ("bench.commands.report", "rebuild report.md, summary.json, report.html and plots of a run folder"),
     "compare": ("bench.commands.compare", "compare two runs case by case; exit 1 on a regression"),
+    "history": ("bench.commands.history", "one HTML page of many runs: verdicts, exponents and case medians over time"),
     "peak": ("bench.commands.peak", "measure this machine's matmul peak (GFLOP/s) per dtype"),
     "noise": ("bench.commands.noise", "how steady this machine is: fixed probes timed in turns, slot by slot"),
     "profile": ("bench.commands.profile", "per-step time of a model or block against FLOPs, bytes and the roofline"),
@@ -39,6 +40,7 @@ EPILOG = """examples:
   python -m bench run configs/seq_sweep.yaml --dry-run
   python -m bench report results/seq_sweep-20261126-120000
   python -m bench compare results/A results/B
+  python -m bench history results/
   python -m bench noise --seconds 60
   python -m bench params bert-base
   python -m bench flops bert-base --seq-len 512

@@ -1,4 +1,4 @@
-"""`python -m bench report RUN_DIR`: rebuild report.md, summary.json and plots/ from the records.
+"""`python -m bench report RUN_DIR`: rebuild report.md, summary.json, report.html and plots/ from the records.
 
 Reads only records.jsonl and meta.json; measures nothing. Exit 0 on success, 2 when RUN_DIR is
 not a run folder or one of its files (records.jsonl, meta.json, config.yaml) is damaged: one
@@ -15,7 +15,7 @@ from bench.analysis.rule import WINDOWS, FitRule
 from bench.machine import peak
 from bench.reader import RunDirError, check_run_dir
 
-HELP = "rebuild report.md, summary.json and plots of a run folder"
+HELP = "rebuild report.md, summary.json, report.html and plots of a run folder"
 EPILOG = """examples:
   python -m bench report results/seq_sweep-20261126-120000
   python -m bench report results/seq_sweep-20261126-120000 --min-time-ms 2 --ws-factor 4
@@ -66,6 +66,7 @@ def main(args: argparse.Namespace) -> int:
     _note_incomplete(args.run_dir, meta, records)
     print(f"wrote {paths['report']}")
     print(f"wrote {paths['summary']}")
+    print(f"wrote {paths['html']} ({paths['html'].stat().st_size / 1e6:.1f} MB, opens offline)")
     print(f"wrote {len(paths['plots'])} plot(s) under {paths['report'].parent / 'plots'}")
     return 0
 

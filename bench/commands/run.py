@@ -168,4 +168,5 @@ def _report(run_dir: Path) -> None:
         print(f"error: the report failed ({type(exc).__name__}: {exc}); records are intact "
               f"in {run_dir}; retry with: python -m bench report {run_dir}", file=sys.stderr)
     else:
-        print(f"report: {run_dir / 'report.md'}", file=sys.stderr)
+        print(f"report: {run_dir / 'report.md'} (interactive: {run_dir / 'report.html'})",
+              file=sys.stderr)

@@ -1,8 +1,9 @@
-"""report.md, summary.json and plots/*.png for a run folder, from its records alone.
+"""report.md, summary.json, report.html and plots/*.png for a run folder, from its records alone.
 
 write_report(run_dir) is what `python -m bench run` calls at the end and what
 `python -m bench report RUN_DIR` calls to rebuild: it reads records.jsonl and meta.json, fits
-(bench.analysis.claims), draws (bench.analysis.report.plots) and writes. Nothing is measured here.
+(bench.analysis.claims), draws (bench.analysis.report.plots) and writes; report.html, the
+interactive page, comes from the same summary (bench.analysis.report.html). Nothing is measured here.
 
 Tests: tests/analysis/test_report.py, tests/analysis/test_verdicts.py.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from bench import metrics
 from bench.analysis import claims, crossover, flopcheck, precisions, step_crossover, verdicts
 from bench.analysis import generation as decode
-from bench.analysis.report import plots
+from bench.analysis.report import html, plots
 from bench.analysis.report import sweep_plots as plot_sweeps
 from bench.analysis.bert_params import bert_base_counts
 from bench.analysis.compare import pass_agreement
@@ -90,7 +91,9 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule(), cached_peak=N
     if generation:
         text = text.rstrip("\n") + "\n\n" + "\n".join(generation)
     report_path.write_text(text)
-    return {"report": report_path, "summary": summary_path, "plots": list(figures.values())}
+    page = html.write_html(run_dir, df, meta, summary)
+    return {"report": report_path, "summary": summary_path, "html": page,
+            "plots": list(figures.values())}
 
 
 def load_run_plugins(run_dir: Path) -> tuple[str, ...]:
