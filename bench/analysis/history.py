@@ -14,7 +14,7 @@
                          log medians); "flagged" is what `bench compare previous latest` says
                          of the latest run (regression or improvement: the same model, the
                          calibration probe's drift correction and the pair's scatter included)
-    write_history(paths, out) the page (bench.analysis.report.html.page): per group the runs
+    write_history(paths, out) the page (bench.analysis.page): per group the runs
                          table (machine, commit, when, wall time, verdict counts), the verdicts
                          as a claims x runs table, each claim's exponent over runs with its CI,
                          each case's median over runs relative to its band, flagged cases first
@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.analysis.compare import IMPROVEMENT, REGRESSION, compare_records, label, match_key
-from bench.analysis.report.html import PALETTE, page, table, verdict_class, write_page
+from bench.analysis.page import PALETTE, page, table, verdict_class, write_page
 from bench.reader import RECORDS_FILE, RunDirError, check_run_dir
 
 HISTORY_FILE = "history.html"

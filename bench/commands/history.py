@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.analysis.history import HISTORY_FILE, write_history
+
 HELP = "one HTML page of many runs: verdicts, exponents and case medians over time"
 EPILOG = """examples:
   python -m bench history results/                      # every run folder under results/
@@ -31,8 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.analysis.history import HISTORY_FILE, write_history   # pandas: not for --help
-
     first = Path(args.dirs[0])
     out = Path(args.out) if args.out else (first if first.is_dir() else first.parent) / HISTORY_FILE
     if not out.parent.is_dir():

@@ -21,7 +21,7 @@ from typing import Callable
 from bench import metrics
 from bench.machine import peak
 from bench.machine.environment import collect_meta
-from bench.run import passes
+from bench.run import passes, schedule
 from bench.run import writer as w
 from bench.run.executors import make_executor
 from bench.run.lock import LOCK_FILE, RunLock, RunLocked, describe_holder
@@ -184,42 +184,6 @@ def _initial_meta(config, measure, executor_name, args, description: str) -> dic
     return meta
 
 
-# --- the run's wall-clock budget (measure.run_budget_s): later passes only while they fit ----
-REPORT_RESERVE_S = 10.0        # kept for the report after the passes (seq_sweep's: 5-8 s here)
-PASS_CASE_OVERHEAD_S = 0.1     # a later pass's cost per case beyond its calls (prepare, copies)
-
-
-def process_elapsed_s() -> float:
-    """Wall seconds since this process started (interpreter start-up and imports included)."""
-    import psutil
-
-    return time.time() - psutil.Process().create_time()
-
-
-def estimate_pass_s(records: list[dict], measure) -> float:
-    """A later pass's seconds over these cases, before one has run: per case its probe and
-    warm-up calls, its timed seconds (pass_min_time_s, at least pass_min_repeats calls) and a
-    fixed set-up; after a pass has run, the driver uses that pass's own duration instead."""
-    floor_s = measure.pass_min_time_s or measure.min_time_s
-    repeats = measure.pass_min_repeats or measure.min_repeats
-    total = 0.0
-    for r in records:
-        call = r.get("median_s") or 0.0
-        total += max(floor_s, repeats * call) + (measure.warmup + 1) * call + PASS_CASE_OVERHEAD_S
-    return total
-
-
-def _fits_budget(measure, estimate_s: float) -> tuple[bool, str]:
-    """(whether a pass of ~estimate_s still fits measure.run_budget_s, the reason if not)."""
-    if not measure.run_budget_s:
-        return True, ""
-    end = process_elapsed_s() + estimate_s
-    if end + REPORT_RESERVE_S <= measure.run_budget_s:
-        return True, ""
-    return False, (f"would end at ~{end:.0f} s, + {REPORT_RESERVE_S:.0f} s for the report, past "
-                   f"measure.run_budget_s = {measure.run_budget_s:g} s")
-
-
 RUN_PEAK_BUDGET_S = 6.0            # timed matmul seconds when a run measures the peak itself
 RUN_BANDWIDTH_BUDGET_S = 2.0       # ... and timed STREAM seconds
 
@@ -281,7 +245,7 @@ def _run_locked(config, measure, executor, executor_name, writer, done, resumed,
     stop = StopRequest()
     previous = signal.signal(signal.SIGINT, stop)
     status = "running"
-    spent = {"start_s": round(process_elapsed_s(), 2)}
+    spent = {"start_s": round(schedule.process_elapsed_s(), 2)}
     pass_started = time.monotonic()
     try:
         records = executor.run(pending, measure, on_start=progress.start)
@@ -323,7 +287,7 @@ def _later_passes(config, measure, executor, writer, stop, spent: dict) -> str:
     runs only if it should end within the budget (the report's time kept): fewer passes first,
     never fewer cases. Where a whole pass no longer fits, the time left goes to a partial pass
     over whole blocks (every case of a block or none, in the config's order, each block only if
-    it still fits: `_partial_pass`), so a claim's sizes are never timed in different numbers of
+    it still fits: bench.run.schedule.partial_pass), so a claim's sizes are never timed in different numbers of
     passes. `spent` gets each pass's seconds, the blocks of a partial pass and the reason the
     rest was left out. "complete" or "interrupted"."""
     spent.setdefault("passes_s", {})
@@ -335,11 +299,11 @@ def _later_passes(config, measure, executor, writer, stop, spent: dict) -> str:
         if not todo:
             continue
         scale = last[0] / last[1] if last and last[1] > 0 else 1.0   # measured / estimated
-        estimate = scale * estimate_pass_s([merged[c.case_id] for c in todo], measure)
-        fits, reason = _fits_budget(measure, estimate)
+        estimate = scale * schedule.estimate_pass_s([merged[c.case_id] for c in todo], measure)
+        fits, reason = schedule.fits_budget(measure, estimate)
         partial = None
         if not fits:
-            todo, partial = _partial_pass(todo, merged, measure, scale)
+            todo, partial = schedule.partial_pass(todo, merged, measure, scale)
             spent["left_out"] = {"passes": list(range(index + (1 if todo else 0),
                                                       measure.passes + 1)),
                                  "reason": f"pass {index} (~{estimate:.0f} s) {reason}"}
@@ -355,7 +319,7 @@ def _later_passes(config, measure, executor, writer, stop, spent: dict) -> str:
                       + (f" (block(s) {', '.join(partial)})" if partial else ""))
         progress.begin()
         started = time.monotonic()
-        planned = estimate_pass_s([merged[c.case_id] for c in todo], measure)
+        planned = schedule.estimate_pass_s([merged[c.case_id] for c in todo], measure)
         records = executor.run(todo, passes.timing_only(measure), on_start=progress.start)
         try:
             for record in records:
@@ -374,33 +338,13 @@ def _later_passes(config, measure, executor, writer, stop, spent: dict) -> str:
     return "complete"
 
 
-def _partial_pass(todo, merged: dict, measure, scale: float) -> tuple[list, list[str]]:
-    """(cases, blocks) of a pass over whole blocks that still fit the time left: the blocks in
-    the config's order, each taken only if its estimate (scaled by the last pass's measured /
-    estimated ratio) fits what the blocks taken before left."""
-    if not measure.run_budget_s:
-        return [], []
-    left = measure.run_budget_s - REPORT_RESERVE_S - process_elapsed_s()
-    groups: dict[str, list] = {}
-    for case in todo:
-        groups.setdefault(case.block, []).append(case)
-    cases, blocks = [], []
-    for block, members in groups.items():
-        cost = scale * estimate_pass_s([merged[c.case_id] for c in members], measure)
-        if cost <= left:
-            cases += members
-            blocks.append(block)
-            left -= cost
-    return cases, blocks
-
-
 def _record_budget(writer, measure, spent: dict) -> None:
     """meta.json "run_budget": the budget, the peak's seconds (from the folder's creation) and
     this session's: start-up, pass 1, each later pass, what was left out and why."""
     budget = dict(writer.read_meta().get("run_budget") or {})
     budget.update(spent, budget_s=measure.run_budget_s or None,
                   passes_done=1 + len(spent.get("passes_s", {})) if "pass_1_s" in spent else 0,
-                  passes_planned=measure.passes, end_s=round(process_elapsed_s(), 2))
+                  passes_planned=measure.passes, end_s=round(schedule.process_elapsed_s(), 2))
     writer.update_meta(run_budget=budget)
 
 

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from bench.case import Measure
-from bench.run import driver
+from bench.run import schedule
 from support import run
 
 SMOKE = str(Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml")
@@ -15,13 +15,13 @@ def test_a_pass_is_estimated_from_its_cases_calls():
     m = Measure(warmup=1, min_repeats=3, min_time_s=0.05, pass_min_repeats=1, pass_min_time_s=0.025)
     records = [{"median_s": 0.001}, {"median_s": 0.5}]
     # a 1 ms case: its 25 ms floor + 2 warm-up/probe calls; a 0.5 s case: one call + 2
-    expected = (0.025 + 2 * 0.001) + (0.5 + 2 * 0.5) + 2 * driver.PASS_CASE_OVERHEAD_S
-    assert abs(driver.estimate_pass_s(records, m) - expected) < 1e-12
+    expected = (0.025 + 2 * 0.001) + (0.5 + 2 * 0.5) + 2 * schedule.PASS_CASE_OVERHEAD_S
+    assert abs(schedule.estimate_pass_s(records, m) - expected) < 1e-12
 
 
 def test_no_budget_always_fits_and_a_spent_one_does_not():
-    assert driver._fits_budget(Measure(), 1e9) == (True, "")
-    fits, reason = driver._fits_budget(Measure(run_budget_s=1.0), 5.0)
+    assert schedule.fits_budget(Measure(), 1e9) == (True, "")
+    fits, reason = schedule.fits_budget(Measure(run_budget_s=1.0), 5.0)
     assert not fits and "run_budget_s = 1 s" in reason
 
 
@@ -72,11 +72,11 @@ def test_a_partial_pass_takes_whole_blocks_that_fit(monkeypatch):
     merged = {c.case_id: {"median_s": slow.get(c.case_id, 0.001)} for c in cases}
     m = Measure(warmup=1, min_repeats=3, pass_min_repeats=1, pass_min_time_s=0.025,
                 run_budget_s=100.0)
-    monkeypatch.setattr(driver, "process_elapsed_s", lambda: 80.0)   # 10 s left after the reserve
-    chosen, blocks = driver._partial_pass(cases, merged, m, scale=1.0)
+    monkeypatch.setattr(schedule, "process_elapsed_s", lambda: 80.0)   # 10 s left after the reserve
+    chosen, blocks = schedule.partial_pass(cases, merged, m, scale=1.0)
     assert blocks == ["ffn"] and chosen == cases[2:]                 # never half a block
-    monkeypatch.setattr(driver, "process_elapsed_s", lambda: 95.0)   # nothing left
-    assert driver._partial_pass(cases, merged, m, scale=1.0) == ([], [])
+    monkeypatch.setattr(schedule, "process_elapsed_s", lambda: 95.0)   # nothing left
+    assert schedule.partial_pass(cases, merged, m, scale=1.0) == ([], [])
 
 
 def test_the_report_names_a_partial_pass():

@@ -15,11 +15,12 @@ is measured or fitted here):
     the cases table      every case: status, median, IQR, samples, GFLOP/s, peak memory
 
 The plotting library: plotly.js (MIT), its "cartesian" partial bundle vendored once under
-vendor/ (1.5 MB; the full bundle is 4.8 MB) and embedded in the page, so it opens with no
+bench/analysis/vendor/ (1.5 MB; the full bundle is 4.8 MB) and embedded in the page, so it opens with no
 network; the figures are plain plotly.js JSON written here, so no Python plotting package is
 needed. Why plotly.js: hover, legend toggles, log axes, box plots and a `Plotly.react` to swap
 the drill-down's data come with it, it runs offline from one file, and it is the library
-people know from notebooks. `page()` is shared with `bench history` (bench.analysis.history).
+people know from notebooks. The document itself (style, data, script) is bench.analysis.page's,
+shared with `bench history` (bench.analysis.history).
 
 Tests: tests/analysis/test_html.py (the page's content) and tests/analysis/test_html_browser.py
 (opened in headless Chromium).
@@ -28,136 +29,16 @@ Tests: tests/analysis/test_html.py (the page's content) and tests/analysis/test_
 from __future__ import annotations
 
 import html
-import json
 import math
-import os
 from pathlib import Path
 
+from bench.analysis.page import (PALETTE, PLOTLY_JS, _bytes, _fmt, _json_script, _n, _num,  # noqa: F401
+                                 page, table, verdict_class, write_page)
+from bench.reader import read_records
+
 HTML_FILE = "report.html"
-PLOTLY_JS = Path(__file__).resolve().parent / "vendor" / "plotly-cartesian-4.1.1.min.js"
 Y_COLUMN = {"time": ("median_s", "time (s)"), "memory": ("peak_bytes", "peak memory (bytes)"),
             "flops": ("flops", "FLOPs"), "params": ("params", "parameters")}
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
-table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.held td.verdict{color:#176317;font-weight:600} tr.not-held td.verdict{color:#a31515;font-weight:600}
-tr.undecided td.verdict{color:#8a6d00} tr.out-of-band td{background:#fde8e8}
-td.held{color:#176317;font-weight:600} td.not-held{color:#a31515;font-weight:600}
-td.undecided{color:#8a6d00}
-.figure{width:100%;height:440px;margin-bottom:1em} .note{color:#555;font-size:13px}
-"""
-
-_SCRIPT = """
-(function(){
-  var data = JSON.parse(document.getElementById('tfbench-data').textContent);
-  var config = {responsive: true, displaylogo: false};
-  data.figures.forEach(function(f){ Plotly.newPlot(f.id, f.data, f.layout, config); });
-  var pick = document.getElementById('drill-case');
-  function drill(){
-    var c = data.cases[pick.value];
-    if (!c) return;
-    var traces = c.passes.map(function(s, i){
-      return {type: 'box', y: s, name: 'pass ' + (i + 1), boxpoints: 'all', jitter: 0.4,
-              pointpos: 0, hovertemplate: '%{y:.4g} s<extra>pass ' + (i + 1) + '</extra>'};
-    });
-    Plotly.react('drill', traces, {title: {text: c.label}, yaxis: {title: {text: 'seconds'}},
-                 showlegend: false, margin: {t: 40}}, config);
-  }
-  if (pick) { pick.addEventListener('change', drill); drill(); }
-  window.tfbenchReady = true;
-})();
-"""
-
-
-def _num(value) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _fmt(value, spec: str = "{:.3g}", empty: str = "") -> str:
-    value = _num(value)
-    return empty if value is None else spec.format(value)
-
-
-def _bytes(n) -> str:
-    n = _num(n)
-    if n is None:
-        return ""
-    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
-        if abs(n) >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
-def _json_script(payload: dict) -> str:
-    """JSON for a <script type="application/json">: `</` escaped so no string can close it."""
-    text = json.dumps(payload, separators=(",", ":"), allow_nan=False, default=_plain)
-    return text.replace("</", "<\\/")
-
-
-def _plain(value):
-    if hasattr(value, "item"):                   # NumPy scalars
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def page(title: str, body: str, payload: dict) -> str:
-    """A whole HTML document: the style, `body`, the data as JSON, plotly.js inline, the script
-    that draws payload["figures"] (and the drill-down when payload has "cases")."""
-    script = PLOTLY_JS.read_text(encoding="utf-8")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
-            f"{body}\n<noscript><p class=\"note\">The figures need JavaScript; every table "
-            "above and below is plain HTML.</p></noscript>\n"
-            f"<script type=\"application/json\" id=\"tfbench-data\">{_json_script(payload)}"
-            f"</script>\n<script>{script}</script>\n<script>{_SCRIPT}</script>\n</body></html>\n")
-
-
-def write_page(path: Path, text: str) -> Path:
-    """Write atomically (a temporary file renamed over the target): never half a page."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def table(headers: list[str], rows: list[list[str]], row_attrs: list[str] | None = None,
-          table_id: str = "") -> str:
-    """An HTML table; cells are escaped here. A cell is text, or (css class, text); `_n(text)`
-    marks a number (right-aligned)."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    out = [f"<table id=\"{table_id}\"><thead><tr>{head}</tr></thead><tbody>"]
-    for i, row in enumerate(rows):
-        attrs = row_attrs[i] if row_attrs else ""
-        cells = []
-        for cell in row:
-            if isinstance(cell, tuple):
-                cells.append(f"<td class=\"{cell[0]}\">{html.escape(str(cell[1]))}</td>")
-                continue
-            text = str(cell)
-            if text.startswith("\x00num"):
-                cells.append(f"<td class=\"num\">{html.escape(text[4:])}</td>")
-            else:
-                cells.append(f"<td>{html.escape(text)}</td>")
-        out.append(f"<tr {attrs}>{''.join(cells)}</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _n(text: str) -> str:
-    return "\x00num" + text
-
-
-def verdict_class(verdict: str) -> str:
-    return {"held": "held", "did not hold": "not-held"}.get(verdict, "undecided")
 
 
 def verdict_table(claims: list[dict]) -> str:
@@ -277,10 +158,13 @@ def run_figures(df, fits: list[dict]) -> list[dict]:
     return figures
 
 
-def drilldown(df) -> dict:
-    """case_id -> {"label", "passes": [[samples of pass 1], [pass 2], ...]} for every ok case."""
+def drilldown(records: list[dict]) -> dict:
+    """case_id -> {"label", "passes": [[samples of pass 1], [pass 2], ...]} for every ok case
+    (the records as read back, later passes folded in: every sample of every pass)."""
     out = {}
-    for r in df[df["ok"]].to_dict("records"):
+    for r in records:
+        if r.get("status") != "ok":
+            continue
         samples = r.get("samples_s")
         if not isinstance(samples, (list, tuple)) or not samples:
             continue
@@ -312,7 +196,7 @@ def write_html(run_dir, df, meta: dict, summary: dict) -> Path:
     """Write run_dir/report.html (module docstring) and return its path."""
     run_dir = Path(run_dir)
     figures = run_figures(df, summary.get("fits") or [])
-    cases = drilldown(df)
+    cases = drilldown(read_records(run_dir))
     machine = meta.get("cpu_model") or (meta.get("cpu") or {}).get("model") or ""
     title = f"tfbench: {summary.get('run', run_dir.name)}"
     options = "".join(f"<option value=\"{html.escape(cid)}\">{html.escape(c['label'])}</option>"
