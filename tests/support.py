@@ -28,3 +28,19 @@ class StepClock:
     def __call__(self):
         self.now += self.step
         return self.now
+
+
+def reference_page(folder):
+    """results/reference copied into `folder`, its report.html written there:
+    (run folder, page path, summary.json as a dict)."""
+    import shutil
+    from pathlib import Path
+
+    from bench.analysis.frame import load_run
+    from bench.analysis.report import html
+
+    run = Path(folder) / "reference"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "reference", run)
+    df, meta = load_run(run)
+    summary = json.loads((run / "summary.json").read_text())
+    return run, html.write_html(run, df, meta, summary), summary

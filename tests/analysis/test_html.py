@@ -3,25 +3,17 @@ and samples, needs no network, and escapes what it embeds."""
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
-from bench.analysis.frame import load_run
 from bench.analysis.report import html as H
 from bench.reader import read_records
-
-REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
+from support import reference_page
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    run = tmp_path_factory.mktemp("html") / "reference"
-    shutil.copytree(REFERENCE, run)
-    df, meta = load_run(run)
-    summary = json.loads((run / "summary.json").read_text())
-    path = H.write_html(run, df, meta, summary)
+    run, path, summary = reference_page(tmp_path_factory.mktemp("html"))
     text = path.read_text()
     data = json.loads(re.search(r'<script type="application/json" id="tfbench-data">(.*?)</script>',
                                 text, re.S).group(1).replace("<\\/", "</"))

@@ -6,15 +6,13 @@ Needs Chromium and ChromeDriver (Debian: `apt-get install chromium chromium-driv
 `selenium` package ([test] extra); skips, saying which is missing, where they are not.
 """
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from bench.analysis.frame import load_run
-from bench.analysis.report import html as H
 from bench.reader import read_records
+from support import reference_page
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "results" / "reference"
@@ -67,11 +65,7 @@ def _resources(driver) -> list[str]:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    run = tmp_path_factory.mktemp("browser") / "reference"
-    shutil.copytree(REFERENCE, run)
-    df, meta = load_run(run)
-    summary = json.loads((run / "summary.json").read_text())
-    return run, H.write_html(run, df, meta, summary), summary
+    return reference_page(tmp_path_factory.mktemp("browser"))
 
 
 def test_report_html_in_chromium(browser, report):
