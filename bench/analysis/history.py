@@ -180,7 +180,8 @@ def _verdict_counts(claims) -> str:
 
 
 def _group_section(index: int, machine: str, config: str, runs: list[dict]) -> tuple[str, list]:
-    names = [f"{i + 1}: {r['name']}" for i, r in enumerate(runs)]
+    names = [f"run {i + 1}: {r['name']} @ {r['commit'] or '?'}, {_when(r['when'])}"
+             for i, r in enumerate(runs)]
     parts = [f"<h2>{html.escape(config)} on {html.escape(machine)}</h2>",
              table(["#", "run", "machine", "commit", "when", "wall (s)", "cases ok", "verdicts"],
                    [[str(i + 1), r["name"], r["machine"], r["commit"], _when(r["when"]),
