@@ -138,6 +138,10 @@ params                            int          -         plan
 calib_s                           float        s         trackers.calibration
 calib_probe                       str          -         trackers.calibration
 calib_samples_s                   list[float]  s         trackers.calibration
+approx_rel_l2_err                 float        -         blocks.sparse
+attn_mass_captured                float        -         blocks.sparse
+useful_fraction                   float        -         blocks.sparse
+price_rows                        int          -         blocks.sparse
 sample_pass                       list[int]    -         reader      folded
 passes                            int          -         reader      folded
 pass_medians_s                    list[float]  s         reader      folded

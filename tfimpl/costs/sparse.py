@@ -40,7 +40,8 @@ tfimpl/*/sparse_attention.py, per (B·H), with N = nb·c:
              causal: φ's and v1, their padded blocks, 2 chunk states, c·c scores per chunk, and
              three (N, d + 1) products alive at once (inter, intra, their sum)
     banded   the dense path's peak (tfimpl.costs.predicted_peak_bytes) plus the (n, n) boolean
-             mask and its negation (2·n² bytes): masking keeps the n² memory
+             mask and its negation (2·n² bytes; SDPA: the mask and its float form, (1 + e)·n²):
+             masking keeps the n² memory, even on the fused path
 
 Tests: tests/tfimpl/test_sparse_attention.py (FLOPs == FlopCounterMode, peaks against the
 memory tracker).
@@ -167,7 +168,9 @@ def linear_peak_bytes(batch: int, heads: int, n: int, d: int, e: int, causal: bo
 
 def banded_peak_bytes(cfg: ModelConfig, batch: int, n: int, e: int, attn_impl: str,
                       causal: bool = False, threads: int = 1, backend: str = "torch") -> int:
-    """Dense attention with an (n, n) boolean mask: the dense path's peak + 2·n² bytes."""
+    """Dense attention with an (n, n) boolean mask: the dense path's peak plus the mask and
+    what each path makes of it: explicit 2·n² bytes (the mask, its negation for masked_fill);
+    torch's SDPA (1 + e)·n² (the mask, and the additive float mask it turns it into on CPU)."""
     dense = predicted_peak_bytes("attention", cfg, batch, n, e, attn_impl, "forward",
                                  causal=causal, threads=threads, backend=backend)
-    return dense + 2 * n * n
+    return dense + (2 if attn_impl != "sdpa" else 1 + e) * n * n
