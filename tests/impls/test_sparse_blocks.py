@@ -4,6 +4,7 @@ numbers, and bad window / global_tokens / inputs values as one-line errors (exit
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,14 @@ def test_bad_config_exits_2(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "window" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("TFBENCH_FLEX"),
+                    reason="compiles FlexAttention (~1.5 min on a 2-core CPU): set TFBENCH_FLEX=1")
+def test_torch_flex_compiles_or_says_why():
+    pytest.importorskip("torch")
+    record = run_case(Case(impl="torch-flex", block="window_attention", window=32, **SMALL), FAST)
+    assert record["status"] == "ok" or record["status"].startswith("skipped: "), record["status"]
+    if record["status"] == "ok":
+        assert record["compile_s"] > 0 and record["median_s"] < record["compile_s"]

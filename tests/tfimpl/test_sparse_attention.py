@@ -142,3 +142,11 @@ def test_bad_windows_are_errors_naming_the_argument(module):
         module.global_window_attention(q, k, v, 3, 9)
     with pytest.raises(ValueError, match="self-attention"):
         module.linear_attention(q, k[:, :, :4], v[:, :, :4])
+
+
+@pytest.mark.parametrize("n,w,g,causal", [(300, 32, 0, False), (300, 31, 4, True), (257, 64, 0, True)])
+def test_flex_attention_pattern_equals_the_mask(n, w, g, causal):
+    pytest.importorskip("torch.nn.attention.flex_attention")
+    q, k, v = _t(*_qkv(n, d=16, b=1, h=2))
+    got = ts.flex_window_attention(q, k, v, w, causal, g).numpy()      # eager: no compile
+    assert np.abs(got - ts.banded_attention(q, k, v, w, causal, g).numpy()).max() <= TOL

@@ -219,3 +219,32 @@ def linear_attention_quadratic(q, k, v, causal: bool = False, key_padding_mask=N
     if causal:
         a = a.tril()
     return _normalise(a @ v1)                                                 # (B, H, n, d)
+
+
+def flex_mask_mod(window: int, causal: bool = False, global_tokens: int = 0):
+    """window_mask's pattern as FlexAttention's mask_mod(b, h, q_idx, kv_idx) -> bool."""
+    left, right = window_bounds(window, causal)
+    g = global_tokens
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        allowed = (kv_idx - q_idx >= -left) & (kv_idx - q_idx <= right)
+        if g:
+            allowed = allowed | (q_idx < g) | (kv_idx < g)
+        return allowed & (kv_idx <= q_idx) if causal else allowed
+
+    return mask_mod
+
+
+def flex_window_attention(q, k, v, window: int, causal: bool = False, global_tokens: int = 0,
+                          kernel=None, block_mask=None):
+    """The window (+ global) pattern through torch's FlexAttention: its BlockMask skips the
+    (128, 128) tiles the pattern leaves empty. kernel: flex_attention, or a torch.compile'd
+    flex_attention (what makes it fast; compiling is the caller's business). (B, H, n, d)."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    n = _check_self(q, k, v)
+    check_window(n, window, global_tokens)
+    if block_mask is None:
+        block_mask = create_block_mask(flex_mask_mod(window, causal, global_tokens), None, None,
+                                       n, n, device=q.device)
+    return (kernel or flex_attention)(q, k, v, block_mask=block_mask)
