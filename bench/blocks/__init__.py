@@ -15,6 +15,9 @@ A block is the unit a case measures (`Case.block`). Its declaration says, once:
                -> T² and, at fixed H and T, D¹ (the bare block keeps the projections' D² out);
                memory: the (B, H, T, T) matrix -> T² when materialised, T when fused
     ffn        2·2·B·T·D·d_ff FLOPs -> T¹; with d_ff = r·D zipped -> D²; memory B·T·d_ff -> T¹
+    window_attention, global_attention   4·B·H·T·(c + w - 1 [+ g])·d_k -> T¹ at fixed w
+    linear_attention   4·B·H·T·d_k·(d_k + 1) -> T¹, and D² at fixed H and T
+    banded_attention   the dense scores, masked -> T² (bench/blocks/sparse.py)
     any block  parameters per layer ∝ D² (every weight matrix is D×D or D×d_ff = D×rD)
 
 The theory numbers are the powers of tfimpl.costs' leading terms (tests/test_blocks.py checks them against

@@ -31,6 +31,8 @@ Tests: tests/impls/test_sparse_blocks.py.
 
 from __future__ import annotations
 
+import functools
+
 from bench import precision
 from bench.case import Case
 from bench.guide import DEFAULT_SENTENCE
@@ -130,7 +132,21 @@ def make_inputs(case: Case) -> dict:
 
 def pretrained_qkv(layers: int, seq_len: int) -> dict:
     """MiniLM's Q, K, V of layers 0..layers-1 on PASSAGE's first seq_len tokens, stacked on the
-    batch axis: (layers, 12, seq_len, 32) float64. ValueError when the passage is shorter."""
+    batch axis: (layers, 12, seq_len, 32) float64, the caller's own copy. ValueError when the
+    passage is shorter."""
+    import numpy as np
+
+    q, k, v = _pretrained_states()                                        # (6, H, T, d_k) each
+    if seq_len > q.shape[2]:
+        raise ValueError(f"seq_len={seq_len}: the passage has {q.shape[2]} tokens")
+    return {name: np.ascontiguousarray(x[:layers, :, :seq_len]) for name, x in
+            (("q", q), ("k", k), ("v", v))}
+
+
+@functools.lru_cache(maxsize=1)
+def _pretrained_states():
+    """Q, K, V of all PRETRAINED_LAYERS layers on PASSAGE (the model is loaded once per process;
+    the arrays are read-only)."""
     import numpy as np
 
     from tfimpl import pretrained
@@ -141,17 +157,17 @@ def pretrained_qkv(layers: int, seq_len: int) -> dict:
 
     model = pretrained.load(dtype=np.float64)
     batch = pretrained.encode(model.tokenizer, [PASSAGE])
-    if seq_len > batch.input_ids.shape[1]:
-        raise ValueError(f"seq_len={seq_len}: the passage has {batch.input_ids.shape[1]} tokens")
     x = bert_embeddings(model.params, batch.input_ids, model.cfg, batch.token_type_ids)  # (1, T, D)
     qs, ks, vs = [], [], []
-    for i in range(layers):
+    for i in range(PRETRAINED_LAYERS):
         p = subtree(model.params, f"encoder.layers.{i}.")
         q, k, v = project_qkv(subtree(p, "self_attn."), x, x, model.cfg.n_heads)  # (1, H, T, d_k)
-        qs.append(q[:, :, :seq_len]), ks.append(k[:, :, :seq_len]), vs.append(v[:, :, :seq_len])
+        qs.append(q), ks.append(k), vs.append(v)
         x = encoder_layer(p, x, model.cfg)                                        # (1, T, D)
-    return {name: np.ascontiguousarray(np.concatenate(t)) for name, t in
-            (("q", qs), ("k", ks), ("v", vs))}
+    out = tuple(np.concatenate(t) for t in (qs, ks, vs))
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def pattern_rows(rows, n: int, window: int, global_tokens: int, causal: bool):
