@@ -184,11 +184,13 @@ def section(df, figures: dict | None = None) -> list[str]:
              "*pretrained* inputs are all-MiniLM-L6-v2's own Q/K/V (layers 0..B-1, one per batch "
              "entry) on the project's sentences, *random* ones N(0, 1). Relative L2 error of the "
              "output, the exact attention mass the pattern keeps, and the share of a dense "
-             "attention's work the pattern needs.", "",
-             "| inputs | block | n | w | g | rel. L2 error | mass kept | useful fraction | rows |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "attention's work the pattern needs (linear attention: its FLOPs over the dense "
+             "FLOPs).", "",
+             "| inputs | block | impl | n | d | w | g | rel. L2 error | mass kept | work / dense | rows |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in table.to_dict("records"):
-        lines.append(f"| {r['inputs']} | {r['block']} | {int(r['seq_len'])} | {int(r['window'])} "
+        lines.append(f"| {r['inputs']} | {r['block']} | {r['impl']} | {int(r['seq_len'])} "
+                     f"| {int(r['d_model'])} | {int(r['window'])} "
                      f"| {int(r['global_tokens'])} | {_fmt(r['approx_rel_l2_err'], '.3g')} | "
                      f"{_fmt(r['attn_mass_captured'], '.3f')} | {_fmt(r['useful_fraction'], '.3f')} "
                      f"| {int(r['price_rows'])} |")

@@ -24,6 +24,14 @@ STYLE = {"attention": "-", "banded_attention": ":", "window_attention": "-",
          "global_attention": "--", "linear_attention": "-."}
 
 
+def _count(v) -> int:
+    """A window or global_tokens value as an int (0 for a record written before they existed)."""
+    try:
+        return 0 if v is None or v != v else int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _series(df):
     """(label, group sorted by n) for each SERIES entry measured at >= 2 sizes."""
     ok = df[df["ok"] & (df["mode"].astype(str) == "forward")]
@@ -40,8 +48,8 @@ def _series(df):
             if g["seq_len"].nunique() < 2 or g["d_model"].iloc[0] != ok["d_model"].mode().iloc[0]:
                 continue
             fixed = dict(zip(keys, values))
-            extra = (f" w={int(fixed['window'])}" if fixed.get("window") else "") + (
-                f" g={int(fixed['global_tokens'])}" if fixed.get("global_tokens") else "")
+            w, g_tokens = _count(fixed.get("window")), _count(fixed.get("global_tokens"))
+            extra = (f" w={w}" if w else "") + (f" g={g_tokens}" if g_tokens else "")
             who = "" if impl is not None else f" ({fixed['impl']})"
             out.append((block, f"{words}{extra}{who}", g.sort_values("seq_len")))
     return out
@@ -85,16 +93,16 @@ def plot_price(table, path: Path) -> Path | None:
     fig, (e_ax, m_ax) = plots._figure(ncols=2, size=(5.5, 4.4))
     labels = [f"{b} ({i}, n={int(n)})" for b, i, n in
               zip(table["block"], table["inputs"], table["seq_len"])]
-    colors = plots._colors(labels)
     table = table.assign(_label=labels)
-    for label, g in table.groupby("_label"):
+    drawn = [(label, g) for label, g in table.groupby("_label")
+             if g["block"].iloc[0] == "linear_attention" or g["window"].nunique() >= 2]
+    colors = plots._colors([label for label, _ in drawn])
+    for label, g in drawn:
         g = g.sort_values("window")
         dash = "-" if g["inputs"].iloc[0] == "pretrained" else "--"
         if g["block"].iloc[0] == "linear_attention":
             e_ax.axhline(g["approx_rel_l2_err"].iloc[0], color=colors[label], linestyle=dash,
                          label=label)
-            continue
-        if g["window"].nunique() < 2:
             continue
         e_ax.plot(g["window"], g["approx_rel_l2_err"], dash, color=colors[label], marker="o",
                   markersize=3, label=label)
