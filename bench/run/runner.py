@@ -196,10 +196,13 @@ def predict(case: Case) -> dict:
 
 def _flops_into(record: dict, prepared) -> None:
     """FlopCounterMode once (torch.nn's fast path off: the counter sees 0 inside it), or the
-    backend's own count (Prepared.count_flops: TensorFlow's per-op statistics)."""
-    counted = int(prepared.count_flops() if prepared.count_flops else count_flops(prepared.flops_fn))
-    record["flops_counted"] = counted
-    record["flops_match"] = counted == record["flops_analytic"]
+    backend's own count (Prepared.count_flops: TensorFlow's per-op statistics; None: nothing
+    can count this kernel, and the FLOP columns stay null)."""
+    counted = prepared.count_flops() if prepared.count_flops else count_flops(prepared.flops_fn)
+    if counted is None:                       # a kernel no counter can see into (torch-flex)
+        return
+    record["flops_counted"] = int(counted)
+    record["flops_match"] = int(counted) == record["flops_analytic"]
 
 
 def _memory_into(record: dict, prepared) -> None:
