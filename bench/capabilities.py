@@ -13,7 +13,8 @@
     d_model     divisible by n_heads
     causal      only for blocks that wire a causal mask
     threads     no more than this process' CPUs
-    (impl)      the impl's own rules (BERT is post-norm, ...)
+    (impl)      the impl's own rules (BERT is post-norm, ...), then the block's, then
+                bench.blocks.sparse.rules (window, global_tokens, inputs on any block)
 
 bench.config calls it for every case of a sweep (exit 2 before anything runs) and the runner's
 build step re-checks the parts a config cannot know (bench.impls.prepare.prepare). Nothing here imports
@@ -27,6 +28,7 @@ from __future__ import annotations
 import os
 
 from bench import blocks, impls, modes, precision
+from bench.blocks import sparse
 from bench.case import Case
 from tfimpl.config import ACTIVATIONS
 
@@ -116,8 +118,8 @@ def check_fields(case: Case, *, cuda: bool | None = None,
     if case.d_model % case.n_heads:
         return "d_model", (f"d_model={case.d_model} is not divisible by "
                            f"n_heads={case.n_heads}")
-    if decl.rules is not None:
-        problem = decl.rules(case)
+    for rules in (decl.rules, blocks.get(case.block).rules, sparse.rules):
+        problem = rules(case) if rules is not None else None
         if problem:
             return problem
     n_cpus = available_cpus() if cpus is None else cpus

@@ -44,6 +44,9 @@ class Case:
     max_position: int = 0           # GPT blocks' position table; 0 = as long as the case needs
     checkpoint: bool = False        # gradient checkpointing per layer (bench/impls/options.py)
     compile: bool = False           # torch.compile the forward (bench/impls/options.py)
+    window: int = 0                 # sliding-window width: keys per query (bench/blocks/sparse.py)
+    global_tokens: int = 0          # global tokens of block global_attention (bench/blocks/sparse.py)
+    inputs: str = "random"          # q, k, v of the sparse blocks: random | pretrained (MiniLM's)
 
     @property
     def d_head(self) -> int:

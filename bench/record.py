@@ -25,7 +25,9 @@ SCHEMA_VERSION is stamped into meta.json by bench.run.writer.RunWriter.create; a
 without it was written before the stamp (version 1: the same record fields). Version 3 added
 the calibration probe's calib_s, calib_probe, calib_samples_s (and the folded pass_calib_s);
 older records have none. Version 4 added flops_method (how flops_counted was
-counted) and accuracy_reference (the implementation whose fp64 run the errors are against).
+counted), accuracy_reference (the implementation whose fp64 run the errors are against) and the
+sub-quadratic attention blocks' price: approx_rel_l2_err, attn_mass_captured, useful_fraction,
+price_rows (bench.blocks.sparse).
 Readers (bench.reader) refuse a version they do not know. Reading a run folder is bench.reader, not
 this module (the 400-line limit). Tested by tests/test_record.py.
 """
@@ -142,6 +144,10 @@ calib_probe                       str          -         trackers.calibration
 calib_samples_s                   list[float]  s         trackers.calibration
 flops_method                      str          -         trackers.flops
 accuracy_reference                str          -         trackers.accuracy
+approx_rel_l2_err                 float        -         blocks.sparse
+attn_mass_captured                float        -         blocks.sparse
+useful_fraction                   float        -         blocks.sparse
+price_rows                        int          -         blocks.sparse
 sample_pass                       list[int]    -         reader      folded
 passes                            int          -         reader      folded
 pass_medians_s                    list[float]  s         reader      folded

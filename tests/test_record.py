@@ -23,7 +23,7 @@ REFERENCE = ROOT / "results" / "reference"         # committed, written before t
 KEYS_BEFORE = (
     "impl", "block", "batch", "seq_len", "d_model", "n_heads", "d_ff", "layers", "precision",
     "device", "threads", "mode", "activation", "norm_first", "causal", "vocab_size", "seed",
-    "new_tokens", "max_position", "checkpoint", "compile",
+    "new_tokens", "max_position", "checkpoint", "compile", "window", "global_tokens", "inputs",
     "case_id", "status", "samples_s", "n_samples", "warmup", "number_per_sample", "stop_reason",
     "median_s", "iqr_s", "min_s", "mean_s", "std_s", "spread", "unstable", "probe_s",
     "flops_analytic", "flops_counted", "flops_match", "gflops_per_s", "fastpath",
@@ -44,7 +44,8 @@ KEYS_BEFORE = (
     "backend", "attn_path", "attn_materialised", "bytes_per_element", "storage_bytes",
     "flops_by_component", "working_set_bytes", "params",
     "calib_s", "calib_probe", "calib_samples_s",            # schema version 3: appended
-    "flops_method", "accuracy_reference")                   # schema version 4: appended
+    "flops_method", "accuracy_reference",                   # schema version 4: appended
+    "approx_rel_l2_err", "attn_mass_captured", "useful_fraction", "price_rows")  # sparse blocks
 
 TYPES = {"int", "float", "str", "bool", "dict", "list[float]", "list[int]"}
 UNITS = {"", "s", "bytes", "FLOP", "GFLOP/s", "tokens/s", "cores"}
@@ -55,7 +56,7 @@ UNITS = {"", "s", "bytes", "FLOP", "GFLOP/s", "tokens/s", "cores"}
 def test_declared_fields_lay_out_the_record_as_before():
     rec = empty_record(Case(block="ffn", seq_len=64))
     assert tuple(rec) == record.RECORD_KEYS == KEYS_BEFORE == record.columns()
-    assert record.RESULT_KEYS == KEYS_BEFORE[21:]
+    assert record.RESULT_KEYS == KEYS_BEFORE[24:]
 
 
 def test_every_field_has_a_type_a_unit_and_a_stage_that_exists():
@@ -191,7 +192,10 @@ def test_a_folder_without_a_version_is_version_1_and_reads_as_before(tmp_path):
     assert "schema_version" not in meta and check_version(meta) == 1 and len(records) > 100
 
 
-@pytest.mark.parametrize("version, shown", [(7, "7"), (4, "4"), (0, "0"), ("2", '"2"'),
+NEXT = record.SCHEMA_VERSION + 1
+
+
+@pytest.mark.parametrize("version, shown", [(99, "99"), (NEXT, str(NEXT)), (0, "0"), ("2", '"2"'),
                                             (2.0, "2.0"), (True, "true"), (None, "null")])
 def test_an_unknown_version_is_refused_in_one_line(tmp_path, version, shown):
     run = _folder(tmp_path, version)

@@ -21,3 +21,26 @@ def tile_shape(heads: int, seq_q: int, seq_k: int) -> tuple[int, int]:
     if seq_q * seq_k >= TILE_ELEMENTS:
         return 1, min(seq_q, max(1, TILE_ELEMENTS // seq_k))
     return max(1, min(heads, TILE_ELEMENTS // (seq_q * seq_k))), seq_q
+# Query rows per block of the sliding-window and block-sparse attention (tfimpl/*/sparse_attention.py):
+# a block of c queries scores c + w - 1 keys, so smaller blocks waste less work (w/(c + w - 1) is
+# useful) and larger ones make fewer, larger matmuls. min(SPARSE_BLOCK, w) rows per block.
+SPARSE_BLOCK = 64
+# Positions per chunk of the causal linear attention's running sum (tfimpl/*/sparse_attention.py).
+LINEAR_CHUNK = 64
+
+
+def sparse_block(window: int) -> int:
+    """Query rows per block of a sliding window of width `window` (tfimpl/*/sparse_attention.py)."""
+    return max(1, min(SPARSE_BLOCK, window))
+
+
+def window_bounds(window: int, causal: bool) -> tuple[int, int]:
+    """(left, right): query i of a sliding window of width w sees keys i - left .. i + right.
+
+    causal: the w keys i - w + 1 .. i; bidirectional: (w - 1) // 2 before i and the rest after
+    (symmetric for odd w). Either way left + right + 1 = w keys away from the sequence's ends.
+    """
+    if causal:
+        return window - 1, 0
+    left = (window - 1) // 2
+    return left, window - 1 - left

@@ -282,9 +282,9 @@ def _plain(v):
 
 
 def fit_all(df, rule: FitRule = FitRule()) -> list[dict]:
-    """Every fit of the run: per sweep (seq_len, d_model) and metric with data."""
+    """Every fit of the run: per sweep (seq_len, d_model, window) and metric with data."""
     entries = []
-    for variable in ("seq_len", "d_model"):
+    for variable in ("seq_len", "d_model", "window"):
         for fixed, group in sweep_groups(df, variable):
             for m in metrics.fitted():
                 if m.column not in group.columns or group[m.column].notna().sum() == 0:

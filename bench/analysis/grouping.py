@@ -22,7 +22,8 @@ from bench.case import CASE_FIELDS
 NOT_IDENTITY = ("seed",)
 GROUP_FIELDS = tuple(f for f in CASE_FIELDS if f not in NOT_IDENTITY)
 # Case fields that are not held fixed when sweeping a variable (co-varying by design).
-CO_VARYING = {"seq_len": ("seq_len",), "d_model": ("d_model", "n_heads", "d_ff")}
+CO_VARYING = {"seq_len": ("seq_len",), "d_model": ("d_model", "n_heads", "d_ff"),
+              "window": ("window",)}
 
 
 def group_keys(columns, exclude=()) -> list[str]:

@@ -22,13 +22,14 @@ import math
 
 from bench import blocks, metrics
 from bench.analysis import claims, crossover, generation as decode, precisions, training
+from bench.analysis import sparse as subquadratic
 from bench.analysis.bert_params import fmt_count
 from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, VerdictRow, band_verdict
 from bench.analysis.crossover import CROSSOVER_FACTOR, DEFINITION
 
 SPEEDUP_CLAIM = 2.0
 SPEEDUP_FACTOR = math.sqrt(2.0)
-VAR = {"seq_len": "n", "d_model": "d"}
+VAR = {"seq_len": "n", "d_model": "d", "window": "w"}
 # What each claim says in full, beside its declaration's short words (bench.blocks Claim.words):
 # the n or d it is about and why (the guide's O(n²·d) and O(n·d²)).
 GLOSS = {
@@ -95,7 +96,7 @@ def scaling_rows(entries, df) -> list[VerdictRow]:
             continue
         var, k = VAR[e["variable"]], e["exponent"]
         fixed = e.get("fixed") or {}
-        at = (f" at n = {fixed.get('seq_len')}" if e["variable"] == "d_model"
+        at = (f" at n = {fixed.get('seq_len')}" if e["variable"] in ("d_model", "window")
               and fixed.get("seq_len") is not None else "")
         if e["variable"] == "seq_len" and fixed.get("d_model") is not None:
             at = f" at d = {fixed['d_model']}"
@@ -200,7 +201,8 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
 
 
 def all_rows(entries, df, table, meta, rule, bert_counts) -> list[VerdictRow]:
-    return (scaling_rows(entries, df) + crossover.rows(df, rule) + params_row(bert_counts)
+    return (scaling_rows(entries, df) + crossover.rows(df, rule)
+            + subquadratic.crossover_rows(df, rule) + params_row(bert_counts)
             + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta)
             + training.all_rows(df, meta))
 

@@ -15,6 +15,9 @@ A block is the unit a case measures (`Case.block`). Its declaration says, once:
                -> T² and, at fixed H and T, D¹ (the bare block keeps the projections' D² out);
                memory: the (B, H, T, T) matrix -> T² when materialised, T when fused
     ffn        2·2·B·T·D·d_ff FLOPs -> T¹; with d_ff = r·D zipped -> D²; memory B·T·d_ff -> T¹
+    window_attention, global_attention   4·B·H·T·(c + w - 1 [+ g])·d_k -> T¹ at fixed w
+    linear_attention   4·B·H·T·d_k·(d_k + 1) -> T¹, and D² at fixed H and T
+    banded_attention   the dense scores, masked -> T² (bench/blocks/sparse.py)
     any block  parameters per layer ∝ D² (every weight matrix is D×D or D×d_ff = D×rD)
 
 The theory numbers are the powers of tfimpl.costs' leading terms (tests/test_blocks.py checks them against
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from bench.blocks import gpt as decode
+from bench.blocks import sparse
 
 MATERIALISED = "materialised"     # the (B, H, T, T) matrix exists in memory
 FUSED = "fused"                   # a fused kernel never holds it
@@ -68,6 +72,8 @@ class Block:
     # computed by tfimpl.costs functions; make_inputs(case) -> {name: ndarray} seeded inputs
     costs: Callable | None = None
     make_inputs: Callable | None = None
+    # rules(case) -> (field, reason) | None: what the block refuses (bench.capabilities)
+    rules: Callable | None = None
 
     def claim(self, metric: str, variable: str, attention_path: str | None = None,
               ratio_fixed: bool = True) -> Claim | None:
@@ -152,6 +158,32 @@ for _name, _title, _words in (
     register(Block(_name, _title, _words, param_kind="gpt", cost_block="gpt", inputs="ids",
                    attention=True, causal=True, costs=decode.costs,
                    make_inputs=decode.make_inputs))
+
+
+# Sub-quadratic attention (bench/blocks/sparse.py says what each computes and what the price is).
+# Exponents at fixed everything else: the window blocks do 4·B·H·n·(c + w - 1)·d FLOPs (c =
+# min(64, w) queries per block), linear attention 4·B·H·n·d·(d + 1); the banded control
+# computes the dense n² scores and masks them.
+_LINEAR_IN_N = (Claim("time", "seq_len", 1.0, "O(n) time at fixed w"),
+                Claim("flops", "seq_len", 1.0, "O(n) FLOPs at fixed w"),
+                Claim("memory", "seq_len", 1.0, "O(n) memory at fixed w"))
+for _name, _title, _words, _claims in (
+        ("window_attention", "Sliding-window attention", "sliding-window attention",
+         _LINEAR_IN_N + (Claim("time", "window", 1.0, "O(w) time at fixed n"),)),
+        ("global_attention", "Window + global attention", "window + global-token attention",
+         _LINEAR_IN_N),
+        ("linear_attention", "Linear attention", "linear attention (elu + 1)",
+         (Claim("time", "seq_len", 1.0, "O(n) time"), Claim("flops", "seq_len", 1.0, "O(n) FLOPs"),
+          Claim("memory", "seq_len", 1.0, "O(n) memory"),
+          Claim("time", "d_model", 2.0, "O(d²) time at fixed n and heads"),
+          Claim("flops", "d_model", 2.0, "O(d²) FLOPs at fixed n and heads"))),
+        ("banded_attention", "Dense attention with a band mask", "dense attention with a band mask",
+         (Claim("time", "seq_len", 2.0, "O(n²) time: a mask removes no work"),
+          Claim("flops", "seq_len", 2.0, "O(n²) FLOPs"),
+          Claim("memory", "seq_len", 2.0, "O(n²) memory (the (n, n) mask)")))):
+    register(Block(_name, _title, _words, param_kind="attention", cost_block="attention",
+                   inputs="qkv", attention=True, causal=True, claims=_claims, costs=sparse.costs,
+                   make_inputs=sparse.make_inputs, rules=sparse.rules))
 
 
 def get(name: str) -> Block:

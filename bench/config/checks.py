@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from bench import blocks, impls, modes, precision
+from bench.blocks import sparse
 from bench.case import CASE_FIELDS, DEVICES, Measure
 from bench.config.sweep import SweepError, expand_axis
 from tfimpl.config import ACTIVATIONS
@@ -25,11 +26,11 @@ OVERRIDE_FILE = "--set"
 # How each Case field is checked. Every field of bench.case.Case appears exactly once.
 # (impl is any built-in or plugin name bench.impls resolves; the rest come from declarations.)
 FIELD_CHOICES = {"block": blocks.names(), "precision": precision.NAMES, "device": DEVICES,
-                 "mode": modes.names(), "activation": ACTIVATIONS}
+                 "mode": modes.names(), "activation": ACTIVATIONS, "inputs": sparse.INPUTS}
 PLUGIN_FIELDS = ("impl",)       # a built-in or plugin name, resolved by bench.impls.get
 POSITIVE_INT_FIELDS = ("batch", "seq_len", "d_model", "n_heads", "d_ff", "layers", "threads",
                        "vocab_size")
-NON_NEGATIVE_INT_FIELDS = ("seed", "new_tokens", "max_position",)
+NON_NEGATIVE_INT_FIELDS = ("seed", "new_tokens", "max_position", "window", "global_tokens")
 BOOL_FIELDS = ("norm_first", "causal", "checkpoint", "compile")
 
 BYTE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,

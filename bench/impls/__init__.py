@@ -24,6 +24,7 @@ BUILTIN: dict[str, str] = {
     "numpy": "bench.impls.numpy_ours",
     "torch": "bench.impls.torch_ours",
     "torch-sdpa": "bench.impls.torch_sdpa",
+    "torch-flex": "bench.impls.torch_flex",
     "torch-nn": "bench.impls.torch_nn",
     "hf-bert": "bench.impls.hf_bert",
     "hf-gpt2": "bench.impls.hf_gpt2",

@@ -61,7 +61,8 @@ class Prepared:
     evaluate: one call giving (output as float64 NumPy, attention weights) where the
         implementation can return both at once; None: run fn(), then output() and
         attention_weights().
-    count_flops: the backend's own FLOP count of one call (TensorFlow: bench.trackers.tf_runtime).
+    count_flops: the backend's own FLOP count of one call (TensorFlow: bench.trackers.tf_runtime);
+        returning None leaves the counted FLOPs null (torch-flex: no counter sees its kernel).
     compile_s: seconds of the first (tracing/compiling) call, made in build, not a sample.
     """
 

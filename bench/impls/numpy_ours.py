@@ -13,6 +13,8 @@ from bench import precision
 from bench.case import Case
 from bench.impls import gpt_ours
 from bench.impls import numpy_train
+from bench.impls import sparse_ours
+from bench.blocks import sparse
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (float64_output, make_inputs, make_params, model_config,
                                 tfimpl_modules)
@@ -21,6 +23,8 @@ from bench.impls.common import (float64_output, make_inputs, make_params, model_
 def build(case: Case) -> Prepared:
     if case.block in decode.GPT_BLOCKS:
         return gpt_ours.build_numpy(case)
+    if case.block in sparse.SPARSE_BLOCKS:
+        return sparse_ours.build_numpy(case)
     if case.mode != "forward":                    # forward+backward, train: tfimpl.numpy.grad
         return numpy_train.build(case)
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.numpy")
@@ -81,6 +85,8 @@ def _call(case, cfg, p, inputs, attention, feed_forward, layers, bert):
 IMPL = Impl(
     name="numpy", description="tfimpl.numpy: from scratch in NumPy (forward; backward in tfimpl.numpy.grad)",
     backend="numpy",
-    blocks=("attention", "mha", "ffn", "encoder_layer", "encoder", "model") + decode.GPT_BLOCKS,
+    blocks=("attention", "mha", "ffn", "encoder_layer", "encoder", "model") + decode.GPT_BLOCKS
+    + sparse.SPARSE_BLOCKS,
     precisions=("fp64", "fp32"), modes=("forward", "forward+backward", "train"), devices=("cpu",),
-    attention="explicit", exposes_weights=True, build=build, rules=decode.rules)
+    attention={"*": "explicit", **sparse_ours.ATTENTION}, exposes_weights=True, build=build,
+    rules=decode.rules, costs=sparse_ours.numpy_costs)

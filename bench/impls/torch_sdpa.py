@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bench.blocks import gpt as decode
 from bench.case import Case
+from bench.impls import sparse_ours
 from bench.impls.base import Impl, Prepared
 from bench.impls.torch_ours import BLOCKS, PRECISIONS, build_tfimpl_torch
 
@@ -18,6 +19,7 @@ def build(case: Case) -> Prepared:
 
 IMPL = Impl(
     name="torch-sdpa", description="tfimpl.torch, attention through the fused SDPA kernel",
-    backend="torch", blocks=BLOCKS, precisions=PRECISIONS,
+    backend="torch", blocks=BLOCKS + ("banded_attention",), precisions=PRECISIONS,
     modes=("forward", "forward+backward", "train"), devices=("cpu", "cuda"),
-    attention="sdpa", exposes_weights=False, build=build, rules=decode.rules)
+    attention="sdpa", exposes_weights=False, build=build, rules=decode.rules,
+    costs=sparse_ours.sdpa_costs)

@@ -66,7 +66,7 @@ def predicted_need(case: Case, measure: Measure, planned: Plan | None = None) ->
         reference = dataclasses.replace(case, precision="fp64",
                                         mode=planned.mode.reference_mode)
         output = case.batch * case.seq_len * case.d_model * 8 * 2
-        if planned.block.attention and planned.impl.exposes_weights:
+        if planned.block.attention and planned.impl.exposes_weights and planned.attn_materialised:
             # the explicit paths hand back their attention weights, kept for the comparison
             output += footprint.attention_weights_bytes(planned.cfg, case.batch, case.seq_len,
                                                         case.seq_len, planned.storage_bytes)

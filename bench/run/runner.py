@@ -201,14 +201,17 @@ def predict(case: Case) -> dict:
 def _flops_into(record: dict, prepared) -> None:
     """FlopCounterMode once (torch.nn's fast path off: the counter sees 0 inside it; on fake
     tensors when a call is slow: bench.trackers.flops.count_flops_as_run), or the backend's own
-    count (Prepared.count_flops: TensorFlow's per-op statistics)."""
+    count (Prepared.count_flops: TensorFlow's per-op statistics; None: nothing can count this
+    kernel, and the FLOP columns stay null)."""
     if prepared.count_flops:
-        counted, method = int(prepared.count_flops()), "backend"
+        counted, method = prepared.count_flops(), "backend"
+        if counted is None:                   # a kernel no counter can see into (torch-flex)
+            return
     else:
         counted, method = count_flops_as_run(prepared.flops_fn, record.get("probe_s"))
     record["flops_counted"] = int(counted)
     record["flops_method"] = method
-    record["flops_match"] = counted == record["flops_analytic"]
+    record["flops_match"] = int(counted) == record["flops_analytic"]
 
 
 def _memory_into(record: dict, prepared) -> None:

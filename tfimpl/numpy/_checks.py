@@ -68,3 +68,15 @@ def check_same_batch(name: str, x, batch: int, d_model: int) -> None:
     check_ndim(name, x, 3, "(B, T, D)")
     if x.shape[0] != batch or x.shape[2] != d_model:
         raise ValueError(f"{name} must have shape (B={batch}, T, D={d_model}), got {tuple(x.shape)}")
+
+
+def check_window(seq_len: int, window: int, global_tokens: int = 0) -> None:
+    """A sliding window 1 <= w <= n, and 0 <= g <= n global tokens (tfimpl.*.sparse_attention)."""
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise ValueError(f"window must be a positive int, got {window!r}")
+    if window > seq_len:
+        raise ValueError(f"window ({window}) must not exceed the sequence length ({seq_len}): "
+                         f"a window that wide is dense attention")
+    if not isinstance(global_tokens, int) or global_tokens < 0 or global_tokens > seq_len:
+        raise ValueError(f"global_tokens must be an int in 0..{seq_len} (the sequence length), "
+                         f"got {global_tokens!r}")

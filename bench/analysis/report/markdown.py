@@ -17,7 +17,9 @@ from pathlib import Path
 from bench import metrics
 from bench.analysis import claims, crossover, flopcheck, precisions, step_crossover, verdicts
 from bench.analysis import generation as decode
+from bench.analysis import sparse as subquadratic
 from bench.analysis.report import html, plots
+from bench.analysis.report import sparse_plots
 from bench.analysis.report import sweep_plots as plot_sweeps
 from bench.analysis.bert_params import bert_base_counts
 from bench.analysis.compare import pass_agreement
@@ -87,7 +89,8 @@ def write_report(run_dir, rule: claims.FitRule = claims.FitRule(), cached_peak=N
                   rule, flop_result, rows=rows, departures=departures, agreement=agreement)
 
 
-    generation = step_crossover.section(df) + decode.section(df, meta)
+    generation = (step_crossover.section(df) + decode.section(df, meta)
+                  + subquadratic.section(df, figures))
     if generation:
         text = text.rstrip("\n") + "\n\n" + "\n".join(generation)
     report_path.write_text(text)
@@ -171,7 +174,7 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
 
 
     blocks = [b for b in ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
-              if b in set(df.loc[df["ok"], "block"])]
+              + subquadratic.BLOCKS if b in set(df.loc[df["ok"], "block"])]
     notes = {b: peak_note(df[df["block"] == b], meta) for b in blocks}
     for variable in ("seq_len", "d_model"):
         sweeps = list(claims.sweep_groups(df, variable))
@@ -200,6 +203,9 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
     keep("attention_share", plots.plot_attention_share(
         share, crossover.plot_lines(share, rows), out / "attention_share.png"))
     keep("precision", plots.plot_precision(speedups, out / "precision.png"))
+    keep("long_sequences", sparse_plots.plot_long_sequences(df, out / "long_sequences.png"))
+    keep("sparse_price", sparse_plots.plot_price(subquadratic.price_table(df),
+                                                 out / "sparse_price.png"))
     return figures
 
 
