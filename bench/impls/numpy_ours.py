@@ -1,4 +1,5 @@
-"""`numpy`: tfimpl.numpy, the Transformer written from scratch in NumPy (forward only).
+"""`numpy`: tfimpl.numpy, the Transformer written from scratch in NumPy (and its LSTM / GRU:
+bench/impls/recurrent.py).
 
 Attention is the explicit path: the (B, H, T, T) scores made once, soft-maxed in place, tile by
 tile (tfimpl.tiling). The attention weights are exposed for the accuracy check.
@@ -13,6 +14,7 @@ from bench import precision
 from bench.case import Case
 from bench.impls import gpt_ours
 from bench.impls import numpy_train
+from bench.impls import recurrent
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (float64_output, make_inputs, make_params, model_config,
                                 tfimpl_modules)
@@ -23,6 +25,8 @@ def build(case: Case) -> Prepared:
         return gpt_ours.build_numpy(case)
     if case.mode != "forward":                    # forward+backward, train: tfimpl.numpy.grad
         return numpy_train.build(case)
+    if case.block in recurrent.RECURRENT_BLOCKS:  # lstm, gru: the per-step loop
+        return recurrent.build_numpy(case)
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.numpy")
     cfg = model_config(case)
     dtype = precision.cast_dtype(case.precision, "numpy")
@@ -81,6 +85,8 @@ def _call(case, cfg, p, inputs, attention, feed_forward, layers, bert):
 IMPL = Impl(
     name="numpy", description="tfimpl.numpy: from scratch in NumPy (forward; backward in tfimpl.numpy.grad)",
     backend="numpy",
-    blocks=("attention", "mha", "ffn", "encoder_layer", "encoder", "model") + decode.GPT_BLOCKS,
+    blocks=("attention", "mha", "ffn", "encoder_layer", "encoder", "model") + decode.GPT_BLOCKS
+    + recurrent.RECURRENT_BLOCKS,
     precisions=("fp64", "fp32"), modes=("forward", "forward+backward", "train"), devices=("cpu",),
-    attention="explicit", exposes_weights=True, build=build, rules=decode.rules)
+    attention="explicit", exposes_weights=True, build=build, rules=decode.rules,
+    costs=recurrent.costs)

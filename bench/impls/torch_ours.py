@@ -12,6 +12,7 @@ from bench.blocks import gpt as decode
 from bench.impls import options as tricks
 from bench.case import Case
 from bench.impls import gpt_ours
+from bench.impls import recurrent
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (as_float64, make_params, model_config, needs_grad,
                                 tfimpl_modules, torch_device, torch_inputs, torch_precision,
@@ -27,6 +28,8 @@ def build_tfimpl_torch(case: Case, attn_impl: str) -> Prepared:
 
     if case.block in decode.GPT_BLOCKS:
         return gpt_ours.build_torch(case, attn_impl)
+    if case.block in recurrent.RECURRENT_BLOCKS:              # lstm, gru: no attention
+        return recurrent.build_torch(case)
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.torch")
     cfg = model_config(case)
     device = torch_device(case)
@@ -93,6 +96,7 @@ def build(case: Case) -> Prepared:
 
 IMPL = Impl(
     name="torch", description="tfimpl.torch, explicit attention (materialised matrix)",
-    backend="torch", blocks=BLOCKS, precisions=PRECISIONS,
+    backend="torch", blocks=BLOCKS + recurrent.RECURRENT_BLOCKS, precisions=PRECISIONS,
     modes=("forward", "forward+backward", "train"), devices=("cpu", "cuda"),
-    attention="explicit", exposes_weights=True, build=build, rules=decode.rules)
+    attention="explicit", exposes_weights=True, build=build, rules=decode.rules,
+    costs=recurrent.costs)

@@ -97,11 +97,16 @@ def recurrent_flops(kind: str, batch: int, seq_len: int, input_size: int, hidden
 
 def recurrent_backward_flops(kind: str, batch: int, seq_len: int, input_size: int,
                              hidden: int, n_layers: int = 1, initial_state: bool = False,
-                             state_grad: bool = True) -> dict:
+                             state_grad: bool = True, input_grad: bool = True) -> dict:
     """BPTT: each forward matmul twice (∂W and ∂ of its other operand), the input's included;
-    an initial state that needs no gradient saves the first step's ∂h₀ product per layer."""
+    an initial state that needs no gradient saves the first step's ∂h₀ product per layer, an
+    input that needs none (a training step's data) layer 0's x-gradient, 2·B·T·I·G."""
     fwd = recurrent_flops(kind, batch, seq_len, input_size, hidden, n_layers, initial_state)
     out = {k: 2 * v for k, v in fwd.items() if k != "sequential_steps"}
+    if not input_grad:
+        saved = 2 * batch * seq_len * input_size * gate_rows(kind, hidden)
+        for key in ("input_proj", "matmul", "total"):
+            out[key] -= saved
     if initial_state and not state_grad:
         saved = n_layers * 2 * batch * hidden * gate_rows(kind, hidden)
         for key in ("recurrent", "matmul", "total"):

@@ -60,11 +60,11 @@ def lstm_cell(a_x, h, c, w_hh, b_hh):
     with gates (i, f, g, o) after their non-linearities, each (B, h).
     """
     a = a_x + b_hh if h is None else a_x + h @ w_hh.T + b_hh          # (B, 4h)
-    hid = a.shape[-1] // 4
-    i = sigmoid(a[:, 0 * hid:1 * hid])                                 # (B, h) input gate
-    f = sigmoid(a[:, 1 * hid:2 * hid])                                 # (B, h) forget gate
-    g = np.tanh(a[:, 2 * hid:3 * hid])                                 # (B, h) candidate
-    o = sigmoid(a[:, 3 * hid:4 * hid])                                 # (B, h) output gate
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=-1)                       # (B, h) each
+    i = sigmoid(a_i)                                                   # (B, h) input gate
+    f = sigmoid(a_f)                                                   # (B, h) forget gate
+    g = np.tanh(a_g)                                                   # (B, h) candidate
+    o = sigmoid(a_o)                                                   # (B, h) output gate
     c_t = i * g if c is None else f * c + i * g                        # (B, h)
     h_t = o * np.tanh(c_t)                                             # (B, h)
     return h_t, c_t, (i, f, g, o)
@@ -76,11 +76,12 @@ def gru_cell(a_x, h, w_hh, b_hh):
     Returns (h_t, (r, z, n, a_hn)) with a_hn = h W_hnᵀ + b_hn (B, h), what n's reset multiplies.
     """
     a_h = b_hh if h is None else h @ w_hh.T + b_hh                     # (B, 3h) or (3h,)
-    hid = a_x.shape[-1] // 3
-    r = sigmoid(a_x[:, 0 * hid:1 * hid] + a_h[..., 0 * hid:1 * hid])   # (B, h) reset gate
-    z = sigmoid(a_x[:, 1 * hid:2 * hid] + a_h[..., 1 * hid:2 * hid])   # (B, h) update gate
-    a_hn = np.broadcast_to(a_h[..., 2 * hid:3 * hid], r.shape)         # (B, h)
-    n = np.tanh(a_x[:, 2 * hid:3 * hid] + r * a_hn)                    # (B, h) candidate
+    x_r, x_z, x_n = np.split(a_x, 3, axis=-1)                          # (B, h) each
+    hh_r, hh_z, hh_n = np.split(a_h, 3, axis=-1)                       # (B, h) or (h,) each
+    r = sigmoid(x_r + hh_r)                                            # (B, h) reset gate
+    z = sigmoid(x_z + hh_z)                                            # (B, h) update gate
+    a_hn = np.broadcast_to(hh_n, r.shape)                              # (B, h)
+    n = np.tanh(x_n + r * a_hn)                                        # (B, h) candidate
     h_t = (1.0 - z) * n if h is None else (1.0 - z) * n + z * h        # (B, h)
     return h_t, (r, z, n, a_hn)
 
