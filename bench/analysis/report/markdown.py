@@ -16,7 +16,7 @@ from pathlib import Path
 from bench import metrics
 from bench.analysis import claims, crossover, flopcheck, precisions, step_crossover, verdicts
 from bench.analysis import generation as decode
-from bench.analysis.report import plots
+from bench.analysis.report import plots, recurrent_plot
 from bench.analysis.report import sweep_plots as plot_sweeps
 from bench.analysis.bert_params import bert_base_counts
 from bench.analysis.compare import pass_agreement
@@ -167,7 +167,8 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
             figures[name] = path
 
 
-    blocks = [b for b in ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
+    blocks = [b for b in ("attention", "mha", "ffn", "encoder_layer", "encoder", "model", "lstm",
+                          "gru")
               if b in set(df.loc[df["ok"], "block"])]
     notes = {b: peak_note(df[df["block"] == b], meta) for b in blocks}
     for variable in ("seq_len", "d_model"):
@@ -197,6 +198,7 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
     keep("attention_share", plots.plot_attention_share(
         share, crossover.plot_lines(share, rows), out / "attention_share.png"))
     keep("precision", plots.plot_precision(speedups, out / "precision.png"))
+    keep("rnn_vs_attention", recurrent_plot.plot(df, rows, out / "rnn_vs_attention.png"))
     return figures
 
 
@@ -239,7 +241,7 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
     title = meta.get("config_name") or run_id
     cpu = (meta.get("cpu") or {}).get("model") or "an unknown CPU"
     rows = rows if rows is not None else []
-    table = verdicts.render(rows)
+    table = verdicts.render(rows, cpu)
     lines = table[:2] + [f"`{title}` run `{run_id}` on {cpu}: {len(df)} cases, {n_ok} "
                          f"measured, {n_skip} skipped, {n_fail} failed. A different CPU gives "
                          f"different answers (caches, BLAS and the instruction set decide)."
@@ -318,6 +320,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
                 "precision": "Precision: speedup vs fp32 (1× = as fast as fp32) and error vs "
                              "fp64, per block",
                 "flops_d_model": "FLOPs vs d: analytic (tfimpl.costs) vs counted",
+                "rnn_vs_attention": "Recurrent layer vs attention: time and memory against n "
+                                    "(crossover marked) and the batching gain per token",
                 "memory_d_model": "Peak memory vs d: measured vs predicted",
                 "roofline_d_model": "Achieved GFLOP/s vs d and the machine's matmul peak"}
     for name, path in figures.items():
