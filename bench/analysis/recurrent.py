@@ -100,8 +100,12 @@ def crossover_rows(df, rule) -> list[VerdictRow]:
             side = None
             who = f"{r_impl} {block.upper()} vs {a_impl} attention (d = {int(d)}, B = {int(b)})"
             if m["value"] is None:
-                verdict = NOT_ENOUGH
                 side = "faster" if m["ratio_at_max"] < 1 else "slower"   # attention's
+                # never crossed: n* lies beyond the range; that contradicts the prediction
+                # when the range reaches a factor 2 past it on that side
+                factor = crossover.CROSSOVER_FACTOR
+                past = hi_n > factor * pred if side == "faster" else lo_n < pred / factor
+                verdict = NOT_HELD if past else NOT_ENOUGH
                 sentence = (f"{who}: attention stayed {side} than the {block.upper()} over n "
                             f"{lo_n:g}–{hi_n:g} (time ratio {m['ratio_at_max']:.2f} at n = "
                             f"{hi_n:g}); the FLOPs predict n* = {pred:.0f}.")
@@ -131,7 +135,9 @@ def crossover_rows(df, rule) -> list[VerdictRow]:
                 ci_low=m["ci_low"], ci_high=m["ci_high"], unit="tokens",
                 fit_range=f"seq_len {lo_n:g}–{hi_n:g}, batch {int(b)}", verdict=verdict,
                 sentence=sentence, extra={"definition": DEFINITION, "batch": int(b),
-                                          "attention_impl": a_impl, "attention_side": side}))
+                                          "attention_impl": a_impl, "attention_side": side,
+                                          "recurrent_s_at_max": float(g.sort_values(
+                                              "seq_len")["median_s_f"].iloc[-1])}))
     return rows
 
 
@@ -147,13 +153,23 @@ def _zero_state(df, impl: str, block: str) -> bool:
     return round(steps) == n
 
 
-def _entry(entries, block, metric, impl=None, path=None):
+def _entry(entries, block, metric, impl=None, path=None, batch=None):
     for e in entries:
         if (e["block"], e["metric"], e["variable"]) == (block, metric, "seq_len") and \
                 (impl is None or e["impl"] == impl) and (path is None or
-                                                         e.get("attention_path") == path):
+                                                         e.get("attention_path") == path) and \
+                (batch is None or (e.get("fixed") or {}).get("batch") == batch):
             return e
     return None
+
+
+def _growth(e) -> str:
+    """'n^1.02 [0.98, 1.05]', or the exponent over all sizes when the fit range had too few."""
+    if e.get("exponent") is not None:
+        return f"n^{e['exponent']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}]"
+    if e.get("full_range_exponent") is not None:
+        return f"n^{e['full_range_exponent']:.2f} over all sizes (too few in the fit range)"
+    return "n^? (too few sizes to fit)"
 
 
 def _mib(x) -> str:
@@ -165,11 +181,13 @@ def memory_rows(df, entries) -> list[VerdictRow]:
     rows = []
     for block in RECURRENT:
         for impl in sorted(set(ok[ok["block"] == block]["impl"])):
-            e = _entry(entries, block, "memory", impl)
+            g = ok[(ok["block"] == block) & (ok["impl"] == impl) & ok["peak_bytes"].notna()]
+            if g.empty:
+                continue
+            g = g[g["batch"] == g["batch"].min()].sort_values("seq_len")
+            e = _entry(entries, block, "memory", impl, batch=int(g["batch"].iloc[0]))
             if e is None:
                 continue
-            g = ok[(ok["block"] == block) & (ok["impl"] == impl) & ok["peak_bytes"].notna()]
-            g = g[g["batch"] == g["batch"].min()].sort_values("seq_len")
             top = g.iloc[-1]
             b, n, d = int(top["batch"]), int(top["seq_len"]), int(top["d_model"])
             e_bytes = int(top["bytes_per_element"])
@@ -177,18 +195,16 @@ def memory_rows(df, entries) -> list[VerdictRow]:
             saved = rc.recurrent_saved_bytes(block, b, n, d, 1, e_bytes, "torch")
             peaks = {}
             parts = [f"{block.upper()} ({impl}) peak {_mib(top['peak_bytes'])} at n = {n}, "
-                     f"growing as n^{_fmt(e['exponent'])} [{_fmt(e['ci_low'])}, "
-                     f"{_fmt(e['ci_high'])}]: the output (B·n·d); the state it carries from "
+                     f"growing as {_growth(e)}: the output (B·n·d); the state it carries from "
                      f"step to step is {_mib(state)} at every n"]
             for path in ("materialised", "fused"):
-                a = _entry(entries, ATTENTION, "memory", path=path)
+                a = _entry(entries, ATTENTION, "memory", path=path, batch=b)
                 at = ok[(ok["block"] == ATTENTION) & (ok["attention_path"] == path)
                         & (ok["batch"] == b) & (ok["seq_len"] == n) & ok["peak_bytes"].notna()]
                 if a is not None and not at.empty:
                     peaks[path] = float(at["peak_bytes"].iloc[0])
-                    parts.append(f"attention {path} ({a['impl']}) {_mib(at['peak_bytes'].iloc[0])}"
-                                 f", n^{_fmt(a['exponent'])} [{_fmt(a['ci_low'])}, "
-                                 f"{_fmt(a['ci_high'])}]")
+                    parts.append(f"attention {path} ({a['impl']}) "
+                                 f"{_mib(at['peak_bytes'].iloc[0])}, {_growth(a)}")
             h = int(ok[ok["block"] == ATTENTION]["n_heads"].max()) if (
                 ok["block"] == ATTENTION).any() else 1
             cfg = ModelConfig(d_model=d, n_heads=h, d_ff=4 * d, n_layers=1)
@@ -209,10 +225,6 @@ def memory_rows(df, entries) -> list[VerdictRow]:
                 extra={"state_bytes": state, "saved_bytes_per_layer": saved, "seq_len": n,
                        "peak_bytes": float(top["peak_bytes"]), "attention_peaks": peaks}))
     return rows
-
-
-def _fmt(v) -> str:
-    return "—" if v is None else f"{v:.2f}"
 
 
 def batching_gains(df, seed: int = 0) -> list[dict]:
@@ -297,13 +309,24 @@ def rows(df, entries, rule) -> list[VerdictRow]:
     return crossover_rows(df, rule) + memory_rows(df, entries) + parallelism_rows(df, rule)
 
 
+def _fastest_pairs(cross: list[VerdictRow]) -> list[VerdictRow]:
+    """Per batch size, the row of the fastest recurrent implementation (lowest median time at
+    its largest n) against each attention implementation: where each wins at its best."""
+    out = []
+    for b in sorted({r.extra["batch"] for r in cross}):
+        at_b = [r for r in cross if r.extra["batch"] == b]
+        best = min(at_b, key=lambda r: r.extra["recurrent_s_at_max"]).impl.split(" vs ")[0]
+        out += [r for r in at_b if r.impl.split(" vs ")[0] == best]
+    return out
+
+
 def conclusion(rows: list[VerdictRow], cpu: str) -> str | None:
     """Where each wins on this machine, in one sentence, from the measured crossovers."""
     cross = [r for r in rows if r.kind == "recurrent-crossover"]
     if not cross:
         return None
     parts = []
-    for r in cross:
+    for r in _fastest_pairs(cross):
         b = r.extra["batch"]
         rec = r.impl.split(" vs ")[0]
         who = f"{r.extra['attention_impl']} attention vs {rec} {r.block.split('/')[1].upper()}"
@@ -315,7 +338,8 @@ def conclusion(rows: list[VerdictRow], cpu: str) -> str | None:
             parts.append(f"{who} at batch {b}: {faster} faster over all of {r.fit_range}")
     text = (f"On this machine ({cpu}), by time: " + "; ".join(parts) + f" (the FLOPs alone put "
             f"the crossover at n* = {cross[0].theory:.0f}).")
-    for r in (r for r in rows if r.kind == "recurrent-memory"):
+    memory = [r for r in rows if r.kind == "recurrent-memory" and r.extra["attention_peaks"]]
+    for r in sorted(memory, key=lambda r: -r.extra["seq_len"])[:1]:
         n, mine = r.extra["seq_len"], r.extra["peak_bytes"]
         ratios = ", ".join(f"{path} attention's {peak / mine:.2g}×"
                            for path, peak in r.extra["attention_peaks"].items())

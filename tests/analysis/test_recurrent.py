@@ -32,9 +32,8 @@ def _timed(rec, seconds, rng):
     return rec
 
 
-def _records():
+def _records(a=1e-9, b=1e-9 * CROSS):
     rng = np.random.default_rng(0)
-    a = 1e-9
     recs = []
     for batch, attn_gain, lstm_gain in ((1, 1.0, 1.0), (16, 1.5, 10.0)):
         for t in SEQ if batch == 1 else [1024]:
@@ -50,7 +49,7 @@ def _records():
                                             "recurrent": 2 * batch * t * D * g},
                         peak_bytes=batch * t * (g + D) * 4 + 8192)
             lstm["flops_analytic"] = lstm["flops_counted"] = 4 * batch * t * D * g
-            recs.append(_timed(lstm, a * CROSS * t * batch / lstm_gain, rng))
+            recs.append(_timed(lstm, b * t * batch / lstm_gain, rng))
     return recs
 
 
@@ -119,3 +118,11 @@ def test_no_recurrent_block_no_rows():
 def test_figure_is_drawn(frame, rows, tmp_path):
     path = recurrent_plot.plot(frame, rows, tmp_path / "rnn.png")
     assert path.exists() and path.stat().st_size > 10_000
+
+
+def test_a_crossover_never_reached_far_past_the_prediction_did_not_hold():
+    df = records_frame(_records(a=1e-12), synthetic.META)    # attention 1000x cheaper
+    rule = claims.FitRule(n_boot=50)
+    r = _one(recurrent.crossover_rows(df, rule), "recurrent-crossover")
+    assert r.value is None and r.verdict == "did not hold"   # faster up to 4096 > 2 x 1024
+    assert "attention stayed faster" in r.sentence
