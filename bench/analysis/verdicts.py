@@ -113,6 +113,8 @@ def scaling_rows(entries, df) -> list[VerdictRow]:
               and fixed.get("seq_len") is not None else "")
         if e["variable"] == "seq_len" and fixed.get("d_model") is not None:
             at = f" at d = {fixed['d_model']}"
+        if fixed.get("batch") not in (None, 1):
+            at += f", batch {fixed['batch']}"
         who = f"{e['impl']}" + (f" {e['precision']}" if e["precision"] else "")
         if k is None:
             sentence = (f"{_cap(metrics.get(e['metric']).text)} of {who}{at}: not enough "
