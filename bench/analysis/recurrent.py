@@ -27,7 +27,7 @@ bench.analysis.claims like every block's; this module adds the rows that compare
 `conclusion(rows)`: one sentence for this machine on where each wins (the report prints it
 under the verdict table). Read-only: records and meta.json, nothing re-run.
 
-Tests: tests/analysis/test_recurrent.py.
+Tests: tests/analysis/test_recurrent_verdicts.py.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
     right   time per token at batch 1 against the large batch, per block and implementation
             (bars): how much batching buys each one ("harder to parallelize")
 
-Tests: tests/analysis/test_recurrent.py.
+Tests: tests/analysis/test_recurrent_verdicts.py.
 """
 
 from __future__ import annotations
