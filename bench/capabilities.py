@@ -10,7 +10,7 @@
     mode        declared (bench/modes/__init__.py) and listed by the impl
     device      listed by the impl; CUDA present when asked for
     activation  one of tfimpl.config.ACTIVATIONS
-    d_model     divisible by n_heads
+    d_model     divisible by n_heads (blocks with heads)
     causal      only for blocks that wire a causal mask
     threads     no more than this process' CPUs
     (impl)      the impl's own rules (BERT is post-norm, ...), then the block's, then
@@ -115,7 +115,7 @@ def check_fields(case: Case, *, cuda: bool | None = None,
     if case.activation not in ACTIVATIONS:
         return "activation", (f"unknown activation {case.activation!r}; "
                               f"allowed: {', '.join(ACTIVATIONS)}")
-    if case.d_model % case.n_heads:
+    if blocks.get(case.block).heads and case.d_model % case.n_heads:
         return "d_model", (f"d_model={case.d_model} is not divisible by "
                            f"n_heads={case.n_heads}")
     for rules in (decl.rules, blocks.get(case.block).rules, sparse.rules):

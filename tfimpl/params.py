@@ -15,6 +15,9 @@ NumPy backend, the PyTorch backend and the library references alike. The names, 
                    encoder.layers.{i}.*  pooler.weight  pooler.bias
     gpt            embeddings.word.weight (V, D, also the tied LM head)  embeddings.position.weight
                    layers.{i}.* (encoder_layer names; pre-norm, causal)  norm.* (final, cfg.final_norm)
+    lstm, gru      weight_ih_l{k} (G, D)  weight_hh_l{k} (G, D)  bias_ih_l{k}  bias_hh_l{k} (G,),
+                   G = 4D (LSTM) or 3D (GRU), hidden size = input size = D, k < cfg.n_layers:
+                   torch.nn.LSTM / nn.GRU's own names and gate order (tfimpl.numpy.recurrent)
 
 Initial values (one `np.random.default_rng(seed)`, drawn in name order, so the same seed gives
 the same weights in any dtype): weights and embeddings ~ N(0, 0.02²) as in BERT; biases are
@@ -29,7 +32,8 @@ import numpy as np
 from tfimpl.config import ModelConfig
 
 KINDS = ("attention", "mha", "ffn", "encoder_layer", "decoder_layer", "encoder", "decoder",
-         "transformer", "bert", "gpt")
+         "transformer", "bert", "gpt", "lstm", "gru")
+RECURRENT_GATES = {"lstm": 4, "gru": 3}
 INIT_STD = 0.02
 
 
@@ -77,6 +81,19 @@ def _stack_shapes(layer_shapes: dict[str, tuple[int, ...]], n_layers: int,
     return shapes
 
 
+def recurrent_shapes(kind: str, input_size: int, hidden_size: int,
+                     n_layers: int) -> dict[str, tuple[int, ...]]:
+    """torch.nn.LSTM / nn.GRU's layout: per layer k, weight_ih_l{k} (G, I_k), weight_hh_l{k}
+    (G, h), bias_ih_l{k}, bias_hh_l{k} (G,), with G = 4h or 3h and I_k = I for k = 0, h after."""
+    gates = RECURRENT_GATES[kind] * hidden_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    for k in range(n_layers):
+        n_in = input_size if k == 0 else hidden_size
+        shapes.update({f"weight_ih_l{k}": (gates, n_in), f"weight_hh_l{k}": (gates, hidden_size),
+                       f"bias_ih_l{k}": (gates,), f"bias_hh_l{k}": (gates,)})
+    return shapes
+
+
 def param_shapes(kind: str, cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every parameter of `kind` (the layout, in a fixed order)."""
     if kind == "attention":
@@ -108,6 +125,8 @@ def param_shapes(kind: str, cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         return {"embeddings.word.weight": (cfg.vocab_size, cfg.d_model),
                 "embeddings.position.weight": (cfg.max_position, cfg.d_model),
                 **_stack_shapes(_encoder_layer_shapes(cfg), cfg.n_layers, cfg)}
+    if kind in RECURRENT_GATES:
+        return recurrent_shapes(kind, cfg.d_model, cfg.d_model, cfg.n_layers)
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 

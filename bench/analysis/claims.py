@@ -308,7 +308,8 @@ def params_fits(df, rule: FitRule) -> list[dict]:
     against tfimpl.costs; fitted over all widths (a count has no cache regime or overhead).
     """
     ok = df[df["ok"]]
-    if ok.empty:
+    ok = ok[ok["block"].map(lambda b: b not in blocks.BLOCKS or blocks.BLOCKS[b].heads)]
+    if ok.empty:                            # (an LSTM's d_model says nothing of a layer's d_ff)
         return []
     widths = ok[["d_model", "n_heads", "d_ff"]].drop_duplicates().sort_values("d_model")
     widths = widths[(widths["d_ff"] / widths["d_model"]) == 4]   # the d_ff = 4·D family

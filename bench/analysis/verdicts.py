@@ -11,6 +11,9 @@ data"), sentence (one plain sentence with the numbers).
                 definition); held when the measured n*'s CI lies within a factor 2 of the
                 FLOP prediction, did not hold when wholly outside
     params      BERT-base's 109,482,240 parameters counted four ways (bench.analysis.bert_params)
+    recurrent-*  an LSTM / GRU beside attention (bench.analysis.recurrent): the FLOP crossover
+                n* = 4d (3d) predicted and measured in time, memory (O(n) output, O(1) state),
+                batching gain per token ("harder to parallelize"); a sentence per machine
     precision   each lower precision vs fp32 at the encoder layer: speedup (95% CI by bootstrap
                 over the raw samples) against the guide's "~2×"; held when the CI lies within a
                 factor √2 of 2 ([1.41, 2.83]), did not hold when wholly outside
@@ -23,6 +26,7 @@ import math
 from bench import blocks, metrics
 from bench.analysis import claims, crossover, generation as decode, precisions, training
 from bench.analysis import sparse as subquadratic
+from bench.analysis import recurrent
 from bench.analysis.bert_params import fmt_count
 from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, VerdictRow, band_verdict
 from bench.analysis.crossover import CROSSOVER_FACTOR, DEFINITION
@@ -43,6 +47,16 @@ GLOSS = {
     ("ffn", "seq_len", "memory"): "the n×d_ff hidden",
     ("ffn", "d_model", "time"): "O(n·d²) at fixed n, d_ff = 4d",
     ("ffn", "d_model", "flops"): "O(n·d²) at fixed n, d_ff = 4d",
+    ("lstm", "seq_len", "time"): "O(n·d²) work in n dependent steps",
+    ("lstm", "seq_len", "flops"): "16·B·n·d²",
+    ("lstm", "seq_len", "memory"): "the B·n·d output; the state is B·2d",
+    ("lstm", "d_model", "time"): "16·B·n·d² at fixed n",
+    ("lstm", "d_model", "flops"): "16·B·n·d² at fixed n",
+    ("gru", "seq_len", "time"): "O(n·d²) work in n dependent steps",
+    ("gru", "seq_len", "flops"): "12·B·n·d²",
+    ("gru", "seq_len", "memory"): "the B·n·d output; the state is B·d",
+    ("gru", "d_model", "time"): "12·B·n·d² at fixed n",
+    ("gru", "d_model", "flops"): "12·B·n·d² at fixed n",
 }
 
 
@@ -100,6 +114,8 @@ def scaling_rows(entries, df) -> list[VerdictRow]:
               and fixed.get("seq_len") is not None else "")
         if e["variable"] == "seq_len" and fixed.get("d_model") is not None:
             at = f" at d = {fixed['d_model']}"
+        if fixed.get("batch") not in (None, 1):
+            at += f", batch {fixed['batch']}"
         who = f"{e['impl']}" + (f" {e['precision']}" if e["precision"] else "")
         if k is None:
             sentence = (f"{_cap(metrics.get(e['metric']).text)} of {who}{at}: not enough "
@@ -201,8 +217,9 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
 
 
 def all_rows(entries, df, table, meta, rule, bert_counts) -> list[VerdictRow]:
-    return (scaling_rows(entries, df) + crossover.rows(df, rule)
-            + subquadratic.crossover_rows(df, rule) + params_row(bert_counts)
+    return (scaling_rows(entries, df) + recurrent.rows(df, entries, rule)
+            + crossover.rows(df, rule) + subquadratic.crossover_rows(df, rule)
+            + params_row(bert_counts)
             + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta)
             + training.all_rows(df, meta))
 
@@ -225,7 +242,7 @@ def _value_text(r: VerdictRow) -> str:
     return text
 
 
-def render(rows: list[VerdictRow]) -> list[str]:
+def render(rows: list[VerdictRow], cpu: str = "this CPU") -> list[str]:
     """The `## Verdicts` section: counts, then one table row per claim row."""
     if not rows:
         return ["## Verdicts", "", "No claim could be tested by this run (a claim needs a "
@@ -252,6 +269,10 @@ def render(rows: list[VerdictRow]) -> list[str]:
                 f"{CROSSOVER_FACTOR:g} of the prediction. The CI covers the timing noise (raw "
                 f"samples resampled), not the log-linear interpolation between the two sizes "
                 f"that bracket n*.", ""]
+    if "recurrent-crossover" in defs:
+        out += [f"Recurrent crossover: {recurrent.DEFINITION}; held when the measured CI lies "
+                f"within a factor {CROSSOVER_FACTOR:g} of the prediction.", "",
+                f"**Where each wins.** {recurrent.conclusion(rows, cpu)}", ""]
     if "precision" in defs:
         lo, hi = SPEEDUP_CLAIM / SPEEDUP_FACTOR, SPEEDUP_CLAIM * SPEEDUP_FACTOR
         out += [f"Precision: the guide's \"~2× faster\" read as {lo:.2f}"

@@ -18,6 +18,9 @@ A block is the unit a case measures (`Case.block`). Its declaration says, once:
     window_attention, global_attention   4·B·H·T·(c + w - 1 [+ g])·d_k -> T¹ at fixed w
     linear_attention   4·B·H·T·d_k·(d_k + 1) -> T¹, and D² at fixed H and T
     banded_attention   the dense scores, masked -> T² (bench/blocks/sparse.py)
+    lstm, gru  2·B·T·(D + D)·G FLOPs with G = 4D (LSTM) or 3D (GRU) gate rows, in T sequential
+               steps -> T¹ and D²; memory: the (B, T, G) input projection and (B, T, D) output
+               -> T¹ (the state carried between steps is B·D: T⁰); tfimpl.costs.recurrent
     any block  parameters per layer ∝ D² (every weight matrix is D×D or D×d_ff = D×rD)
 
 The theory numbers are the powers of tfimpl.costs' leading terms (tests/test_blocks.py checks them against
@@ -65,6 +68,8 @@ class Block:
     attention: bool
     causal: bool
     mixed: bool = False             # contains both attention and FFN (two-term fits, crossover)
+    heads: bool = True              # has attention heads: n_heads applies (False: a config may
+                                    # not set it, and d_model need not divide by it)
     claims: tuple[Claim, ...] = field(default_factory=tuple)
     # optional hooks for a block tfimpl.costs' generic functions do not know (a decode step):
     # costs(case, cfg) -> dict with any of bench.plan's analytic facts ("flops_analytic",
@@ -144,6 +149,21 @@ register(Block(
 register(Block(
     "model", "Model", "BERT model", param_kind="bert", cost_block="model",
     inputs="ids", attention=True, causal=False, mixed=True))
+
+
+# Recurrent layers (tfimpl.numpy.recurrent / tfimpl.torch.recurrent, torch.nn.LSTM / nn.GRU):
+# hidden size = input size = d_model, `layers` layers; no heads, no causal flag (a recurrence is
+# causal by construction). Their costs come from bench.impls.recurrent.costs (the impls' hook).
+for _name, _title, _words, _gates in (("lstm", "LSTM", "LSTM layer", "4"),
+                                      ("gru", "GRU", "GRU layer", "3")):
+    register(Block(
+        _name, _title, _words, param_kind=_name, cost_block=_name, inputs="hidden",
+        attention=False, causal=False, heads=False,
+        claims=(Claim("time", "seq_len", 1.0, "O(n) time (n sequential steps)"),
+                Claim("flops", "seq_len", 1.0, "O(n) FLOPs"),
+                Claim("memory", "seq_len", 1.0, "O(n) memory (the output; the state is O(1))"),
+                Claim("time", "d_model", 2.0, "O(d²) time at fixed n"),
+                Claim("flops", "d_model", 2.0, f"O(d²) FLOPs ({_gates}·2d·d per token)"))))
 
 
 # GPT-2-style autoregressive inference (bench/blocks/gpt.py says what each call does; seq_len is the

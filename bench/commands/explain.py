@@ -12,12 +12,14 @@ import sys
 from bench.guide.printer import Printer
 
 HELP = "worked examples, step by step, beside the library call"
-TOPIC_NAMES = ("softmax", "layernorm", "attention", "mha", "ffn", "encoder_layer", "gradients")
+TOPIC_NAMES = ("softmax", "layernorm", "attention", "mha", "ffn", "encoder_layer", "gradients",
+               "lstm")
 EPILOG = """examples:
   python -m bench explain                  # list the topics
   python -m bench explain attention        # one head on 4 tokens, d=8, step by step
   python -m bench explain mha --precision 2
   python -m bench explain gradients        # gradient norms per layer through a 24-layer stack
+  python -m bench explain lstm             # one LSTM cell over 3 tokens, beside nn.LSTM
   python -m bench explain --all"""
 
 

@@ -21,7 +21,7 @@ from typing import Iterable
 
 import yaml
 
-from bench import capabilities
+from bench import blocks, capabilities
 from bench.case import Case, Measure
 from bench.config.checks import (  # noqa: F401  (the config's checks and constants, re-exported)
     BOOL_FIELDS, BYTE_UNITS, EXCLUSIVE, EXECUTOR_KEYS, EXECUTOR_KINDS, FIELD_CHOICES, ISOLATIONS,
@@ -220,6 +220,11 @@ def _expand_section(section: dict, where: str) -> tuple[list[dict], dict[str, st
 
 
 def _check_case(case: Case, provenance: dict[str, str]) -> None:
+    decl = blocks.BLOCKS.get(case.block)
+    if "n_heads" in provenance and decl is not None and not decl.heads:
+        raise SweepError(provenance["n_heads"], f"block {case.block!r} has no attention heads: "
+                         f"do not set n_heads for it (set it in the attention sweeps only) "
+                         f"[case {case.label()}]")
     problem = capabilities.check_fields(case)
     if problem is None:
         return

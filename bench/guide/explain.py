@@ -3,7 +3,7 @@
 Every topic draws a seeded input, computes each intermediate with plain NumPy (the formula on
 the line above it), checks the steps against our function in `tfimpl.numpy`, and checks ours
 against the library (`F.softmax`, `nn.LayerNorm`, `F.scaled_dot_product_attention`,
-`nn.MultiheadAttention`, `nn.Linear`+`nn.GELU`, `nn.TransformerEncoderLayer`). Everything runs
+`nn.MultiheadAttention`, `nn.Linear`+`nn.GELU`, `nn.TransformerEncoderLayer`, `nn.LSTM`). Everything runs
 in float64, so an honest difference is at the level of float64 rounding (~1e-16).
 """
 
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from bench.guide import keras_calls
 from bench.guide.gradients import explain_gradients
+from bench.guide.lstm import explain_lstm
 from bench.guide.printer import STEPS, Printer
 from tfimpl.config import ModelConfig
 from tfimpl.loaders import to_torch_encoder_layer_state_dict, to_torch_mha_state_dict
@@ -295,6 +296,8 @@ TOPICS: dict[str, tuple[str, Callable[[Printer, int], None]]] = {
                       encoder_layer),
     "gradients": ("gradient norms per layer: residual vs none, post- vs pre-norm, at init",
                   explain_gradients),
+    "lstm": ("one LSTM cell over 3 tokens: gates, cell update, output, beside nn.LSTM",
+             explain_lstm),
 }
 
 

@@ -37,8 +37,10 @@ BERT_MAX_POSITION = 512
 
 
 def model_config(case: Case) -> ModelConfig:
-    """The tfimpl ModelConfig of a case (BERT-sized position table grown to fit seq_len)."""
-    return ModelConfig(d_model=case.d_model, n_heads=case.n_heads, d_ff=case.d_ff,
+    """The tfimpl ModelConfig of a case (BERT-sized position table grown to fit seq_len); a
+    block without heads (lstm, gru) gets n_heads = 1, whatever the case's default."""
+    heads = case.n_heads if blocks.get(case.block).heads else 1
+    return ModelConfig(d_model=case.d_model, n_heads=heads, d_ff=case.d_ff,
                        n_layers=case.layers, vocab_size=case.vocab_size,
                        max_position=max(BERT_MAX_POSITION, case.seq_len),
                        activation=case.activation, norm_first=case.norm_first)

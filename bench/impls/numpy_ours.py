@@ -1,4 +1,5 @@
-"""`numpy`: tfimpl.numpy, the Transformer written from scratch in NumPy (forward only).
+"""`numpy`: tfimpl.numpy, the Transformer written from scratch in NumPy (and its LSTM / GRU:
+bench/impls/recurrent.py).
 
 Attention is the explicit path: the (B, H, T, T) scores made once, soft-maxed in place, tile by
 tile (tfimpl.tiling). The attention weights are exposed for the accuracy check.
@@ -15,6 +16,7 @@ from bench.impls import gpt_ours
 from bench.impls import numpy_train
 from bench.impls import sparse_ours
 from bench.blocks import sparse
+from bench.impls import recurrent
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (float64_output, make_inputs, make_params, model_config,
                                 tfimpl_modules)
@@ -27,6 +29,8 @@ def build(case: Case) -> Prepared:
         return sparse_ours.build_numpy(case)
     if case.mode != "forward":                    # forward+backward, train: tfimpl.numpy.grad
         return numpy_train.build(case)
+    if case.block in recurrent.RECURRENT_BLOCKS:  # lstm, gru: the per-step loop
+        return recurrent.build_numpy(case)
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.numpy")
     cfg = model_config(case)
     dtype = precision.cast_dtype(case.precision, "numpy")
@@ -82,11 +86,17 @@ def _call(case, cfg, p, inputs, attention, feed_forward, layers, bert):
     return lambda: bert.bert(p, ids, cfg)[0]
 
 
+def _costs(case: Case, cfg) -> dict:
+    """The analytic facts of the blocks whose costs live beside their builds (lstm/gru:
+    bench.impls.recurrent; the sparse blocks' NumPy peak: bench.impls.sparse_ours); {} else."""
+    return {**recurrent.costs(case, cfg), **sparse_ours.numpy_costs(case, cfg)}
+
+
 IMPL = Impl(
     name="numpy", description="tfimpl.numpy: from scratch in NumPy (forward; backward in tfimpl.numpy.grad)",
     backend="numpy",
     blocks=("attention", "mha", "ffn", "encoder_layer", "encoder", "model") + decode.GPT_BLOCKS
-    + sparse.SPARSE_BLOCKS,
+    + sparse.SPARSE_BLOCKS + recurrent.RECURRENT_BLOCKS,
     precisions=("fp64", "fp32"), modes=("forward", "forward+backward", "train"), devices=("cpu",),
     attention={"*": "explicit", **sparse_ours.ATTENTION}, exposes_weights=True, build=build,
-    rules=decode.rules, costs=sparse_ours.numpy_costs)
+    rules=decode.rules, costs=_costs)

@@ -20,6 +20,7 @@ from bench import precision
 from bench.case import Case
 from bench.impls.base import Prepared, Unsupported
 from bench.impls.common import float64_output, make_inputs, make_params, model_config
+from bench.impls.recurrent import RECURRENT_BLOCKS, numpy_forward_backward
 from bench.modes.train import LEARNING_RATE, numpy_train_step, predicted_bytes
 from tfimpl.numpy import grad as ng
 
@@ -27,6 +28,8 @@ from tfimpl.numpy import grad as ng
 def _forward_backward(case: Case, cfg, p: dict, inputs: dict):
     """(forward() -> (outputs, cache), backward(cache, outputs) -> grads) for the block."""
     block = case.block
+    if block in RECURRENT_BLOCKS:                 # BPTT: tfimpl.numpy.grad.recurrent
+        return numpy_forward_backward(case, p, inputs)
     if block == "attention":
         q, k, v = inputs["q"], inputs["k"], inputs["v"]
         return (lambda: ng.sdpa_forward(q, k, v, causal=case.causal),

@@ -5,6 +5,7 @@
     mha            nn.MultiheadAttention (batch_first)
     ffn            nn.Sequential(Linear, activation, Linear)
     encoder_layer  nn.TransformerEncoderLayer;  encoder: nn.TransformerEncoder
+    lstm, gru      nn.LSTM / nn.GRU, batch_first (bench/impls/recurrent.py; also in train mode)
 
 In forward mode torch.nn's eval fast path may run (`Prepared.fastpath` says so); FLOPs are then
 counted with it off (`flops_fn`), because FlopCounterMode sees 0 inside it. The mha and layer
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 
 from bench.case import Case
+from bench.impls import recurrent
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (load_state, make_params, model_config, needs_grad,
                                 torch_device, torch_inputs, torch_precision, torch_runner)
@@ -58,6 +60,8 @@ def build(case: Case) -> Prepared:
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    if case.block in recurrent.RECURRENT_BLOCKS:               # nn.LSTM / nn.GRU
+        return recurrent.build_torch_nn(case)
     cfg = model_config(case)
     device = torch_device(case)
     dtype, _ = torch_precision(case)
@@ -122,6 +126,8 @@ def fastpath_disabled():
 
 IMPL = Impl(
     name="torch-nn", description="torch's own modules (MATH sdpa for the bare attention block)",
-    backend="torch", blocks=("attention", "mha", "ffn", "encoder_layer", "encoder"),
-    precisions=PRECISIONS, modes=("forward", "forward+backward"), devices=("cpu", "cuda"),
-    attention={"attention": "library", "*": "explicit"}, exposes_weights=False, build=build)
+    backend="torch", blocks=("attention", "mha", "ffn", "encoder_layer", "encoder")
+    + recurrent.RECURRENT_BLOCKS,
+    precisions=PRECISIONS, modes=("forward", "forward+backward", "train"), devices=("cpu", "cuda"),
+    attention={"attention": "library", "*": "explicit"}, exposes_weights=False, build=build,
+    rules=recurrent.rules, costs=recurrent.costs, extra={"zero_state_matmul": True})

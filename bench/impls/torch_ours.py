@@ -14,6 +14,7 @@ from bench.case import Case
 from bench.impls import gpt_ours
 from bench.impls import sparse_ours
 from bench.blocks import sparse
+from bench.impls import recurrent
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (as_float64, make_params, model_config, needs_grad,
                                 tfimpl_modules, torch_device, torch_inputs, torch_precision,
@@ -31,6 +32,8 @@ def build_tfimpl_torch(case: Case, attn_impl: str) -> Prepared:
         return gpt_ours.build_torch(case, attn_impl)
     if case.block in sparse.SPARSE_BLOCKS:
         return sparse_ours.build_torch(case, attn_impl)
+    if case.block in recurrent.RECURRENT_BLOCKS:              # lstm, gru: no attention
+        return recurrent.build_torch(case)
     attention, feed_forward, layers, bert = tfimpl_modules("tfimpl.torch")
     cfg = model_config(case)
     device = torch_device(case)
@@ -97,7 +100,7 @@ def build(case: Case) -> Prepared:
 
 IMPL = Impl(
     name="torch", description="tfimpl.torch, explicit attention (materialised matrix)",
-    backend="torch", blocks=BLOCKS + sparse.SPARSE_BLOCKS, precisions=PRECISIONS,
-    modes=("forward", "forward+backward", "train"), devices=("cpu", "cuda"),
-    attention={"*": "explicit", **sparse_ours.ATTENTION}, exposes_weights=True, build=build,
-    rules=decode.rules)
+    backend="torch", blocks=BLOCKS + sparse.SPARSE_BLOCKS + recurrent.RECURRENT_BLOCKS,
+    precisions=PRECISIONS, modes=("forward", "forward+backward", "train"),
+    devices=("cpu", "cuda"), attention={"*": "explicit", **sparse_ours.ATTENTION},
+    exposes_weights=True, build=build, rules=decode.rules, costs=recurrent.costs)

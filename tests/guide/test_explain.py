@@ -24,6 +24,8 @@ EXPECTED = {
                       "r2 = h + f", "out = LayerNorm_2(r2)", "nn.TransformerEncoderLayer"],
     "gradients": ["log10(RMS ∂L/∂x_0", "log10(‖∂L/∂θ_0‖", "post-norm, no residual",
                   "Xavier init", "gradient_flow.png"],
+    "lstm": ["x·W_ihᵀ + b_ih for every token", "i = σ(a_i)", "f = σ(a_f)", "g = tanh(a_g)",
+             "o = σ(a_o)", "c_1 = f ⊙ c_0 + i ⊙ g", "h_3 = o ⊙ tanh(c_3)", "nn.LSTM"],
 }
 
 

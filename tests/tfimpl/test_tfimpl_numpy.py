@@ -248,7 +248,7 @@ def test_param_names_per_kind():
 # ---- bad input ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call,match", [
-    (lambda: P.init_params("lstm", SMALL, 0), "kind"),
+    (lambda: P.init_params("rnn", SMALL, 0), "kind"),
     (lambda: P.subtree({"a.b": 1}, "c"), "prefix"),
     (lambda: tn.feed_forward(P.init_params("ffn", SMALL, 0), np.zeros((1, 2, 12)), "swish"), "activation"),
     (lambda: tn.split_heads(np.zeros((1, 2, 12)), 5), "n_heads"),

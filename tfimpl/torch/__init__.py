@@ -8,10 +8,11 @@ from tfimpl.torch.layer_norm import layer_norm
 from tfimpl.torch.layers import decoder, decoder_layer, encoder, encoder_layer, transformer
 from tfimpl.torch.linear import linear
 from tfimpl.torch.positional import learned_positional_embedding, sinusoidal_positional_encoding
+from tfimpl.torch.recurrent import gru, lstm
 from tfimpl.torch.softmax import softmax, softmax_
 
 __all__ = ["causal_mask", "merge_heads", "multi_head_attention", "scaled_dot_product_attention",
            "split_heads", "bert", "bert_embeddings", "feed_forward", "gelu", "gelu_tanh", "relu",
            "layer_norm", "decoder", "decoder_layer", "encoder", "encoder_layer", "transformer",
            "linear", "learned_positional_embedding", "sinusoidal_positional_encoding", "softmax",
-           "softmax_"]
+           "softmax_", "lstm", "gru"]

@@ -18,7 +18,7 @@ from bench import metrics
 from bench.analysis import claims, crossover, flopcheck, precisions, step_crossover, verdicts
 from bench.analysis import generation as decode
 from bench.analysis import sparse as subquadratic
-from bench.analysis.report import html, plots
+from bench.analysis.report import html, plots, recurrent_plot
 from bench.analysis.report import sparse_plots
 from bench.analysis.report import sweep_plots as plot_sweeps
 from bench.analysis.bert_params import bert_base_counts
@@ -173,8 +173,9 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
             figures[name] = path
 
 
-    blocks = [b for b in ("attention", "mha", "ffn", "encoder_layer", "encoder", "model")
-              + subquadratic.BLOCKS if b in set(df.loc[df["ok"], "block"])]
+    blocks = [b for b in ("attention", "mha", "ffn", "encoder_layer", "encoder", "model", "lstm",
+                          "gru") + subquadratic.BLOCKS
+              if b in set(df.loc[df["ok"], "block"])]
     notes = {b: peak_note(df[df["block"] == b], meta) for b in blocks}
     for variable in ("seq_len", "d_model"):
         sweeps = list(claims.sweep_groups(df, variable))
@@ -206,6 +207,7 @@ def _draw(df, entries, two_term, share, speedups, meta, llc, rule, out: Path,
     keep("long_sequences", sparse_plots.plot_long_sequences(df, out / "long_sequences.png"))
     keep("sparse_price", sparse_plots.plot_price(subquadratic.price_table(df),
                                                  out / "sparse_price.png"))
+    keep("rnn_vs_attention", recurrent_plot.plot(df, rows, out / "rnn_vs_attention.png"))
     return figures
 
 
@@ -248,7 +250,7 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
     title = meta.get("config_name") or run_id
     cpu = (meta.get("cpu") or {}).get("model") or "an unknown CPU"
     rows = rows if rows is not None else []
-    table = verdicts.render(rows)
+    table = verdicts.render(rows, cpu)
     lines = table[:2] + [f"`{title}` run `{run_id}` on {cpu}: {len(df)} cases, {n_ok} "
                          f"measured, {n_skip} skipped, {n_fail} failed. A different CPU gives "
                          f"different answers (caches, BLAS and the instruction set decide)."
@@ -327,6 +329,8 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
                 "precision": "Precision: speedup vs fp32 (1× = as fast as fp32) and error vs "
                              "fp64, per block",
                 "flops_d_model": "FLOPs vs d: analytic (tfimpl.costs) vs counted",
+                "rnn_vs_attention": "Recurrent layer vs attention: time and memory against n "
+                                    "(crossover marked) and the batching gain per token",
                 "memory_d_model": "Peak memory vs d: measured vs predicted",
                 "roofline_d_model": "Achieved GFLOP/s vs d and the machine's matmul peak"}
     for name, path in figures.items():

@@ -10,6 +10,7 @@ gradients keyed in tfimpl.params' layout. Float64 results equal torch autograd's
     layers      feed_forward, encoder_layer (post- and pre-norm), encoder
     bert        bert_embeddings, bert (with the pooler)
     gpt         gpt (GPT-2-style decoder, training form: no KV cache; tied LM head)
+    recurrent   lstm, gru (backpropagation through time, initial states included)
 """
 
 from tfimpl.numpy.grad.attention import mha_backward, mha_forward, sdpa_backward, sdpa_forward
@@ -19,6 +20,8 @@ from tfimpl.numpy.grad.gpt import gpt_backward, gpt_forward
 from tfimpl.numpy.grad.layers import (encoder_backward, encoder_forward, encoder_layer_backward,
                                       encoder_layer_forward, feed_forward_backward,
                                       feed_forward_forward)
+from tfimpl.numpy.grad.recurrent import (gru_backward, gru_forward, lstm_backward,
+                                         lstm_forward)
 from tfimpl.numpy.grad.primitives import (activation_backward, activation_forward,
                                           layer_norm_backward, layer_norm_forward,
                                           linear_backward, linear_forward, softmax_backward,
@@ -30,4 +33,5 @@ __all__ = ["mha_backward", "mha_forward", "sdpa_backward", "sdpa_forward", "bert
            "encoder_layer_forward", "feed_forward_backward", "feed_forward_forward",
            "activation_backward", "activation_forward", "layer_norm_backward",
            "layer_norm_forward", "linear_backward", "linear_forward", "softmax_backward",
-           "softmax_forward", "tanh_backward", "tanh_forward"]
+           "softmax_forward", "tanh_backward", "tanh_forward", "gru_backward", "gru_forward",
+           "lstm_backward", "lstm_forward"]
