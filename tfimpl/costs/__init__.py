@@ -9,6 +9,8 @@
     decode  GPT-2 prefill / decode-step FLOPs       prefill_flops, decode_flops,
             (dense and causal), KV-cache bytes,     decode_recompute_flops, kv_cache_bytes,
             a decode step's bytes and time floor    decode_bytes, decode_time_floor_s
+    quantized  int8 weight bytes (+ scales,         int8_weight_bytes, fp32_weight_bytes,
+            zero points), int8 MACs apart           int8_macs, quantized_linears
 
 Every function takes a `tfimpl.config.ModelConfig` and plain ints and returns plain ints (or
 dicts of ints), so tests compare exactly. Each module's docstring derives its formulas.
@@ -23,6 +25,8 @@ from tfimpl.costs.flops import (ATTENTION_KEYS, MATMUL_KEYS, attention_share, ba
                                 attention_ffn_crossover, crossover_seq_len, elementwise_flops,
                                 forward_flops, matmul_flops)
 from tfimpl.costs.memory import activation_memory, predicted_peak_bytes
+from tfimpl.costs.quantized import (fp32_weight_bytes, int8_macs, int8_weight_bytes,
+                                    quantized_linears)
 from tfimpl.costs.params import (PARAM_KINDS, linear_params, non_embedding_params, norm_params,
                                  param_counts)
 
@@ -33,4 +37,5 @@ __all__ = ["COMPONENT_LABELS", "arithmetic_intensity", "component_bytes", "compo
            "ATTENTION_KEYS", "MATMUL_KEYS", "PARAM_KINDS", "activation_memory", "attention_share",
            "attention_ffn_crossover", "backward_flops", "crossover_seq_len", "elementwise_flops", "forward_flops",
            "linear_params", "matmul_flops", "non_embedding_params", "norm_params",
-           "param_counts", "predicted_peak_bytes"]
+           "param_counts", "predicted_peak_bytes",
+           "fp32_weight_bytes", "int8_macs", "int8_weight_bytes", "quantized_linears"]
