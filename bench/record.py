@@ -26,6 +26,8 @@ without it was written before the stamp (version 1: the same record fields). Ver
 the calibration probe's calib_s, calib_probe, calib_samples_s (and the folded pass_calib_s);
 older records have none. Version 4 added flops_method (how flops_counted was
 counted) and accuracy_reference (the implementation whose fp64 run the errors are against).
+Version 5 added weight_bytes (the Linear weights as stored, measured), weight_bytes_predicted
+and int8_macs (tfimpl.costs.quantized, through bench.plan).
 Readers (bench.reader) refuse a version they do not know. Reading a run folder is bench.reader, not
 this module (the 400-line limit). Tested by tests/test_record.py.
 """
@@ -40,7 +42,7 @@ from typing import NamedTuple
 from bench import metrics
 from bench.case import Case
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 VERSION_KEY = "schema_version"          # in meta.json; absent: version 1
 
 
@@ -142,6 +144,9 @@ calib_probe                       str          -         trackers.calibration
 calib_samples_s                   list[float]  s         trackers.calibration
 flops_method                      str          -         trackers.flops
 accuracy_reference                str          -         trackers.accuracy
+weight_bytes                      int          bytes     impls
+weight_bytes_predicted            int          bytes     plan
+int8_macs                         int          MAC       plan
 sample_pass                       list[int]    -         reader      folded
 passes                            int          -         reader      folded
 pass_medians_s                    list[float]  s         reader      folded

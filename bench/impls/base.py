@@ -63,6 +63,7 @@ class Prepared:
         attention_weights().
     count_flops: the backend's own FLOP count of one call (TensorFlow: bench.trackers.tf_runtime).
     compile_s: seconds of the first (tracing/compiling) call, made in build, not a sample.
+    weight_bytes: the Linear weights' bytes as stored (bench.impls.quantize.linear_weight_bytes).
     """
 
     fn: Callable[[], Any]
@@ -79,6 +80,9 @@ class Prepared:
     # wall time of the first call of a traced/compiled fn (trace + compile + one run), kept
     # apart from the samples; None when nothing is traced
     compile_s: float | None = None
+    # bytes of the Linear weight matrices as stored (int8 + scales + zero points when quantized:
+    # bench.impls.quantize), None when the implementation does not say
+    weight_bytes: int | None = None
 
     def __post_init__(self):
         if self.flops_fn is None:

@@ -35,13 +35,15 @@ QUANTIZED_COMPONENTS = ("q_proj", "k_proj", "v_proj", "o_proj", "ffn1", "ffn2", 
 KINDS = ("ffn", "encoder_layer", "encoder", "model")
 
 
-def quantized_linears(kind: str, cfg: ModelConfig, pooler: bool = True) -> list[tuple[int, int]]:
-    """(out, in) of every Linear weight `kind` quantizes, in order."""
+def quantized_linears(kind: str, cfg: ModelConfig, pooler: bool = True,
+                      attention: bool = True) -> list[tuple[int, int]]:
+    """(out, in) of every Linear weight `kind` quantizes, in order (attention=False: the FFN's
+    only, as torch.nn.TransformerEncoderLayer under quantize_dynamic)."""
     check_cfg(cfg)
     check_choice("kind", kind, KINDS)
     d, f = cfg.d_model, cfg.d_ff
     ffn = [(f, d), (d, f)]
-    layer = [(d, d)] * 4 + ffn
+    layer = [(d, d)] * (4 if attention else 0) + ffn
     if kind == "ffn":
         return ffn
     if kind == "encoder_layer":
@@ -51,11 +53,11 @@ def quantized_linears(kind: str, cfg: ModelConfig, pooler: bool = True) -> list[
 
 
 def int8_weight_bytes(kind: str, cfg: ModelConfig, scheme: str = "per_channel_symmetric",
-                      pooler: bool = True) -> dict[str, int]:
+                      pooler: bool = True, attention: bool = True) -> dict[str, int]:
     """Bytes of `kind`'s quantized Linear weights: int8, scales, zero_points and total."""
     check_choice("scheme", scheme, tuple(SCHEMES))
     per_row, zp_bytes = SCHEMES[scheme]
-    linears = quantized_linears(kind, cfg, pooler)
+    linears = quantized_linears(kind, cfg, pooler, attention)
     payload = sum(o * i for o, i in linears)
     n_scales = sum(o if per_row else 1 for o, _ in linears)
     out = {"int8": payload, "scales": 4 * n_scales, "zero_points": zp_bytes * n_scales}
@@ -63,14 +65,18 @@ def int8_weight_bytes(kind: str, cfg: ModelConfig, scheme: str = "per_channel_sy
     return out
 
 
-def fp32_weight_bytes(kind: str, cfg: ModelConfig, pooler: bool = True) -> int:
-    """Bytes of the same Linear weight matrices stored as float32."""
-    return 4 * sum(o * i for o, i in quantized_linears(kind, cfg, pooler))
+def fp32_weight_bytes(kind: str, cfg: ModelConfig, pooler: bool = True,
+                      attention: bool = True, element_bytes: int = 4) -> int:
+    """Bytes of the same Linear weight matrices stored as float32 (or `element_bytes` wide)."""
+    return element_bytes * sum(o * i for o, i in quantized_linears(kind, cfg, pooler, attention))
 
 
-def int8_macs(kind: str, cfg: ModelConfig, batch: int, seq_len: int) -> dict[str, int]:
-    """{"int8_macs": int8 multiply-adds, "fp32_flops": what stays float32 (attention matmuls)}."""
+def int8_macs(kind: str, cfg: ModelConfig, batch: int, seq_len: int,
+              attention: bool = True) -> dict[str, int]:
+    """{"int8_macs": int8 multiply-adds, "fp32_flops": what stays float32 (attention matmuls,
+    and the projections with attention=False)}."""
     parts = forward_flops(kind, cfg, batch, seq_len)
-    int8 = sum(parts.get(k, 0) for k in QUANTIZED_COMPONENTS) // 2
+    keys = QUANTIZED_COMPONENTS if attention else ("ffn1", "ffn2")
+    int8 = sum(parts.get(k, 0) for k in keys) // 2
     fp32 = parts["matmul"] - 2 * int8
     return {"int8_macs": int8, "fp32_flops": fp32}
