@@ -27,7 +27,8 @@ the calibration probe's calib_s, calib_probe, calib_samples_s (and the folded pa
 older records have none. Version 4 added flops_method (how flops_counted was
 counted) and accuracy_reference (the implementation whose fp64 run the errors are against).
 Version 5 added weight_bytes (the Linear weights as stored, measured), weight_bytes_predicted
-and int8_macs (tfimpl.costs.quantized, through bench.plan).
+and int8_macs (tfimpl.costs.quantized, through bench.plan), graph_optimization (ONNX Runtime's
+level).
 Readers (bench.reader) refuse a version they do not know. Reading a run folder is bench.reader, not
 this module (the 400-line limit). Tested by tests/test_record.py.
 """
@@ -147,6 +148,7 @@ accuracy_reference                str          -         trackers.accuracy
 weight_bytes                      int          bytes     impls
 weight_bytes_predicted            int          bytes     plan
 int8_macs                         int          MAC       plan
+graph_optimization                str          -         impls
 sample_pass                       list[int]    -         reader      folded
 passes                            int          -         reader      folded
 pass_medians_s                    list[float]  s         reader      folded

@@ -45,7 +45,8 @@ KEYS_BEFORE = (
     "flops_by_component", "working_set_bytes", "params",
     "calib_s", "calib_probe", "calib_samples_s",            # schema version 3: appended
     "flops_method", "accuracy_reference",                   # schema version 4: appended
-    "weight_bytes", "weight_bytes_predicted", "int8_macs")  # schema version 5: appended
+    "weight_bytes", "weight_bytes_predicted", "int8_macs",  # schema version 5: appended
+    "graph_optimization")
 
 TYPES = {"int", "float", "str", "bool", "dict", "list[float]", "list[int]"}
 UNITS = {"", "s", "bytes", "FLOP", "GFLOP/s", "tokens/s", "cores", "MAC"}

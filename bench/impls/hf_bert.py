@@ -53,22 +53,28 @@ def _hf_state(case: Case, cfg: ModelConfig) -> dict:
     return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
 
 
-def build(case: Case) -> Prepared:
+def hf_module(case: Case, dtype, device):
+    """The case's HF BertLayer / BertEncoder / BertModel in eval mode with our seeded weights."""
     import torch
     from transformers.models.bert import modeling_bert as hf
 
     cfg = model_config(case)
     if case.block == "encoder_layer":
         cfg = cfg.replace(n_layers=1)
-    device = torch_device(case)
-    dtype, _ = torch_precision(case)
-    grad = needs_grad(case)
     bert_cfg = hf_bert_config(case, cfg)
     torch.manual_seed(case.seed)        # the module's own init runs first; our weights replace it
     module = {"encoder_layer": hf.BertLayer, "encoder": hf.BertEncoder,
               "model": hf.BertModel}[case.block](bert_cfg)
     module.to(device=device, dtype=dtype).eval()           # first: loading copies into its dtype
     load_state(module, _hf_state(case, cfg), f"hf-bert {case.block}")
+    return module
+
+
+def build(case: Case) -> Prepared:
+    device = torch_device(case)
+    dtype, _ = torch_precision(case)
+    grad = needs_grad(case)
+    module = hf_module(case, dtype, device)
     module.requires_grad_(grad)
     if case.precision == "int8":           # every nn.Linear: q, k, v, outputs, FFN, pooler
         module = quantize_torch(module)
