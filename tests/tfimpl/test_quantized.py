@@ -118,3 +118,18 @@ def test_bert_base_bytes_and_macs_by_hand():
     m = costs.int8_macs("encoder_layer", base, 1, 128)
     assert m["int8_macs"] == 128 * per_layer
     assert m["fp32_flops"] == 2 * 2 * 128 * 128 * 768               # QKᵀ and PV
+
+
+def test_quantize_module_swaps_every_linear_for_the_int8_one():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4))
+    x = torch.randn(3, 5, 8)
+    q = tq.quantize_module(model)
+    assert [type(m).__name__ for m in q] == ["Int8Linear", "GELU", "Int8Linear"]
+    assert type(model[0]) is torch.nn.Linear                       # the original untouched
+    w0, s0 = tq.quantize_per_channel(model[0].weight.detach())
+    hidden = torch.nn.functional.gelu(tq.linear_int8(x, w0, s0, model[0].bias.detach()))
+    w2, s2 = tq.quantize_per_channel(model[2].weight.detach())
+    with torch.no_grad():
+        torch.testing.assert_close(q(x), tq.linear_int8(hidden, w2, s2, model[2].bias.detach()),
+                                   rtol=0, atol=0)

@@ -113,3 +113,31 @@ def encoder_layer_int8(q, x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
         else:
             x = norm(name, fn(x), residual=x)                       # LN(f(x) + x)
     return x
+
+
+class Int8Linear(torch.nn.Module):
+    """An nn.Linear's drop-in with int8 weights (quantize_per_channel) and linear_int8's
+    per-token activations: the first-principles scheme on a whole HF / torch.nn model."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        weight_q, weight_scale = quantize_per_channel(linear.weight.detach())
+        self.register_buffer("weight_q", weight_q)                  # (out, in) int8
+        self.register_buffer("weight_scale", weight_scale)          # (out,) float32
+        bias = None if linear.bias is None else linear.bias.detach().to(torch.float32)
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear_int8(x, self.weight_q, self.weight_scale, self.bias).to(x.dtype)
+
+
+def quantize_module(module: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of `module` with every nn.Linear (type exactly) an Int8Linear."""
+    import copy
+
+    out = copy.deepcopy(module)
+    for parent in list(out.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is torch.nn.Linear:
+                setattr(parent, name, Int8Linear(child))
+    return out
