@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 from bench import blocks, metrics
-from bench.analysis import claims, crossover, generation as decode, precisions, training
+from bench.analysis import claims, crossover, generation as decode, precisions, quantization, training
 from bench.analysis.bert_params import fmt_count
 from bench.analysis.verdict_row import HELD, NOT_ENOUGH, NOT_HELD, VerdictRow, band_verdict
 from bench.analysis.crossover import CROSSOVER_FACTOR, DEFINITION
@@ -170,7 +170,7 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
     if table is None or table.empty:
         return []
     t = table[(table["block"] == block) & table["ok"] & table["speedup"].notna()
-              & ~table["precision"].isin(("fp32", "fp64"))]
+              & ~table["precision"].isin(("fp32", "fp64", quantization.INT8))]
     isa = precisions.isa_sentence(meta)
     rows = []
     for (impl, prec, mode), g in t.groupby(["impl", "precision", "mode"], sort=True):
@@ -200,7 +200,7 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
 
 
 def all_rows(entries, df, table, meta, rule, bert_counts) -> list[VerdictRow]:
-    return (scaling_rows(entries, df) + crossover.rows(df, rule) + params_row(bert_counts)
+    return (quantization.rows(table, df, meta, rule.seed) + scaling_rows(entries, df) + crossover.rows(df, rule) + params_row(bert_counts)
             + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta)
             + training.all_rows(df, meta))
 
