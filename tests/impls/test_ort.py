@@ -62,3 +62,17 @@ def test_without_the_extra_a_case_is_one_line_with_the_install_command(monkeypat
     monkeypatch.setattr(base.Impl, "missing_requirement", lambda self: "onnxruntime")
     field, reason = capabilities.check_fields(dataclasses.replace(BASE, block="model"))
     assert field == "impl" and 'pip install -e ".[ort]"' in reason and "\n" not in reason
+
+
+def test_without_the_extra_the_config_exits_2_in_one_line(monkeypatch, capsys, tmp_path):
+    from support import run
+
+    monkeypatch.setattr(base.Impl, "missing_requirement",
+                        lambda self: "onnxruntime" if self.name == "onnxruntime" else None)
+    config = tmp_path / "ort.yaml"
+    config.write_text("name: ort\nsweeps:\n  - name: s\n    fixed: {impl: onnxruntime, "
+                      "block: encoder_layer, precision: fp32, seq_len: 16, d_model: 32, "
+                      "n_heads: 2, d_ff: 64}\n")
+    rc, _, err = run(capsys, "validate", str(config))
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and 'pip install -e ".[ort]"' in lines[0], err
