@@ -164,8 +164,8 @@ def section(table, df, meta: dict, seed: int = 0) -> list[str]:
     ort = runtime_lines(df, seed)
     if ort:
         lines += ["", "**ONNX Runtime vs the torch module it was exported from** (FLOPs: "
-                      "analytic only, ONNX Runtime counts none; peak memory: process RSS "
-                      "sampler):", ""] + ort
+                      "analytic only, ONNX Runtime counts none; peak memory: the process RSS "
+                      "sampler, which reads low once ORT's arena is warm):", ""] + ort
     lines += ["", "Task level (not measured by this run): tests/tfimpl/test_pretrained_int8.py "
                   "compares all-MiniLM-L6-v2 sentence embeddings int8 vs fp32 by cosine, both "
                   "tfimpl's per-token int8 and torch's quantize_dynamic."]

@@ -117,8 +117,7 @@ def quantized_weight_bytes(path: str) -> int:
     model = onnx.load(path)
     return sum(len(t.raw_data) if t.raw_data else
                onnx.numpy_helper.to_array(t).nbytes
-               for t in model.graph.initializer if t.name.endswith(QUANTIZED_SUFFIXES)
-               and not t.name.startswith("embeddings."))
+               for t in model.graph.initializer if t.name.endswith(QUANTIZED_SUFFIXES))
 
 
 def session(path: str, threads: int):
