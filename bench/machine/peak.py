@@ -227,7 +227,6 @@ def cache_key(threads: int, device: str = "cpu") -> dict:
     versions = package_versions(("numpy", "torch"))
     key = {"hostname": socket.gethostname(), "cpu_model": cpu_model(), "threads": threads,
            "device": device, "numpy": versions["numpy"], "torch": versions["torch"],
-           "dtypes": list(_dtypes("torch", device)),      # a cache without int8 is stale
            "env": {k: v for k, v in sorted(os.environ.items())
                    if k.startswith(KEY_ENV_PREFIXES) and k not in KEY_ENV_IGNORED}}
     if device == "cuda":
@@ -239,7 +238,8 @@ def cache_key(threads: int, device: str = "cpu") -> dict:
 
 def load_cached(threads: int, device: str = "cpu", directory: Path | None = None) -> dict | None:
     """The cached peak if its file is readable, its key matches this machine now and it has
-    the bandwidth (a cache written before bench.machine.peak measured it is stale)."""
+    the bandwidth and, on CPU, torch's int8 entry (a cache written before bench.machine.peak
+    measured them is stale; the key itself is unchanged, so such a cache is replaced in place)."""
     path = cache_path(threads, device, directory)
     try:
         cached = json.loads(path.read_text())
@@ -249,6 +249,8 @@ def load_cached(threads: int, device: str = "cpu", directory: Path | None = None
         return None
     if not isinstance(cached.get("bandwidth"), dict):
         return None
+    if device == "cpu" and "int8" not in (cached.get("torch") or {}):
+        return None                       # written before the int8 peak was measured: stale
     return cached
 
 

@@ -73,7 +73,7 @@ class FakeMeasure:
 
     def __call__(self, threads, device, **kwargs):
         self.calls += 1
-        return {"numpy": {"fp64": 100.0 + self.calls}, "torch": {}, "threads": threads,
+        return {"numpy": {"fp64": 100.0 + self.calls}, "torch": {"int8": 50.0}, "threads": threads,
                 "device": device, "key": peak.cache_key(threads, device),
                 "bandwidth": {"numpy": {"copy": 20.0, "triad": 18.0}}}
 
@@ -95,6 +95,16 @@ def test_no_cache_remeasures_and_replaces(tmp_path):
     fresh = peak.load_or_measure_peak(threads=2, cache=False, directory=tmp_path, measure_fn=fake)
     assert fake.calls == 2 and fresh["source"] == "measured"
     assert peak.load_cached(2, "cpu", tmp_path)["numpy"]["fp64"] == 102.0
+
+
+def test_a_cache_without_the_int8_peak_is_stale(tmp_path):
+    fake = FakeMeasure()
+    peak.load_or_measure_peak(threads=2, directory=tmp_path, measure_fn=fake)
+    path = peak.cache_path(2, "cpu", tmp_path)
+    old = json.loads(path.read_text())
+    old["torch"] = {"fp32": 20.0}
+    path.write_text(json.dumps(old))
+    assert peak.load_cached(2, "cpu", tmp_path) is None
 
 
 def test_threads_are_part_of_the_key(tmp_path):
