@@ -15,6 +15,11 @@
         peak_bytes_predicted  tfimpl.costs.predicted_peak_bytes (or the impl's own model)
         working_set_bytes     tfimpl.costs.footprint.working_set_bytes
         params                the block's parameter count (tfimpl.costs.param_counts)
+        weight_bytes_predicted  bytes of the Linear weight matrices as the case stores them
+                              (tfimpl.costs.quantized: int8 + scales + zero points under the
+                              impl's `extra["int8_scheme"]` for int8, else storage width), None
+                              for a block with no Linear
+        int8_macs             int8 x int8 multiply-adds of one forward (int8 only, else None)
 
 Hooks: a block, mode or implementation declaration may compute any of these itself
 (`costs(case, cfg) -> dict`, with tfimpl.costs functions): the implementation's wins over the
@@ -40,6 +45,7 @@ from bench.record import keys_of
 from tfimpl import costs
 from tfimpl.config import ModelConfig
 from tfimpl.costs import footprint
+from tfimpl.costs import quantized
 
 _STORAGE_BYTES = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
 FACT_KEYS = keys_of("plan")                 # the record's fields a Plan fills (bench.record)
@@ -62,6 +68,8 @@ class Plan:
     peak_bytes_predicted: int
     working_set_bytes: int
     params: int
+    weight_bytes_predicted: int | None = None
+    int8_macs: int | None = None
 
     def facts(self) -> dict:
         return {key: getattr(self, key) for key in FACT_KEYS}
@@ -91,6 +99,21 @@ def _analytic_flops(case: Case, block: Block, mode: Mode, cfg: ModelConfig) -> d
             else:
                 total[name] = int(value)
     return total
+
+
+def _weights(case: Case, block: Block, impl: Impl, cfg: ModelConfig) -> tuple:
+    """(Linear weight bytes as stored, int8 MACs or None) from tfimpl.costs.quantized."""
+    kind = block.cost_block
+    if kind not in quantized.KINDS:
+        return None, None
+    attention = bool(impl.extra.get("int8_attention", True))
+    if precision.get(case.precision).weights == "int8":
+        scheme = impl.extra.get("int8_scheme", "per_channel_symmetric")
+        stored = costs.int8_weight_bytes(kind, cfg, scheme, attention=attention)["total"]
+        macs = costs.int8_macs(kind, cfg, case.batch, case.seq_len, attention)["int8_macs"]
+        return stored, macs
+    return costs.fp32_weight_bytes(kind, cfg, attention=attention,
+                                   element_bytes=storage_bytes(case.precision)), None
 
 
 def plan(case: Case) -> Plan:
@@ -130,8 +153,10 @@ def plan(case: Case) -> Plan:
                                          materialised)
     params = own["params"] if "params" in own else \
         costs.param_counts(block.param_kind, cfg)["total"]
+    weight_bytes, int8_macs = _weights(case, block, impl, cfg)
     return Plan(case=case, impl=impl, block=block, mode=mode, cfg=cfg, backend=impl.backend,
                 attn_path=path, attn_materialised=materialised, bytes_per_element=e,
                 storage_bytes=storage_bytes(case.precision), flops_analytic=int(flops_total),
                 flops_by_component={k: int(v) for k, v in by_component.items()},
-                peak_bytes_predicted=int(peak), working_set_bytes=int(ws), params=int(params))
+                peak_bytes_predicted=int(peak), working_set_bytes=int(ws), params=int(params),
+                weight_bytes_predicted=weight_bytes, int8_macs=int8_macs)

@@ -24,6 +24,14 @@ a lower bound for the attention-matrix term. Autocast also re-casts weights per 
 do not require grad (its cast cache holds only leaf tensors that require grad): transient
 low-precision copies of the weights, not in the activation model.
 
+`int8` is dynamic quantization (bench.impls.quantize, bench.impls.ort; from first principles in
+tfimpl.numpy/torch.quantized): the Linear weights are stored in int8 with float32 scales, the
+activations are quantized at each call, the matmuls run int8 x int8 -> int32 and everything
+between them (attention's matmuls, softmax, norms) stays float32: storage and activation width
+4. Its unit_roundoff is half an int8 step relative to the largest magnitude, 1/254; the integer
+accumulation is exact, the float32 rescale rounds at 2^-24. CPU only (fbgemm, ONNX Runtime's
+CPU kernels).
+
 Which impl may run which precision is its declaration's (bench/impls/); this module holds the
 facts about the precision itself (NumPy dtypes, tf32 is CUDA-only, bf16 needs sm_80+), and
 bench.capabilities puts the two together.
@@ -57,6 +65,7 @@ class Precision:
     accumulate_roundoff: float   # u of the dot-product accumulator (fp32 for bf16/fp16/tf32)
     cuda_only: bool
     description: str
+    weights: str | None = None   # quantized weight dtype ("int8"), None = stored as `storage`
 
 
 PRECISIONS: dict[str, Precision] = {p.name: p for p in (
@@ -74,6 +83,9 @@ PRECISIONS: dict[str, Precision] = {p.name: p for p in (
               "fp32 weights, torch.autocast(bfloat16): matmuls in bf16"),
     Precision("amp-fp16", "float32", None, "float16", False, 2, 2.0 ** -11, 2.0 ** -24, False,
               "fp32 weights, torch.autocast(float16): matmuls in fp16"),
+    Precision("int8", "float32", None, None, False, 4, 1.0 / 254, 2.0 ** -24, False,
+              "dynamic int8: Linear weights int8 (quantized once), activations quantized "
+              "per call, int8 x int8 -> int32, float32 between", weights="int8"),
 )}
 
 NAMES = tuple(PRECISIONS)
@@ -101,6 +113,9 @@ def backend_reason(precision: str, backend: str, device: str) -> str | None:
                 f"there would be storage only; {precision!r} is not run on NumPy")
     if p.tf32 and backend != "torch":
         return f"{precision!r} is a cuBLAS setting; backend {backend!r} does not use torch"
+    if p.weights == "int8" and device != "cpu":
+        return (f"{precision!r} is dynamic quantization on CPU kernels (fbgemm, ONNX Runtime); "
+                f"device is {device!r}")
     if p.cuda_only and device != "cuda":
         return f"{precision!r} is a CUDA tensor-core mode; device is {device!r}"
     if device == "cuda" and "bfloat16" in (p.storage, p.autocast) and not _cuda_bf16():

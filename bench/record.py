@@ -28,6 +28,9 @@ older records have none. Version 4 added flops_method (how flops_counted was
 counted), accuracy_reference (the implementation whose fp64 run the errors are against) and the
 sub-quadratic attention blocks' price: approx_rel_l2_err, attn_mass_captured, useful_fraction,
 price_rows (bench.blocks.sparse).
+Version 5 added weight_bytes (the Linear weights as stored, measured), weight_bytes_predicted
+and int8_macs (tfimpl.costs.quantized, through bench.plan), graph_optimization (ONNX Runtime's
+level).
 Readers (bench.reader) refuse a version they do not know. Reading a run folder is bench.reader, not
 this module (the 400-line limit). Tested by tests/test_record.py.
 """
@@ -42,7 +45,7 @@ from typing import NamedTuple
 from bench import metrics
 from bench.case import Case
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 VERSION_KEY = "schema_version"          # in meta.json; absent: version 1
 
 
@@ -148,6 +151,10 @@ approx_rel_l2_err                 float        -         blocks.sparse
 attn_mass_captured                float        -         blocks.sparse
 useful_fraction                   float        -         blocks.sparse
 price_rows                        int          -         blocks.sparse
+weight_bytes                      int          bytes     impls
+weight_bytes_predicted            int          bytes     plan
+int8_macs                         int          MAC       plan
+graph_optimization                str          -         impls
 sample_pass                       list[int]    -         reader      folded
 passes                            int          -         reader      folded
 pass_medians_s                    list[float]  s         reader      folded

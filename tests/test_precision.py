@@ -20,7 +20,7 @@ def test_unknown_precision_lists_allowed_names():
         P.get("fp8")
 
 
-@pytest.mark.parametrize("name", P.NAMES)
+@pytest.mark.parametrize("name", [n for n in P.NAMES if n != "int8"])
 def test_table_agrees_with_torch_finfo(name):
     p = P.get(name)
     low = P.autocast_dtype(name) or P.torch_dtype(name)
@@ -62,7 +62,30 @@ def test_supported_on_cpu(impl, precision):
 
 def test_supported_rejects_unknown_precision():
     with pytest.raises(ValueError, match="allowed"):
-        capabilities.precision_reason("torch", "int8", "cpu")
+        capabilities.precision_reason("torch", "int4", "cpu")
+
+
+def test_int8_is_quantized_weights_over_float32():
+    p = P.get("int8")
+    assert p.weights == "int8" and p.storage == "float32" and p.bytes_per_element == 4
+    assert p.unit_roundoff == 1 / (2 * 127)                # half a step of max|w| / 127
+    assert P.torch_dtype("int8") == torch.float32
+
+
+@pytest.mark.parametrize("impl, device, fragment", [
+    ("torch", "cpu", "impl 'torch' cannot run precision 'int8'"),
+    ("numpy", "cpu", "NumPy runs fp64 and fp32 only"),
+    ("keras", "cpu", "impl 'keras' cannot run precision 'int8'"),
+    ("torch-nn", "cuda", "dynamic quantization on CPU kernels"),
+])
+def test_int8_where_a_backend_has_none(impl, device, fragment):
+    reason = capabilities.precision_reason(impl, "int8", device)
+    assert fragment in reason and "\n" not in reason
+
+
+@pytest.mark.parametrize("impl", ["torch-nn", "hf-bert"])
+def test_int8_runs_on_the_library_impls(impl):
+    assert capabilities.precision_reason(impl, "int8", "cpu") is None
 
 
 def _params():

@@ -45,10 +45,12 @@ KEYS_BEFORE = (
     "flops_by_component", "working_set_bytes", "params",
     "calib_s", "calib_probe", "calib_samples_s",            # schema version 3: appended
     "flops_method", "accuracy_reference",                   # schema version 4: appended
-    "approx_rel_l2_err", "attn_mass_captured", "useful_fraction", "price_rows")  # sparse blocks
+    "approx_rel_l2_err", "attn_mass_captured", "useful_fraction", "price_rows",  # sparse blocks
+    "weight_bytes", "weight_bytes_predicted", "int8_macs",  # schema version 5: appended
+    "graph_optimization")
 
 TYPES = {"int", "float", "str", "bool", "dict", "list[float]", "list[int]"}
-UNITS = {"", "s", "bytes", "FLOP", "GFLOP/s", "tokens/s", "cores"}
+UNITS = {"", "s", "bytes", "FLOP", "GFLOP/s", "tokens/s", "cores", "MAC"}
 
 
 # ---- the schema -------------------------------------------------------------------------------
@@ -179,10 +181,10 @@ def _folder(tmp_path, version="absent", name="run"):
 def test_create_stamps_the_version(tmp_path):
     writer = RunWriter.create(tmp_path / "run", "name: t\n", {"config_hash": "abc"})
     meta = json.loads((writer.run_dir / "meta.json").read_text())
-    assert meta["schema_version"] == record.SCHEMA_VERSION == 4
-    assert check_version(read_meta(writer.run_dir)) == 4
+    assert meta["schema_version"] == record.SCHEMA_VERSION == 5
+    assert check_version(read_meta(writer.run_dir)) == 5
     writer.update_meta(status="complete")
-    assert writer.read_meta()["schema_version"] == 4
+    assert writer.read_meta()["schema_version"] == 5
 
 
 def test_a_folder_without_a_version_is_version_1_and_reads_as_before(tmp_path):
@@ -215,7 +217,7 @@ def test_report_cli_refuses_an_unknown_version_with_exit_2(tmp_path):
     assert out.returncode == 2
     err = out.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in out.stderr
-    assert "schema_version 99: this tfbench reads versions 1-4" in err[0]
+    assert f"schema_version 99: this tfbench reads versions 1-{record.SCHEMA_VERSION}" in err[0]
     assert not (run / "report.md").exists()
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from bench import blocks, metrics
-from bench.analysis import claims, crossover, generation as decode, precisions, training
+from bench.analysis import claims, crossover, generation as decode, precisions, quantization, training
 from bench.analysis import sparse as subquadratic
 from bench.analysis import recurrent
 from bench.analysis.bert_params import fmt_count
@@ -187,7 +187,7 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
     if table is None or table.empty:
         return []
     t = table[(table["block"] == block) & table["ok"] & table["speedup"].notna()
-              & ~table["precision"].isin(("fp32", "fp64"))]
+              & ~table["precision"].isin(("fp32", "fp64", quantization.INT8))]
     isa = precisions.isa_sentence(meta)
     rows = []
     for (impl, prec, mode), g in t.groupby(["impl", "precision", "mode"], sort=True):
@@ -217,7 +217,8 @@ def precision_rows(table, df, meta: dict, rule: claims.FitRule,
 
 
 def all_rows(entries, df, table, meta, rule, bert_counts) -> list[VerdictRow]:
-    return (scaling_rows(entries, df) + recurrent.rows(df, entries, rule)
+    return (quantization.rows(table, df, meta, rule.seed) + scaling_rows(entries, df)
+            + recurrent.rows(df, entries, rule)
             + crossover.rows(df, rule) + subquadratic.crossover_rows(df, rule)
             + params_row(bert_counts)
             + precision_rows(table, df, meta, rule) + decode.all_rows(df, meta)

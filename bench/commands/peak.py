@@ -52,7 +52,8 @@ def format_table(result: dict) -> str:
                 lines.append(f"{lib:<8} {dtype:<6} {'-':>9} {'-':>7}  {notes.get(name, '')}")
                 continue
             best = max(details.get(name, []), key=lambda p: p["gflops"], default={})
-            lines.append(f"{lib:<8} {dtype:<6} {gflops:9.1f} {best.get('n', '-'):>7}")
+            note = "  GOP/s: int8 quantized::linear_dynamic (fbgemm)" if dtype == "int8" else ""
+            lines.append(f"{lib:<8} {dtype:<6} {gflops:9.1f} {best.get('n', '-'):>7}{note}")
     lines.extend(bandwidth_lines(result))
     load = result.get("load_avg_before")
     if load is not None and load >= 1.0:

@@ -31,6 +31,7 @@ BUILTIN: dict[str, str] = {
     "keras": "bench.impls.keras",
     "keras-function": "bench.impls.keras_function",
     "keras-xla": "bench.impls.keras_xla",
+    "onnxruntime": "bench.impls.ort",
 }
 ENTRY_POINT_GROUP = "tfbench.impls"
 

@@ -3,7 +3,7 @@
 An implementation declares, once, everything the harness needs to know about it:
 
     name            the `impl:` value a config uses
-    backend         whose runtime it runs on: "numpy" | "torch" | "tensorflow". This decides
+    backend         whose runtime it runs on: "numpy" | "torch" | "tensorflow" | "onnxruntime". This decides
                     which thread pool gets the case's threads, which memory tracker measures it
                     (bench.trackers.memory), whether FlopCounterMode counts it (torch), and which
                     machine peak bounds it (bench.machine.peak)
@@ -64,6 +64,8 @@ class Prepared:
     count_flops: the backend's own FLOP count of one call (TensorFlow: bench.trackers.tf_runtime);
         returning None leaves the counted FLOPs null (torch-flex: no counter sees its kernel).
     compile_s: seconds of the first (tracing/compiling) call, made in build, not a sample.
+    weight_bytes: the Linear weights' bytes as stored (bench.impls.quantize.linear_weight_bytes).
+    graph_optimization: the runtime's graph optimisation level (ONNX Runtime), else None.
     """
 
     fn: Callable[[], Any]
@@ -80,6 +82,11 @@ class Prepared:
     # wall time of the first call of a traced/compiled fn (trace + compile + one run), kept
     # apart from the samples; None when nothing is traced
     compile_s: float | None = None
+    # bytes of the Linear weight matrices as stored (int8 + scales + zero points when quantized:
+    # bench.impls.quantize), None when the implementation does not say
+    weight_bytes: int | None = None
+    # a runtime's graph optimisation setting (ONNX Runtime: "ORT_ENABLE_ALL"), None: none
+    graph_optimization: str | None = None
 
     def __post_init__(self):
         if self.flops_fn is None:

@@ -1,5 +1,6 @@
 """`hf-bert`: HuggingFace BertLayer / BertEncoder / BertModel from a BertConfig (eager attention:
 scores and probabilities at once -> attention path "library"), with the same seeded weights.
+int8: torch's quantize_dynamic on every nn.Linear (bench.impls.quantize), forward only.
 
 Tests: tests/tfimpl/test_costs_counted.py, tests/test_precision.py, tests/run/test_runner.py.
 """
@@ -10,6 +11,7 @@ from bench.case import Case
 from bench.impls.base import Impl, Prepared, Unsupported
 from bench.impls.common import (load_state, make_params, model_config, needs_grad,
                                 torch_device, torch_inputs, torch_precision, torch_runner)
+from bench.impls.quantize import linear_weight_bytes, quantize_torch
 from bench.impls.torch_ours import PRECISIONS
 from tfimpl.config import ModelConfig
 from tfimpl import loaders
@@ -51,23 +53,31 @@ def _hf_state(case: Case, cfg: ModelConfig) -> dict:
     return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
 
 
-def build(case: Case) -> Prepared:
+def hf_module(case: Case, dtype, device):
+    """The case's HF BertLayer / BertEncoder / BertModel in eval mode with our seeded weights."""
     import torch
     from transformers.models.bert import modeling_bert as hf
 
     cfg = model_config(case)
     if case.block == "encoder_layer":
         cfg = cfg.replace(n_layers=1)
-    device = torch_device(case)
-    dtype, _ = torch_precision(case)
-    grad = needs_grad(case)
     bert_cfg = hf_bert_config(case, cfg)
     torch.manual_seed(case.seed)        # the module's own init runs first; our weights replace it
     module = {"encoder_layer": hf.BertLayer, "encoder": hf.BertEncoder,
               "model": hf.BertModel}[case.block](bert_cfg)
     module.to(device=device, dtype=dtype).eval()           # first: loading copies into its dtype
     load_state(module, _hf_state(case, cfg), f"hf-bert {case.block}")
+    return module
+
+
+def build(case: Case) -> Prepared:
+    device = torch_device(case)
+    dtype, _ = torch_precision(case)
+    grad = needs_grad(case)
+    module = hf_module(case, dtype, device)
     module.requires_grad_(grad)
+    if case.precision == "int8":           # every nn.Linear: q, k, v, outputs, FFN, pooler
+        module = quantize_torch(module)
     inputs = torch_inputs(case, dtype, device, requires_grad=grad)
     if case.block == "model":
         ids = inputs["input_ids"]
@@ -83,7 +93,8 @@ def build(case: Case) -> Prepared:
         call = lambda: module(x)                                      # noqa: E731
     leaves = [t for t in list(module.parameters()) + list(inputs.values()) if t.requires_grad]
     fn, output = torch_runner(case, call, leaves)
-    return Prepared(fn=fn, output=output, backend="torch", device=case.device)
+    return Prepared(fn=fn, output=output, backend="torch", device=case.device,
+                    weight_bytes=linear_weight_bytes(module))
 
 
 def rules(case: Case) -> tuple[str, str] | None:
@@ -91,12 +102,15 @@ def rules(case: Case) -> tuple[str, str] | None:
         return "norm_first", "hf-bert (BERT) is post-norm only; norm_first must be false"
     if case.causal:
         return "causal", "hf-bert runs BERT's bidirectional encoder; causal must be false"
+    if case.precision == "int8" and case.mode != "forward":
+        return "mode", "int8 (dynamic quantization) runs forward only"
     return None
 
 
 IMPL = Impl(
     name="hf-bert", description="HuggingFace BertLayer / BertEncoder / BertModel, eager attention",
-    backend="torch", blocks=("encoder_layer", "encoder", "model"), precisions=PRECISIONS,
+    backend="torch", blocks=("encoder_layer", "encoder", "model"), precisions=PRECISIONS + ("int8",),
     modes=("forward", "forward+backward"), devices=("cpu", "cuda"),
     attention="library", exposes_weights=False, build=build, rules=rules,
+    extra={"int8_scheme": "per_tensor", "int8_attention": True},
     requires=("transformers",), install='pip install -e ".[hf]"')

@@ -12,6 +12,10 @@ counted with it off (`flops_fn`), because FlopCounterMode sees 0 inside it. The 
 modules' fast path materialises one matrix and their training path is fused, so the "explicit"
 memory model bounds both.
 
+int8: torch's quantize_dynamic (bench.impls.quantize) on the loaded float32 module: it takes
+the FFN's nn.Linear layers only (nn.MultiheadAttention's projections are no nn.Linear modules,
+so attention stays float32: `extra["int8_attention"] = False`, which the cost model follows).
+
 Tests: tests/tfimpl/test_costs_counted.py, tests/test_precision.py, tests/run/test_runner.py.
 """
 
@@ -24,6 +28,7 @@ from bench.impls import recurrent
 from bench.impls.base import Impl, Prepared
 from bench.impls.common import (load_state, make_params, model_config, needs_grad,
                                 torch_device, torch_inputs, torch_precision, torch_runner)
+from bench.impls.quantize import linear_weight_bytes, quantize_torch
 from bench.impls.torch_ours import PRECISIONS
 from tfimpl import loaders
 
@@ -100,6 +105,9 @@ def build(case: Case) -> Prepared:
         module.requires_grad_(grad)
         if case.block != "ffn" and case.mode == "forward":
             fastpath = bool(torch.backends.mha.get_fastpath_enabled())
+        if case.precision == "int8":                     # linear1/linear2 (ffn: both Linears)
+            module = quantize_torch(module)
+            call, fastpath = _without_fastpath(call), False   # it reads linear1.weight.device
     params = list(module.parameters()) if module is not None else []
     leaves = [t for t in params + list(inputs.values()) if t.requires_grad]
     fn, output = torch_runner(case, call, leaves)
@@ -109,7 +117,29 @@ def build(case: Case) -> Prepared:
             return fn()
 
     return Prepared(fn=fn, output=output, backend="torch", device=case.device,
-                    flops_fn=flops_fn if fastpath else fn, fastpath=fastpath)
+                    flops_fn=flops_fn if fastpath else fn, fastpath=fastpath,
+                    weight_bytes=linear_weight_bytes(module) if module is not None else None)
+
+
+def rules(case: Case) -> tuple[str, str] | None:
+    if case.precision == "int8" and case.block not in INT8_BLOCKS:
+        return "block", (f"torch-nn int8 quantizes nn.Linear modules: block {case.block!r} has "
+                         f"none (int8 runs: {', '.join(INT8_BLOCKS)})")
+    if case.precision == "int8" and case.mode != "forward":
+        return "mode", "int8 (dynamic quantization) runs forward only"
+    return None
+
+
+def _rules(case: Case) -> tuple[str, str] | None:
+    """int8's rules (rules above), then the recurrent blocks' (train mode for those only)."""
+    return rules(case) or recurrent.rules(case)
+
+
+def _without_fastpath(call):
+    def run():
+        with fastpath_disabled():
+            return call()
+    return run
 
 
 @contextlib.contextmanager
@@ -124,10 +154,13 @@ def fastpath_disabled():
         torch.backends.mha.set_fastpath_enabled(before)
 
 
+INT8_BLOCKS = ("ffn", "encoder_layer", "encoder")
+
 IMPL = Impl(
     name="torch-nn", description="torch's own modules (MATH sdpa for the bare attention block)",
     backend="torch", blocks=("attention", "mha", "ffn", "encoder_layer", "encoder")
     + recurrent.RECURRENT_BLOCKS,
-    precisions=PRECISIONS, modes=("forward", "forward+backward", "train"), devices=("cpu", "cuda"),
-    attention={"attention": "library", "*": "explicit"}, exposes_weights=False, build=build,
-    rules=recurrent.rules, costs=recurrent.costs, extra={"zero_state_matmul": True})
+    precisions=PRECISIONS + ("int8",), modes=("forward", "forward+backward", "train"),
+    devices=("cpu", "cuda"), attention={"attention": "library", "*": "explicit"},
+    exposes_weights=False, build=build, rules=_rules, costs=recurrent.costs,
+    extra={"zero_state_matmul": True, "int8_scheme": "per_tensor", "int8_attention": False})

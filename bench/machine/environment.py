@@ -30,8 +30,8 @@ ENV_NAMES = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "THP_MEM_ALLOC_ENABLE", "
              "TFBENCH_SEED_CACHE_MB", "GLIBC_TUNABLES")
 CACHE_ROOT = Path("/sys/devices/system/cpu/cpu0/cache")
 # ISA extensions that decide matmul speed per dtype (bf16/fp16 natively, or by conversion).
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16",
-             "amx_tile", "amx_fp16")
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni",
+             "amx_bf16", "amx_tile", "amx_fp16", "amx_int8")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -6,6 +6,11 @@ allocator stays out of the timing), timed with `bench.trackers.timer.measure_tim
 gives GFLOP/s = 2·n³ / min_s / 1e9; the peak is the best over the sizes. The median-based rate is
 kept beside it in `details`.
 
+int8 (torch, CPU): `quantized::linear_dynamic` on an fp32 A and an int8 per-tensor B packed by
+fbgemm (`linear_prepack`), with reduce_range=True as torch's DynamicQuantizedLinear calls it:
+the kernel every int8 Linear of torch-nn / hf-bert runs, its per-call quantization of A
+included; 2·n³ int8 ops per call, so "GFLOP/s" is GOP/s there.
+
 Not run, recorded as null with the reason: bf16 in NumPy (no such dtype) and fp16 on a CPU
 (no BLAS kernel: emulated at 0.4-3 GFLOP/s, one 2048³ matmul took 41 s). On CUDA, torch gets
 fp16, bf16 and tf32 (fp32 storage, TF32 tensor cores) too.
@@ -42,7 +47,7 @@ DEFAULT_SIZES = (1024, 2048)
 DEFAULT_TIME_BUDGET_S = 12.0
 DEFAULT_BANDWIDTH_BUDGET_S = 4.0
 LIBRARIES = ("numpy", "torch")
-CPU_DTYPES = ("fp64", "fp32", "bf16", "fp16")
+CPU_DTYPES = ("fp64", "fp32", "bf16", "fp16", "int8")
 CUDA_TORCH_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16")
 KEY_ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_")
 KEY_ENV_IGNORED = {"KMP_DUPLICATE_LIB_OK"}    # set by threadpoolctl on import; not a speed knob
@@ -55,6 +60,7 @@ NOT_RUN = {
                                "measured so far it was emulated at 0.4-3 GFLOP/s, one 2048^3 "
                                "matmul took 41 s)"),
     ("torch", "tf32", "cpu"): "TF32 is a CUDA tensor-core mode",
+    ("numpy", "int8"): "NumPy's integer matmul is no BLAS kernel (a plain loop); not run",
 }
 
 
@@ -92,6 +98,8 @@ def _numpy_matmul(dtype: str, n: int, seed: int) -> Callable[[], object]:
 def _torch_matmul(dtype: str, n: int, seed: int, device: str) -> Callable[[], object]:
     import torch
 
+    if dtype == "int8":
+        return _torch_int8_linear(n, seed)
     torch_dtype = {"fp64": torch.float64, "fp32": torch.float32, "tf32": torch.float32,
                    "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     g = torch.Generator().manual_seed(seed)
@@ -99,6 +107,16 @@ def _torch_matmul(dtype: str, n: int, seed: int, device: str) -> Callable[[], ob
     b = torch.randn(n, n, generator=g).to(device=device, dtype=torch_dtype)   # (n, n)
     c = torch.empty(n, n, device=device, dtype=torch_dtype)                   # (n, n), reused
     return lambda: torch.mm(a, b, out=c)
+
+
+def _torch_int8_linear(n: int, seed: int) -> Callable[[], object]:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, n, generator=g)                                        # (n, n) fp32
+    w = torch.quantize_per_tensor(torch.randn(n, n, generator=g), 4.0 / 127, 0, torch.qint8)
+    packed = torch.ops.quantized.linear_prepack(w, None)                      # (n, n) int8
+    return lambda: torch.ops.quantized.linear_dynamic(a, packed, True)        # (n, n) fp32
 
 
 @contextmanager
@@ -220,7 +238,8 @@ def cache_key(threads: int, device: str = "cpu") -> dict:
 
 def load_cached(threads: int, device: str = "cpu", directory: Path | None = None) -> dict | None:
     """The cached peak if its file is readable, its key matches this machine now and it has
-    the bandwidth (a cache written before bench.machine.peak measured it is stale)."""
+    the bandwidth and, on CPU, torch's int8 entry (a cache written before bench.machine.peak
+    measured them is stale; the key itself is unchanged, so such a cache is replaced in place)."""
     path = cache_path(threads, device, directory)
     try:
         cached = json.loads(path.read_text())
@@ -230,6 +249,8 @@ def load_cached(threads: int, device: str = "cpu", directory: Path | None = None
         return None
     if not isinstance(cached.get("bandwidth"), dict):
         return None
+    if device == "cpu" and "int8" not in (cached.get("torch") or {}):
+        return None                       # written before the int8 peak was measured: stale
     return cached
 
 

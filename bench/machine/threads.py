@@ -28,7 +28,9 @@ def fixed_threads(n: int, backend: str | None = None) -> Iterator[dict]:
 
     backend: "torch" gives torch `n` threads and NumPy's BLAS one, "numpy" the other way round;
     "tensorflow" gives TensorFlow's intra-op pool `n` (inter-op 1; bench.trackers.tf_runtime.set_threads,
-    fixed at TensorFlow's first op) and torch and BLAS one each; None gives both `n`.
+    fixed at TensorFlow's first op) and torch and BLAS one each; "onnxruntime" likewise gives
+    torch and BLAS one each (the session's intra_op_num_threads is the case's, bench.impls.ort);
+    None gives both `n`.
     One pool at a time matters: a process that runs NumPy and torch cases in turn has two pools, and the idle one's threads spin-wait for a while after each call
     (OpenBLAS for ~0.1 s), stealing the cores the measured pool needs on a small machine.
     The previous settings come back on exit, even when the body raises.
@@ -37,12 +39,14 @@ def fixed_threads(n: int, backend: str | None = None) -> Iterator[dict]:
     from threadpoolctl import threadpool_limits
 
     n = _check_threads(n)
-    if backend not in (None, "torch", "numpy", "tensorflow"):
-        raise ValueError(f"backend: expected 'torch', 'numpy', 'tensorflow' or None, got {backend!r}")
+    if backend not in (None, "torch", "numpy", "tensorflow", "onnxruntime"):
+        raise ValueError(f"backend: expected 'torch', 'numpy', 'tensorflow', 'onnxruntime' or "
+                         f"None, got {backend!r}")
     if backend == "tensorflow":                   # its own pools get n (fixed at its first op)
         tf_runtime.set_threads(n)
-    torch_n = 1 if backend in ("numpy", "tensorflow") else n
-    limits = {"blas": 1, "openmp": n} if backend == "torch" else 1 if backend == "tensorflow" else n
+    own_pool = ("tensorflow", "onnxruntime")      # threads of their own (ORT: its session's)
+    torch_n = 1 if backend in ("numpy",) + own_pool else n
+    limits = {"blas": 1, "openmp": n} if backend == "torch" else 1 if backend in own_pool else n
     previous_torch = torch.get_num_threads()
     with threadpool_limits(limits=limits):
         torch.set_num_threads(torch_n)

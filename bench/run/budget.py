@@ -31,6 +31,8 @@ from bench.case import Measure
 # ~2x fp32 (AVX-512 BF16 / AMX) down to ~0.25x fp32 (no bf16 instructions: ~50 GFLOP/s measured
 # on an AVX-512 Xeon without avx512_bf16); fp16 has no fast CPU matmul (0.4-6 GFLOP/s measured;
 # a 2048^3 fp16 matmul took 41 s). Floors sit ~10x under the slowest of these.
+# int8 (dynamic quantization, CPU only): fbgemm's int8 Linear measured ~65 GOP/s on 2 AVX2
+# cores, 2.4x fp32; its floor is fp32's (the attention matmuls stay fp32).
 # CUDA: even an old GPU does fp32 above ~5 TFLOP/s; fp64 on consumer GPUs runs at 1/64 rate.
 PESSIMISTIC_GFLOPS: dict[tuple[str, str], float] = {
     ("cpu", "fp64"): 10.0,
@@ -39,6 +41,7 @@ PESSIMISTIC_GFLOPS: dict[tuple[str, str], float] = {
     ("cpu", "amp-bf16"): 5.0,
     ("cpu", "fp16"): 0.3,
     ("cpu", "amp-fp16"): 0.3,
+    ("cpu", "int8"): 10.0,
     ("cuda", "fp64"): 50.0,
     ("cuda", "fp32"): 500.0,
     ("cuda", "tf32"): 500.0,

@@ -142,6 +142,8 @@ def _measure_into(record: dict, case: Case, measure: Measure, prepare: Callable)
             if record["median_s"]:
                 record["gflops_per_s"] = record["flops_analytic"] / record["median_s"] / 1e9
             record["compile_s"] = prepared.compile_s
+            record["weight_bytes"] = prepared.weight_bytes
+            record["graph_optimization"] = prepared.graph_optimization
             if measure.profile:               # per-step breakdown, after the timing, same threads
                 record.update(profile_fields(case, record["median_s"]))
             if measure.count_flops and (prepared.backend == "torch" or prepared.count_flops):

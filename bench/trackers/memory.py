@@ -10,6 +10,8 @@ Each backend has one tool that sees its allocations exactly:
 - torch on CUDA: `max_memory_allocated()` after `reset_peak_memory_stats()`, minus
   `memory_allocated()` before.
 
+- ONNX Runtime: its arena allocator reports to none of these: `rss_peak`, method "rss-sampler".
+
 `rss_peak` (a thread polling the process RSS, plus ru_maxrss) is a coarse cross-check: it sees everything,
 including allocator caching and page reuse, so it rarely matches the exact numbers.
 """
@@ -25,7 +27,8 @@ from typing import Callable
 
 from bench.trackers import tf_runtime
 
-METHODS = {"numpy": "tracemalloc", "torch-cpu": "torch-profiler", "cuda": "cuda-max-allocated"}
+METHODS = {"numpy": "tracemalloc", "torch-cpu": "torch-profiler", "cuda": "cuda-max-allocated",
+           "onnxruntime": "rss-sampler"}
 
 
 def peak_numpy(fn: Callable[[], object]) -> int:
@@ -171,4 +174,7 @@ def peak_bytes_of(fn: Callable[[], object], backend: str, device: str = "cpu") -
         if tf_runtime.has_allocator_stats(device):
             return tf_runtime.peak_tf(fn, device), tf_runtime.METHOD
         return rss_peak(fn), tf_runtime.RSS_METHOD
-    raise ValueError(f"backend: expected 'numpy', 'torch' or 'tensorflow', got {backend!r}")
+    if backend == "onnxruntime":                  # its arena: only the process sees it
+        return rss_peak(fn), METHODS["onnxruntime"]
+    raise ValueError(f"backend: expected 'numpy', 'torch', 'tensorflow' or 'onnxruntime', "
+                     f"got {backend!r}")

@@ -24,8 +24,8 @@ SMALL = dict(bandwidth_bytes=1 << 16, bandwidth_budget_s=0.01)   # 64 KiB bandwi
 
 
 def test_measure_peak_with_fake_clock():
-    # 5 runnable (library, dtype) points x 2 sizes share 15 s: 1.5 s each = 3 samples of 0.5 s
-    result = peak.measure_peak(threads=1, sizes=(4, 8), time_budget_s=15.0, clock=StepClock(0.5),
+    # 6 runnable (library, dtype) points x 2 sizes share 18 s: 1.5 s each = 3 samples of 0.5 s
+    result = peak.measure_peak(threads=1, sizes=(4, 8), time_budget_s=18.0, clock=StepClock(0.5),
                                **SMALL)
     assert result["numpy"]["fp64"] == pytest.approx(2 * 8 ** 3 / 0.5 / 1e9)   # best size wins
     assert result["torch"]["bf16"] == pytest.approx(2 * 8 ** 3 / 0.5 / 1e9)
@@ -33,7 +33,8 @@ def test_measure_peak_with_fake_clock():
     assert small["n"] == 4 and small["gflops"] == pytest.approx(2 * 4 ** 3 / 0.5 / 1e9)
     assert small["n_samples"] == 3 and small["min_s"] == pytest.approx(0.5)
     assert set(result["details"]) == {"numpy.fp64", "numpy.fp32", "torch.fp64", "torch.fp32",
-                                      "torch.bf16"}
+                                      "torch.bf16", "torch.int8"}
+    assert result["numpy"]["int8"] is None and "not run" in result["notes"]["numpy.int8"]
 
 
 def test_fp16_and_numpy_bf16_are_null_with_reasons():
@@ -48,7 +49,8 @@ def test_fp16_and_numpy_bf16_are_null_with_reasons():
 
 def test_tiny_real_measurement():
     result = peak.measure_peak(threads=1, sizes=(64,), time_budget_s=0.05, **SMALL)
-    for lib, dt in [("numpy", "fp64"), ("numpy", "fp32"), ("torch", "fp32"), ("torch", "bf16")]:
+    for lib, dt in [("numpy", "fp64"), ("numpy", "fp32"), ("torch", "fp32"), ("torch", "bf16"),
+                    ("torch", "int8")]:
         assert result[lib][dt] > 0
         assert result["ridge"][lib][dt] == pytest.approx(result[lib][dt]
                                                          / result["bandwidth"][lib]["triad"])
@@ -71,7 +73,7 @@ class FakeMeasure:
 
     def __call__(self, threads, device, **kwargs):
         self.calls += 1
-        return {"numpy": {"fp64": 100.0 + self.calls}, "torch": {}, "threads": threads,
+        return {"numpy": {"fp64": 100.0 + self.calls}, "torch": {"int8": 50.0}, "threads": threads,
                 "device": device, "key": peak.cache_key(threads, device),
                 "bandwidth": {"numpy": {"copy": 20.0, "triad": 18.0}}}
 
@@ -93,6 +95,16 @@ def test_no_cache_remeasures_and_replaces(tmp_path):
     fresh = peak.load_or_measure_peak(threads=2, cache=False, directory=tmp_path, measure_fn=fake)
     assert fake.calls == 2 and fresh["source"] == "measured"
     assert peak.load_cached(2, "cpu", tmp_path)["numpy"]["fp64"] == 102.0
+
+
+def test_a_cache_without_the_int8_peak_is_stale(tmp_path):
+    fake = FakeMeasure()
+    peak.load_or_measure_peak(threads=2, directory=tmp_path, measure_fn=fake)
+    path = peak.cache_path(2, "cpu", tmp_path)
+    old = json.loads(path.read_text())
+    old["torch"] = {"fp32": 20.0}
+    path.write_text(json.dumps(old))
+    assert peak.load_cached(2, "cpu", tmp_path) is None
 
 
 def test_threads_are_part_of_the_key(tmp_path):

@@ -127,4 +127,5 @@ def test_every_cpu_precision_has_a_floor():
     for name in P.NAMES:
         device = "cuda" if P.get(name).cuda_only else "cpu"
         assert B.pessimistic_gflops(device, name) > 0
-        assert B.pessimistic_gflops("cuda", name) > 0
+        if P.get(name).weights != "int8":
+            assert B.pessimistic_gflops("cuda", name) > 0     # int8 is CPU only: no CUDA floor

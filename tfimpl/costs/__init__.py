@@ -12,6 +12,8 @@
     recurrent  LSTM / GRU parameters, FLOPs per   recurrent_params, recurrent_flops,
             step and per sequence, state, saved  recurrent_step_flops, recurrent_state_bytes,
             activations and peak bytes           recurrent_saved_bytes, recurrent_peak_bytes
+    quantized  int8 weight bytes (+ scales,         int8_weight_bytes, fp32_weight_bytes,
+            zero points), int8 MACs apart           int8_macs, quantized_linears
 
 Every function takes a `tfimpl.config.ModelConfig` and plain ints and returns plain ints (or
 dicts of ints), so tests compare exactly. Each module's docstring derives its formulas.
@@ -30,6 +32,8 @@ from tfimpl.costs.recurrent import (recurrent_backward_flops, recurrent_flops,
                                     recurrent_params, recurrent_peak_bytes,
                                     recurrent_saved_bytes, recurrent_state_bytes,
                                     recurrent_step_flops, recurrent_working_set_bytes)
+from tfimpl.costs.quantized import (fp32_weight_bytes, int8_macs, int8_weight_bytes,
+                                    quantized_linears)
 from tfimpl.costs.params import (PARAM_KINDS, linear_params, non_embedding_params, norm_params,
                                  param_counts)
 
@@ -42,4 +46,5 @@ __all__ = ["COMPONENT_LABELS", "arithmetic_intensity", "component_bytes", "compo
            "linear_params", "matmul_flops", "non_embedding_params", "norm_params",
            "param_counts", "predicted_peak_bytes", "recurrent_backward_flops", "recurrent_flops",
            "recurrent_params", "recurrent_peak_bytes", "recurrent_saved_bytes",
-           "recurrent_state_bytes", "recurrent_step_flops", "recurrent_working_set_bytes"]
+           "recurrent_state_bytes", "recurrent_step_flops", "recurrent_working_set_bytes",
+           "fp32_weight_bytes", "int8_macs", "int8_weight_bytes", "quantized_linears"]

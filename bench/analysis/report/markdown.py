@@ -15,7 +15,8 @@ import math
 from pathlib import Path
 
 from bench import metrics
-from bench.analysis import claims, crossover, flopcheck, precisions, step_crossover, verdicts
+from bench.analysis import (claims, crossover, flopcheck, precisions, quantization,
+                            step_crossover, verdicts)
 from bench.analysis import generation as decode
 from bench.analysis import sparse as subquadratic
 from bench.analysis.report import html, plots, recurrent_plot
@@ -259,6 +260,7 @@ def render(run_id, df, meta, entries, two_term, share, speedups, figures, run_di
                          + budget_sentence(meta), ""]
     lines += incomplete_header(run_dir, meta, df[["case_id", "status"]].to_dict("records"))
     lines += table[2:]
+    lines += quantization.section(speedups, df, meta, rule.seed)
     lines += [f"# {title}: measured scaling vs theory", ""]
     description = run_description(meta, df)
     if description:
