@@ -50,7 +50,12 @@ LIBRARIES = ("numpy", "torch")
 CPU_DTYPES = ("fp64", "fp32", "bf16", "fp16", "int8")
 CUDA_TORCH_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16")
 KEY_ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_")
-KEY_ENV_IGNORED = {"KMP_DUPLICATE_LIB_OK"}    # set by threadpoolctl on import; not a speed knob
+# Not speed knobs of a matmul: set by threadpoolctl on import (KMP_DUPLICATE_LIB_OK), by a
+# library at fork (KMP_INIT_AT_FORK), or by tfbench's own process settings for every command
+# (OPENBLAS_THREAD_TIMEOUT, bench.machine.process: idle workers sleep). With them in the key, a
+# `python -m bench` process and an in-process caller (a test, a notebook) each found the other's
+# cache stale and measured the peak again, every time.
+KEY_ENV_IGNORED = {"KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK", "OPENBLAS_THREAD_TIMEOUT"}
 
 NOT_RUN = {
     ("numpy", "bf16"): "NumPy has no bfloat16 dtype",
