@@ -45,6 +45,10 @@ from bench.trackers.timer import CudaEventTimer, measure_time
 
 DEFAULT_SIZES = (1024, 2048)
 DEFAULT_TIME_BUDGET_S = 12.0
+# A (library, dtype) whose next size would take longer than this (or half the time budget, if
+# more) per call stops at the size it reached (its peak from the sizes measured, with a note): bf16 emulated on an AVX2-only CPU ran
+# at 0.3 GFLOP/s, 57 s for one 2048^3 call, which made a first run's peak measurement ~140 s.
+SLOW_CALL_S = 1.0
 DEFAULT_BANDWIDTH_BUDGET_S = 4.0
 LIBRARIES = ("numpy", "torch")
 CPU_DTYPES = ("fp64", "fp32", "bf16", "fp16", "int8")
@@ -202,7 +206,17 @@ def measure_peak(threads: int | None = None, sizes=DEFAULT_SIZES,
                     result[lib][dt] = None
                     notes[f"{lib}.{dt}"] = reason
                     continue
-                points = [measure_one(lib, dt, n, settings, device, clock, seed) for n in sizes]
+                points = []
+                for n in sizes:
+                    if points:                # a slow dtype stops before a call of many seconds
+                        last = points[-1]
+                        guess = last["min_s"] * (n / last["n"]) ** 3
+                        if guess > max(SLOW_CALL_S, time_budget_s / 2):
+                            notes[f"{lib}.{dt}"] = (
+                                f"sizes above {last['n']} not run: one {n}^3 call would take "
+                                f"~{guess:.0f} s at {last['gflops']:.2g} GFLOP/s")
+                            break
+                    points.append(measure_one(lib, dt, n, settings, device, clock, seed))
                 details[f"{lib}.{dt}"] = points
                 result[lib][dt] = max(p["gflops"] for p in points)
         result["bandwidth"] = bandwidth.measure_bandwidth(threads, bandwidth_bytes, device,
