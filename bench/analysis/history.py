@@ -107,18 +107,14 @@ def _claim_key(c: dict) -> tuple:
 
 def claim_history(runs: list[dict]) -> dict[tuple, list[dict | None]]:
     """claim key -> one entry per run (None where that run has no such claim)."""
-    keys: dict[tuple, dict] = {}
-    for run in runs:
+    by_key = []
+    for run in runs:                                   # a run's first claim of each key
+        claims: dict[tuple, dict] = {}
         for c in run["claims"] or []:
-            keys.setdefault(_claim_key(c), c)
-    out = {}
-    for key, first in keys.items():
-        by_run = []
-        for run in runs:
-            match = next((c for c in run["claims"] or [] if _claim_key(c) == key), None)
-            by_run.append(match)
-        out[key] = by_run
-    return out
+            claims.setdefault(_claim_key(c), c)
+        by_key.append(claims)
+    keys = dict.fromkeys(k for claims in by_key for k in claims)     # first-seen order
+    return {key: [claims.get(key) for claims in by_key] for key in keys}
 
 
 def _band(medians: list[float]) -> tuple[float, float] | None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 
-from bench.analysis.crossover import CROSSOVER_FACTOR, measured
+from bench.analysis.crossover import CROSSOVER_FACTOR, _num, measured
 from bench.analysis.grouping import group_keys
 from bench.analysis.verdict_row import NOT_ENOUGH, VerdictRow, band_verdict
 from bench.blocks import sparse
@@ -46,10 +46,6 @@ PATTERN_FIELDS = ("window", "global_tokens", "inputs")
 DEFINITION = ("n* = the sequence length from which a sparse attention takes less time than "
               "exact attention through torch's fused SDPA at the same sizes: predicted where its "
               "matmul FLOPs fall to the dense 4·B·H·n²·d, measured where the median times cross")
-
-
-def _num(v):
-    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
 
 
 def _case(row) -> Case:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bench.analysis.report import html as H
+from bench.analysis import page as page_mod
 from bench.reader import read_records
 from support import reference_page
 
@@ -25,7 +25,7 @@ def test_the_page_opens_with_the_summarys_verdicts(page):
     assert text.index('id="verdicts"') < text.index('class="figure"')
     rows = re.findall(r'<tr class="([a-z-]+)" data-claim="([^"]+)">', text)
     assert [cid for _, cid in rows] == [c["id"] for c in claims]
-    assert [cls for cls, _ in rows] == [H.verdict_class(c["verdict"]) for c in claims]
+    assert [cls for cls, _ in rows] == [page_mod.verdict_class(c["verdict"]) for c in claims]
 
 
 def test_every_points_trace_is_the_records_data(page):
@@ -64,13 +64,13 @@ def test_the_drill_down_has_every_ok_case_with_its_passes(page):
 
 def test_the_page_fetches_nothing_and_embeds_plotly_once(page):
     text = page["text"]
-    ours = text.replace(H.PLOTLY_JS.read_text(), "")     # the library's own strings aside
+    ours = text.replace(page_mod.PLOTLY_JS.read_text(), "")     # the library's own strings aside
     assert not re.search(r'<script[^>]+src=|<link[^>]+href=|https?://', ours)
     assert text.count("plotly.js (cartesian - minified) v4.1.1") == 1
-    assert H.PLOTLY_JS.stat().st_size < len(text) < 2 * H.PLOTLY_JS.stat().st_size   # data < library
+    assert page_mod.PLOTLY_JS.stat().st_size < len(text) < 2 * page_mod.PLOTLY_JS.stat().st_size   # data < library
 
 
 def test_embedded_json_cannot_close_its_script_tag():
-    text = H._json_script({"label": "</script><script>alert(1)</script>"})
+    text = page_mod._json_script({"label": "</script><script>alert(1)</script>"})
     assert "</script>" not in text and json.loads(text.replace("<\\/", "</"))["label"].startswith("</")
-    assert "&lt;b&gt;" in H.table(["a"], [["<b>"]])
+    assert "&lt;b&gt;" in page_mod.table(["a"], [["<b>"]])

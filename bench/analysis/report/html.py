@@ -32,8 +32,8 @@ import html
 import math
 from pathlib import Path
 
-from bench.analysis.page import (PALETTE, PLOTLY_JS, _bytes, _fmt, _json_script, _n, _num,  # noqa: F401
-                                 page, table, verdict_class, write_page)
+from bench.analysis.page import (PALETTE, _bytes, _fmt, _n, _num, page, table, verdict_class,
+                                 write_page)
 from bench.reader import read_records
 
 HTML_FILE = "report.html"
